@@ -1,0 +1,72 @@
+/* Run-time CPU feature detection for the kernels' SIMD paths.
+ *
+ * Wheels are built for the baseline of their platform (no -march=native): SSE2 on x86-64,
+ * NEON on AArch64. Wider paths (AVX2) are compiled with per-function target attributes and
+ * chosen here at import time. WSFAST_ISA (read by the .pyx) can force a narrower path.
+ */
+#ifndef WSF_CPU_H
+#define WSF_CPU_H
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define WSF_X86 1
+#include <emmintrin.h>
+#if defined(__GNUC__) || defined(__clang__)
+#define WSF_HAVE_AVX2_CODE 1
+#define WSF_TARGET_AVX2 __attribute__((target("avx2")))
+#include <immintrin.h>
+#elif defined(_MSC_VER)
+#define WSF_HAVE_AVX2_CODE 1
+#define WSF_TARGET_AVX2
+#include <immintrin.h>
+#include <intrin.h>
+#endif
+#elif defined(__aarch64__) || defined(_M_ARM64)
+#define WSF_NEON 1
+#include <arm_neon.h>
+#endif
+
+/* Instruction-set levels, from narrowest to widest. */
+enum { WSF_ISA_SCALAR = 0, WSF_ISA_SSE2 = 1, WSF_ISA_NEON = 1, WSF_ISA_AVX2 = 2 };
+
+static inline int wsf_cpu_has_avx2(void) {
+#if defined(WSF_HAVE_AVX2_CODE) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+#elif defined(WSF_HAVE_AVX2_CODE) && defined(_MSC_VER)
+    int r[4];
+    __cpuid(r, 0);
+    if (r[0] < 7) return 0;
+    __cpuid(r, 1);
+    /* OSXSAVE and AVX, then the OS saves YMM state (XCR0 bits 1 and 2). */
+    if (!((r[2] >> 27) & 1) || !((r[2] >> 28) & 1)) return 0;
+    if ((_xgetbv(0) & 6) != 6) return 0;
+    __cpuidex(r, 7, 0);
+    return (r[1] >> 5) & 1;
+#else
+    return 0;
+#endif
+}
+
+/* The widest level this CPU runs. */
+static inline int wsf_cpu_best_isa(void) {
+#if defined(WSF_X86)
+    return wsf_cpu_has_avx2() ? WSF_ISA_AVX2 : WSF_ISA_SSE2;
+#elif defined(WSF_NEON)
+    return WSF_ISA_NEON;
+#else
+    return WSF_ISA_SCALAR;
+#endif
+}
+
+/* A name for a level on this platform. */
+static inline const char *wsf_isa_name(int isa) {
+    if (isa >= WSF_ISA_AVX2) return "avx2";
+#if defined(WSF_X86)
+    if (isa >= WSF_ISA_SSE2) return "sse2";
+#elif defined(WSF_NEON)
+    if (isa >= WSF_ISA_NEON) return "neon";
+#endif
+    return "scalar";
+}
+
+#endif

@@ -1,0 +1,138 @@
+"""RFC 6455 §5.3 masking (compiled). Technique: see _c/wsf_mask.h (AVX2/SSE2/NEON, then
+8 bytes at a time through memcpy'd words, then bytes); the GIL is released for large buffers."""
+
+import os
+import warnings
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize,
+                            PyBytes_GET_SIZE)
+from libc.string cimport memcpy
+
+cdef extern from "wsf_mask.h" nogil:
+    int wsf_cpu_best_isa()
+    const char *wsf_isa_name(int isa)
+    void wsf_mask(int isa, unsigned char *dst, const unsigned char *src, size_t n,
+                  const unsigned char *key, size_t offset)
+    enum:
+        WSF_ISA_SCALAR
+        WSF_ISA_SSE2
+        WSF_ISA_NEON
+        WSF_ISA_AVX2
+
+# Below this many bytes the GIL is kept: releasing and re-taking it costs more than the work
+# (measured in bench/gil_threshold.py).
+cdef Py_ssize_t MASK_NOGIL_MIN = 256 * 1024
+
+_ISA_LEVELS = {"scalar": WSF_ISA_SCALAR, "sse2": WSF_ISA_SSE2, "neon": WSF_ISA_NEON,
+               "avx2": WSF_ISA_AVX2}
+
+
+cdef int _select_isa() except -1:
+    best = wsf_cpu_best_isa()
+    forced = os.environ.get("WSFAST_ISA", "").strip().lower()
+    if not forced:
+        return best
+    if forced not in _ISA_LEVELS:
+        warnings.warn(f"WSFAST_ISA={forced!r} is not one of {sorted(_ISA_LEVELS)}; ignored",
+                      RuntimeWarning, stacklevel=2)
+        return best
+    return min(best, _ISA_LEVELS[forced])
+
+
+cdef int _isa = _select_isa()
+
+
+def simd_path():
+    """The instruction set the kernels use on this CPU: "avx2", "sse2", "neon" or "scalar"."""
+    return wsf_isa_name(_isa).decode("ascii")
+
+
+cdef int kernel_isa() noexcept nogil:
+    return _isa
+
+
+cdef void mask_into(unsigned char *dst, const unsigned char *src, Py_ssize_t n,
+                    const unsigned char *key, Py_ssize_t offset) noexcept nogil:
+    wsf_mask(_isa, dst, src, <size_t>n, key, <size_t>offset)
+
+
+cdef inline int _read_key(object mask, unsigned char *key) except -1:
+    cdef Py_buffer view
+    if PyBytes_CheckExact(mask) and PyBytes_GET_SIZE(mask) == 4:
+        memcpy(key, PyBytes_AS_STRING(mask), 4)
+        return 0
+    PyObject_GetBuffer(mask, &view, PyBUF_SIMPLE)
+    try:
+        if view.len != 4:
+            raise ValueError(f"mask must be exactly 4 bytes, not {view.len}")
+        memcpy(key, view.buf, 4)
+    finally:
+        PyBuffer_Release(&view)
+    return 0
+
+
+cdef inline int _check_offset(Py_ssize_t offset) except -1:
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, not {offset}")
+    return 0
+
+
+def apply_mask(data, mask, Py_ssize_t offset=0):
+    """Return ``data`` XORed with the 4-byte ``mask``, as if ``offset`` bytes were masked before."""
+    cdef Py_buffer view
+    cdef unsigned char key[4]
+    cdef const unsigned char *src
+    cdef unsigned char *dst
+    cdef Py_ssize_t n
+    cdef bytes out
+    _check_offset(offset)
+    if PyBytes_CheckExact(data):
+        _read_key(mask, key)
+        n = PyBytes_GET_SIZE(data)
+        out = PyBytes_FromStringAndSize(NULL, n)
+        dst = <unsigned char *>PyBytes_AS_STRING(out)
+        src = <const unsigned char *>PyBytes_AS_STRING(data)
+        if n >= MASK_NOGIL_MIN:
+            with nogil:
+                wsf_mask(_isa, dst, src, n, key, offset)
+        else:
+            wsf_mask(_isa, dst, src, n, key, offset)
+        return out
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        _read_key(mask, key)
+        n = view.len
+        out = PyBytes_FromStringAndSize(NULL, n)
+        dst = <unsigned char *>PyBytes_AS_STRING(out)
+        src = <const unsigned char *>view.buf
+        if n >= MASK_NOGIL_MIN:
+            with nogil:
+                wsf_mask(_isa, dst, src, n, key, offset)
+        else:
+            wsf_mask(_isa, dst, src, n, key, offset)
+    finally:
+        PyBuffer_Release(&view)
+    return out
+
+
+def apply_mask_inplace(buffer, mask, Py_ssize_t offset=0):
+    """XOR the writable ``buffer`` with ``mask`` in place (see :func:`apply_mask`)."""
+    cdef Py_buffer view
+    cdef unsigned char key[4]
+    cdef unsigned char *p
+    _check_offset(offset)
+    PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE)
+    try:
+        if view.readonly:
+            raise TypeError(
+                f"a writable buffer is required, not read-only {type(buffer).__name__!r}")
+        _read_key(mask, key)
+        p = <unsigned char *>view.buf
+        if view.len >= MASK_NOGIL_MIN:
+            with nogil:
+                wsf_mask(_isa, p, p, view.len, key, offset)
+        else:
+            wsf_mask(_isa, p, p, view.len, key, offset)
+    finally:
+        PyBuffer_Release(&view)

@@ -1,0 +1,72 @@
+"""UTF-8 validation (compiled). Technique: see _c/wsf_utf8.h (AVX2 nibble lookups, else a
+DFA that skips ASCII 16/8 bytes at a time); the GIL is released for large buffers."""
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_GET_SIZE
+from libc.stdint cimport uint32_t
+
+from wsfast._mask cimport kernel_isa
+
+cdef extern from "wsf_utf8.h" nogil:
+    uint32_t wsf_utf8_validate(int isa, uint32_t state, const unsigned char *p, size_t n)
+    enum:
+        WSF_UTF8_ACCEPT
+        WSF_UTF8_REJECT
+
+# Below this many bytes the GIL is kept (see bench/gil_threshold.py).
+cdef Py_ssize_t UTF8_NOGIL_MIN = 256 * 1024
+cdef int _isa = kernel_isa()
+
+
+cdef uint32_t utf8_continue(uint32_t state, const unsigned char *p, Py_ssize_t n) noexcept nogil:
+    return wsf_utf8_validate(_isa, state, p, <size_t>n)
+
+
+cdef uint32_t _run(uint32_t state, object data) except? 0xFFFFFFFF:
+    cdef Py_buffer view
+    cdef const unsigned char *p
+    cdef Py_ssize_t n
+    if PyBytes_CheckExact(data):
+        p = <const unsigned char *>PyBytes_AS_STRING(data)
+        n = PyBytes_GET_SIZE(data)
+        if n >= UTF8_NOGIL_MIN:
+            with nogil:
+                state = wsf_utf8_validate(_isa, state, p, <size_t>n)
+            return state
+        return wsf_utf8_validate(_isa, state, p, <size_t>n)
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    p = <const unsigned char *>view.buf
+    n = view.len
+    if n >= UTF8_NOGIL_MIN:
+        with nogil:
+            state = wsf_utf8_validate(_isa, state, p, <size_t>n)
+    else:
+        state = wsf_utf8_validate(_isa, state, p, <size_t>n)
+    PyBuffer_Release(&view)
+    return state
+
+
+def validate_utf8(data):
+    """True iff ``data`` is well-formed UTF-8 (agrees with ``bytes.decode("utf-8")``)."""
+    return _run(WSF_UTF8_ACCEPT, data) == WSF_UTF8_ACCEPT
+
+
+cdef class Utf8Validator:
+    """Validates a message arriving in fragments; fails at the first impossible byte."""
+
+    def __cinit__(self):
+        self._state = WSF_UTF8_ACCEPT
+
+    cpdef bint feed(self, data) except -1:
+        """Add ``data``; False once the bytes so far cannot begin any valid UTF-8 string."""
+        # Once rejected, the kernel returns at once (but still refuses a non-buffer).
+        self._state = _run(self._state, data)
+        return self._state != WSF_UTF8_REJECT
+
+    cpdef bint finish(self) noexcept:
+        """True iff everything fed is valid UTF-8 ending on a character boundary."""
+        return self._state == WSF_UTF8_ACCEPT
+
+    cpdef void reset(self) noexcept:
+        """Forget everything fed so far."""
+        self._state = WSF_UTF8_ACCEPT
