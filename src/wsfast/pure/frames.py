@@ -219,11 +219,20 @@ class FrameParser:
 
     Raises :class:`ProtocolError` (1002) for a header RFC 6455 forbids or a mask bit that
     differs from ``require_mask``, and (1009) as soon as a header declares more than
-    ``max_frame_size`` bytes. Frames completed earlier in the same call travel on the
-    exception's ``frames``. After an error the parser refuses further input.
+    ``max_frame_size`` bytes (or more than memory can hold). Frames completed earlier in the
+    same call travel on the exception's ``frames``. After an error the parser refuses
+    further input.
     """
 
-    __slots__ = ("_require_mask", "_max_frame_size", "_buf", "_header", "_error")
+    __slots__ = (
+        "_require_mask",
+        "_max_frame_size",
+        "_hbuf",
+        "_header",
+        "_chunks",
+        "_filled",
+        "_error",
+    )
 
     def __init__(self, *, require_mask: bool, max_frame_size: int | None = None) -> None:
         if max_frame_size is not None:
@@ -232,8 +241,10 @@ class FrameParser:
                 raise ValueError("max_frame_size must be >= 0 or None")
         self._require_mask = bool(require_mask)
         self._max_frame_size = max_frame_size
-        self._buf = bytearray()
-        self._header: FrameHeader | None = None
+        self._hbuf = b""  # a header cut by the end of the previous chunk
+        self._header: FrameHeader | None = None  # the header whose payload is arriving
+        self._chunks: list[bytes] = []
+        self._filled = 0
         self._error: ProtocolError | None = None
 
     @property
@@ -258,42 +269,76 @@ class FrameParser:
                 f"frame payload of {header.length} bytes exceeds max_frame_size={limit}", 1009
             )
 
+    @staticmethod
+    def _reserve(length: int) -> None:
+        # The compiled parser allocates a payload at its final size when its header arrives;
+        # make the same decision about sizes that memory cannot hold (bytes(n) is lazy).
+        try:
+            bytes(length)
+        except (MemoryError, OverflowError):
+            raise ProtocolError(f"cannot buffer a frame payload of {length} bytes", 1009) from None
+
+    @staticmethod
+    def _frame(header: FrameHeader, payload: bytes) -> Frame:
+        if header.mask is not None:
+            payload = apply_mask(payload, header.mask)
+        return Frame(header.opcode, payload, header.fin, header.rsv1, header.rsv2, header.rsv3)
+
     def feed(self, data: Any) -> list[Frame]:
         """Append ``data``; return the frames it completed, in order."""
         view = byte_view(data)
         if self._error is not None:
             raise ProtocolError(str(self._error), self._error.code)
-        buf = self._buf
-        buf += view
         frames: list[Frame] = []
+        n = len(view)
         pos = 0
         try:
             while True:
                 header = self._header
-                if header is None:
-                    header = _parse(memoryview(buf), pos)
-                    if header is None:
+                if header is not None:
+                    # Continue the payload in progress.
+                    take = min(header.length - self._filled, n - pos)
+                    self._chunks.append(view[pos : pos + take].tobytes())
+                    self._filled += take
+                    pos += take
+                    if self._filled < header.length:
                         break
-                    self._check(header)
+                    frames.append(self._frame(header, b"".join(self._chunks)))
+                    self._header = None
+                    self._chunks = []
+                    continue
+                if self._hbuf:
+                    # Complete the header cut by the previous chunk.
+                    held = len(self._hbuf)
+                    candidate = self._hbuf + view[pos : pos + 14 - held].tobytes()
+                    header = _parse(memoryview(candidate), 0)
+                    if header is None:
+                        self._hbuf = candidate
+                        break
+                    pos += header.size - held
+                    self._hbuf = b""
+                else:
+                    if pos == n:
+                        break
+                    header = _parse(view, pos)
+                    if header is None:
+                        self._hbuf = view[pos:].tobytes()
+                        break
                     pos += header.size
+                self._check(header)
+                if n - pos >= header.length:
+                    end = pos + header.length
+                    frames.append(self._frame(header, view[pos:end].tobytes()))
+                    pos = end
+                else:
+                    self._reserve(header.length)
                     self._header = header
-                if len(buf) - pos < header.length:
-                    break
-                end = pos + header.length
-                payload = bytes(buf[pos:end])
-                if header.mask is not None:
-                    payload = apply_mask(payload, header.mask)
-                pos = end
-                self._header = None
-                frames.append(
-                    Frame(header.opcode, payload, header.fin, header.rsv1, header.rsv2, header.rsv3)
-                )
+                    self._filled = 0
         except ProtocolError as exc:
             self._error = exc
-            self._buf = bytearray()
+            self._header = None
+            self._chunks = []
+            self._hbuf = b""
             exc.frames = frames
             raise
-        finally:
-            if self._error is None:
-                del buf[:pos]
         return frames

@@ -1,0 +1,7 @@
+"""``python -m wsfast``: see :mod:`wsfast.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
