@@ -16,9 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("info", help="version, implementation, Python, platform and CPU features")
-    sub.add_parser(
-        "bench", help="quick benchmark table: wsfast against its pure twins and peers", add_help=False
-    )
+    sub.add_parser("bench", help="quick table: wsfast against its pure twins and peers")
     if args[:1] == ["bench"]:
         from . import bench
 

@@ -23,12 +23,12 @@ def byte_view(data: Any, *, writable: bool = False) -> memoryview:
 
 def check_offset(offset: Any) -> int:
     """``offset`` as an int, refusing negatives (ValueError) and values beyond Py_ssize_t."""
-    offset = operator.index(offset)
-    if offset < 0:
-        raise ValueError(f"offset must be >= 0, not {offset}")
-    if offset > sys.maxsize:
+    value: int = operator.index(offset)
+    if value < 0:
+        raise ValueError(f"offset must be >= 0, not {value}")
+    if value > sys.maxsize:
         raise OverflowError("offset does not fit in a C ssize_t")
-    return offset
+    return value
 
 
 def mask_key(mask: Any, offset: int) -> bytes:

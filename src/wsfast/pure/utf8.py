@@ -98,7 +98,14 @@ def _incomplete_tail(view: memoryview) -> int:
     if t < 0:
         return n
     lead = view[t]
-    need = 2 if 0xC0 <= lead < 0xE0 else 3 if 0xE0 <= lead < 0xF0 else 4 if 0xF0 <= lead < 0xF8 else 1
+    if 0xC0 <= lead < 0xE0:
+        need = 2
+    elif 0xE0 <= lead < 0xF0:
+        need = 3
+    elif 0xF0 <= lead < 0xF8:
+        need = 4
+    else:
+        need = 1
     return t if t + need > n else n
 
 
