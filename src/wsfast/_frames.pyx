@@ -28,14 +28,6 @@ cdef uint64_t _MAX_LENGTH = (<uint64_t>1 << 63) - 1
 cdef bytes _EMPTY = b""
 
 
-cdef struct header_t:
-    unsigned char b0           # FIN, RSV1-3 and the opcode
-    bint masked
-    unsigned char key[4]
-    uint64_t length
-    Py_ssize_t size            # header bytes
-
-
 cdef object _opcode(object value, object error):
     cdef object op = None
     v = _index(value)
@@ -49,7 +41,7 @@ cdef object _opcode(object value, object error):
     return op
 
 
-cdef int _parse(const unsigned char *p, Py_ssize_t avail, header_t *h) except -1:
+cdef int parse_into(const unsigned char *p, Py_ssize_t avail, header_t *h) except -1:
     """1 with ``h`` filled when p[0:avail] holds a whole header, 0 when it needs more bytes.
     Raises ProtocolError as early as the bytes allow."""
     cdef unsigned char b0, b1
@@ -100,13 +92,6 @@ cdef int _parse(const unsigned char *p, Py_ssize_t avail, header_t *h) except -1
 cdef class FrameHeader:
     """One parsed frame header; ``size`` is its length in bytes, ``length`` the payload's."""
 
-    cdef readonly bint fin, rsv1, rsv2, rsv3
-    cdef readonly object opcode
-    cdef readonly bint masked
-    cdef readonly object mask
-    cdef readonly object length
-    cdef readonly Py_ssize_t size
-
     def __init__(self, fin, rsv1, rsv2, rsv3, opcode, masked, mask, length, size):
         self.fin = fin
         self.rsv1 = rsv1
@@ -154,10 +139,6 @@ cdef FrameHeader _make_header(header_t *h):
 @cython.freelist(64)
 cdef class Frame:
     """One complete frame, payload unmasked."""
-
-    cdef readonly object opcode
-    cdef readonly bint fin, rsv1, rsv2, rsv3
-    cdef readonly bytes payload
 
     def __init__(self, opcode, payload, fin=True, rsv1=False, rsv2=False, rsv3=False):
         self.opcode = _opcode(opcode, ValueError)
@@ -207,7 +188,7 @@ def parse_header(data, Py_ssize_t offset=0):
         if offset > view.len:
             raise ValueError(
                 f"offset {offset} is beyond the end of the data ({view.len} bytes)")
-        done = _parse(<const unsigned char *>view.buf + offset, view.len - offset, &h)
+        done = parse_into(<const unsigned char *>view.buf + offset, view.len - offset, &h)
     finally:
         PyBuffer_Release(&view)
     return _make_header(&h) if done else None
@@ -277,16 +258,6 @@ cdef class FrameParser:
     ``max_frame_size`` bytes. Frames completed earlier in the same call travel on the
     exception's ``frames``. After an error the parser refuses further input.
     """
-
-    cdef bint _require_mask
-    cdef object _max_frame_size
-    cdef uint64_t _limit
-    cdef unsigned char _hbuf[14]   # a header cut by the end of the previous chunk
-    cdef Py_ssize_t _hlen
-    cdef header_t _h               # the header of the payload being filled
-    cdef bytes _payload            # allocated at full size, filled chunk by chunk
-    cdef Py_ssize_t _filled
-    cdef object _error
 
     def __init__(self, *, require_mask, max_frame_size=None):
         if max_frame_size is not None:
@@ -367,7 +338,7 @@ cdef class FrameParser:
                     if take > n - pos:
                         take = n - pos
                     memcpy(self._hbuf + self._hlen, p + pos, take)
-                    if not _parse(self._hbuf, self._hlen + take, &h):
+                    if not parse_into(self._hbuf, self._hlen + take, &h):
                         self._hlen += take
                         break
                     pos += h.size - self._hlen
@@ -375,7 +346,7 @@ cdef class FrameParser:
                 else:
                     if pos == n:
                         break
-                    if not _parse(p + pos, n - pos, &h):
+                    if not parse_into(p + pos, n - pos, &h):
                         memcpy(self._hbuf, p + pos, n - pos)
                         self._hlen = n - pos
                         break
