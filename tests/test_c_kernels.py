@@ -1,0 +1,49 @@
+"""Builds tests/c/selftest.c against the kernels' C headers and runs it: natively, and for
+AArch64 under qemu-user when ``aarch64-linux-gnu-gcc`` and ``qemu-aarch64`` are installed, so
+the NEON paths are checked on an x86-64 machine too."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADERS = ROOT / "src" / "wsfast" / "_c"
+SOURCE = ROOT / "tests" / "c" / "selftest.c"
+
+
+def _build_and_run(cc: str, out: Path, runner: list[str]) -> str:
+    subprocess.run(
+        [cc, "-O2", "-Wall", "-Wextra", "-Werror", f"-I{HEADERS}", str(SOURCE), "-o", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    done = subprocess.run([*runner, str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok (" in done.stdout
+    return done.stdout
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32" or shutil.which("cc") is None, reason="needs a C compiler named cc"
+)
+def test_native(tmp_path: Path) -> None:
+    _build_and_run("cc", tmp_path / "selftest", [])
+
+
+@pytest.mark.skipif(
+    shutil.which("aarch64-linux-gnu-gcc") is None or shutil.which("qemu-aarch64") is None,
+    reason="needs aarch64-linux-gnu-gcc and qemu-aarch64",
+)
+def test_aarch64_neon(tmp_path: Path) -> None:
+    output = _build_and_run(
+        "aarch64-linux-gnu-gcc",
+        tmp_path / "selftest",
+        ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"],
+    )
+    assert "(neon)" in output
