@@ -120,6 +120,18 @@ def test_mask_slice_of_larger_buffer(impl) -> None:
     assert impl.apply_mask(b"Hello", key) == b"\x7f\x9f\x4d\x51\x58"
 
 
+def test_mask_aliasing_the_buffer(impl) -> None:
+    """The key is read before any byte is written, even when it lives in the buffer."""
+    for n in (4, 5, 64, 1000):
+        original = bytes((7 * i + 3) % 256 for i in range(n))
+        key = original[:4]
+        buf = bytearray(original)
+        impl.apply_mask_inplace(buf, memoryview(buf)[:4], 1)
+        assert buf == naive_mask(original, key, 1), n
+        buf = bytearray(original)
+        assert impl.apply_mask(buf, memoryview(buf)[:4], 2) == naive_mask(original, key, 2)
+
+
 def test_every_buffer_type(impl) -> None:
     rng = random.Random(2)
     for n in (0, 1, 3, 4, 7, 8, 16, 31, 64, 100, 260):
@@ -341,14 +353,32 @@ def test_data_not_contiguous(impl, step) -> None:
     assert base == bytearray(range(64))
 
 
-@pytest.mark.parametrize("offset", [-1, -3, -4, -(2**31), -(2**63), -(2**80)])
+def expect_value_error(fn, *args) -> None:
+    """``fn(*args)`` must raise ValueError; any other outcome fails with a clear message."""
+    try:
+        fn(*args)
+    except ValueError:
+        return
+    except Exception as exc:
+        pytest.fail(f"{fn.__name__}{args!r} raised {type(exc).__name__} ({exc}), not ValueError")
+    pytest.fail(f"{fn.__name__}{args!r} did not raise ValueError")
+
+
+NEGATIVE_OFFSETS = [-1, -3, -4, -(2**31), -(2**63)]
+# beyond a C ssize_t: the spec still says "negative is a ValueError"
+HUGE_NEGATIVE_OFFSETS = [-(2**63) - 1, -(2**64), -(2**80)]
+
+
+@pytest.mark.parametrize(
+    "offset",
+    NEGATIVE_OFFSETS + HUGE_NEGATIVE_OFFSETS,
+    ids=["-1", "-3", "-4", "-2**31", "-2**63", "-2**63-1", "-2**64", "-2**80"],
+)
 @pytest.mark.parametrize("data", [b"", b"Hello"])
 def test_negative_offset(impl, data, offset) -> None:
-    with pytest.raises(ValueError):
-        impl.apply_mask(data, RFC_KEY, offset)
+    expect_value_error(impl.apply_mask, data, RFC_KEY, offset)
     buf = bytearray(data)
-    with pytest.raises(ValueError):
-        impl.apply_mask_inplace(buf, RFC_KEY, offset)
+    expect_value_error(impl.apply_mask_inplace, buf, RFC_KEY, offset)
     assert buf == data
 
 

@@ -554,9 +554,17 @@ def test_bad_calls(impl) -> None:
     with pytest.raises(TypeError):
         impl.validate_utf8(b"a", b"b")
     with pytest.raises(TypeError):
-        impl.Utf8Validator(b"abc")
-    with pytest.raises(TypeError):
         impl.Utf8Validator().feed()
+
+
+@pytest.mark.parametrize("args", [(b"abc",), (None,), (1, 2)], ids=repr)
+def test_validator_constructor_takes_no_arguments(impl, args) -> None:
+    """``Utf8Validator()`` has no parameters; arguments must not be silently ignored."""
+    try:
+        impl.Utf8Validator(*args)
+    except TypeError:
+        return
+    pytest.fail(f"Utf8Validator{args!r} accepted (and ignored) its arguments")
 
 
 def test_threads_on_16_mib(impl) -> None:
