@@ -176,11 +176,12 @@ cdef inline Frame _make_frame(unsigned char b0, bytes payload):
     return f
 
 
-def parse_header(data, Py_ssize_t offset=0):
+def parse_header(data, offset=0):
     """Parse the frame header at ``data[offset:]``; None when more bytes are needed."""
     cdef Py_buffer view
     cdef header_t h
     cdef int done
+    offset = _index(offset)
     if offset < 0:
         raise ValueError(f"offset must be >= 0, not {offset}")
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
@@ -188,7 +189,8 @@ def parse_header(data, Py_ssize_t offset=0):
         if offset > view.len:
             raise ValueError(
                 f"offset {offset} is beyond the end of the data ({view.len} bytes)")
-        done = parse_into(<const unsigned char *>view.buf + offset, view.len - offset, &h)
+        done = parse_into(<const unsigned char *>view.buf + <Py_ssize_t>offset,
+                          view.len - <Py_ssize_t>offset, &h)
     finally:
         PyBuffer_Release(&view)
     return _make_header(&h) if done else None

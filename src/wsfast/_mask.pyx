@@ -3,8 +3,11 @@
 
 import os
 import warnings
+from operator import index as _index
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_CheckExact,
+                                PyByteArray_GET_SIZE)
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize,
                             PyBytes_GET_SIZE)
 from libc.string cimport memcpy
@@ -72,13 +75,17 @@ cdef inline int _read_key(object mask, unsigned char *key) except -1:
     return 0
 
 
-cdef inline int _check_offset(Py_ssize_t offset) except -1:
-    if offset < 0:
-        raise ValueError(f"offset must be >= 0, not {offset}")
-    return 0
+cdef inline Py_ssize_t _phase(object offset) except -1:
+    """``offset % 4``; a negative offset is a ValueError, a non-integer a TypeError."""
+    if offset is 0:  # the default, skip the general path
+        return 0
+    value = _index(offset)
+    if value < 0:
+        raise ValueError(f"offset must be >= 0, not {value}")
+    return value & 3
 
 
-def apply_mask(data, mask, Py_ssize_t offset=0):
+def apply_mask(data, mask, offset=0):
     """Return ``data`` XORed with the 4-byte ``mask``, as if ``offset`` bytes were masked before."""
     cdef Py_buffer view
     cdef unsigned char key[4]
@@ -86,7 +93,7 @@ def apply_mask(data, mask, Py_ssize_t offset=0):
     cdef unsigned char *dst
     cdef Py_ssize_t n
     cdef bytes out
-    _check_offset(offset)
+    cdef Py_ssize_t phase = _phase(offset)
     if PyBytes_CheckExact(data):
         _read_key(mask, key)
         n = PyBytes_GET_SIZE(data)
@@ -95,9 +102,9 @@ def apply_mask(data, mask, Py_ssize_t offset=0):
         src = <const unsigned char *>PyBytes_AS_STRING(data)
         if n >= MASK_NOGIL_MIN:
             with nogil:
-                wsf_mask(_isa, dst, src, n, key, offset)
+                wsf_mask(_isa, dst, src, n, key, phase)
         else:
-            wsf_mask(_isa, dst, src, n, key, offset)
+            wsf_mask(_isa, dst, src, n, key, phase)
         return out
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
@@ -108,20 +115,35 @@ def apply_mask(data, mask, Py_ssize_t offset=0):
         src = <const unsigned char *>view.buf
         if n >= MASK_NOGIL_MIN:
             with nogil:
-                wsf_mask(_isa, dst, src, n, key, offset)
+                wsf_mask(_isa, dst, src, n, key, phase)
         else:
-            wsf_mask(_isa, dst, src, n, key, offset)
+            wsf_mask(_isa, dst, src, n, key, phase)
     finally:
         PyBuffer_Release(&view)
     return out
 
 
-def apply_mask_inplace(buffer, mask, Py_ssize_t offset=0):
+def apply_mask_inplace(buffer, mask, offset=0):
     """XOR the writable ``buffer`` with ``mask`` in place (see :func:`apply_mask`)."""
     cdef Py_buffer view
     cdef unsigned char key[4]
     cdef unsigned char *p
-    _check_offset(offset)
+    cdef Py_ssize_t n
+    cdef Py_ssize_t phase = _phase(offset)
+    if PyByteArray_CheckExact(buffer):
+        # The common case, without the buffer protocol's bookkeeping.
+        _read_key(mask, key)
+        p = <unsigned char *>PyByteArray_AS_STRING(buffer)
+        n = PyByteArray_GET_SIZE(buffer)
+        if n >= MASK_NOGIL_MIN:
+            # Keep an export open so that no other thread can resize the bytearray meanwhile.
+            PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE)
+            with nogil:
+                wsf_mask(_isa, p, p, n, key, phase)
+            PyBuffer_Release(&view)
+        else:
+            wsf_mask(_isa, p, p, n, key, phase)
+        return
     PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE)
     try:
         if view.readonly:
@@ -131,8 +153,8 @@ def apply_mask_inplace(buffer, mask, Py_ssize_t offset=0):
         p = <unsigned char *>view.buf
         if view.len >= MASK_NOGIL_MIN:
             with nogil:
-                wsf_mask(_isa, p, p, view.len, key, offset)
+                wsf_mask(_isa, p, p, view.len, key, phase)
         else:
-            wsf_mask(_isa, p, p, view.len, key, offset)
+            wsf_mask(_isa, p, p, view.len, key, phase)
     finally:
         PyBuffer_Release(&view)

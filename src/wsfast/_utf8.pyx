@@ -54,7 +54,7 @@ def validate_utf8(data):
 cdef class Utf8Validator:
     """Validates a message arriving in fragments; fails at the first impossible byte."""
 
-    def __cinit__(self):
+    def __init__(self):
         self._state = WSF_UTF8_ACCEPT
 
     cpdef bint feed(self, data) except -1:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import operator
-import sys
 from typing import Any
 
 __all__ = ["byte_view", "mask_key", "check_offset"]
@@ -22,12 +21,10 @@ def byte_view(data: Any, *, writable: bool = False) -> memoryview:
 
 
 def check_offset(offset: Any) -> int:
-    """``offset`` as an int, refusing negatives (ValueError) and values beyond Py_ssize_t."""
+    """``offset`` as an int, refusing negatives (ValueError) and non-integers (TypeError)."""
     value: int = operator.index(offset)
     if value < 0:
         raise ValueError(f"offset must be >= 0, not {value}")
-    if value > sys.maxsize:
-        raise OverflowError("offset does not fit in a C ssize_t")
     return value
 
 
