@@ -448,7 +448,6 @@ def test_frame_class(impl) -> None:
     g = impl.Frame(opcode=Opcode.CONTINUATION, payload=b"", fin=False, rsv1=True, rsv2=True,
                    rsv3=True)  # fmt: skip
     assert ftuple(g) == (0, False, True, True, True, b"")
-    assert "CONTINUATION" in repr(g) or "0" in repr(g)
     for opcode in (*RESERVED_OPCODES, 16, -1):
         with pytest.raises(ValueError):
             impl.Frame(opcode, b"")

@@ -172,6 +172,10 @@ def test_large_buffers(impl, n) -> None:
     for offset in (0, 1, 2, 3):
         expected = strided_mask(data, key, offset)
         assert impl.apply_mask(data, key, offset) == expected
+        assert impl.apply_mask(bytearray(data), key, offset) == expected
+        buf = bytearray(data)
+        impl.apply_mask_inplace(buf, key, offset)
+        assert buf == expected
         big = bytearray(b"\xcc" * 7 + data + b"\x33" * 9)
         impl.apply_mask_inplace(memoryview(big)[7 : 7 + n], key, offset)
         assert big[7 : 7 + n] == expected
