@@ -680,6 +680,21 @@ def test_parser_feed_not_contiguous(impl) -> None:
     assert feed_all(parser, [HELLO_UNMASKED]) == [(1, True, False, False, False, b"Hello")]
 
 
+def test_released_memoryview(impl) -> None:
+    view = memoryview(HELLO_MASKED)
+    view.release()
+    with pytest.raises(ValueError):
+        impl.parse_header(view)
+    parser = impl.FrameParser(require_mask=True)
+    with pytest.raises(ValueError):
+        parser.feed(view)
+    assert feed_all(parser, [HELLO_MASKED]) == [(1, True, False, False, False, b"Hello")]
+    key = memoryview(KEY)
+    key.release()
+    with pytest.raises(ValueError):
+        impl.build_header(1, 5, mask=key)
+
+
 def test_parsers_in_threads(impl) -> None:
     rng = random.Random(5)
     payloads = [rng.randbytes(n) for n in (300_000, 1_000_000, 5, 70_000)]

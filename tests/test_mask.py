@@ -412,6 +412,20 @@ def test_in_place_refuses_read_only(impl, make) -> None:
     assert raw(buf) == before
 
 
+def released_view(data: bytes | bytearray) -> memoryview:
+    view = memoryview(data)
+    view.release()
+    return view
+
+
+def test_released_memoryview(impl) -> None:
+    for fn in (impl.apply_mask, impl.apply_mask_inplace):
+        with pytest.raises(ValueError):
+            fn(released_view(bytearray(b"Hello")), RFC_KEY)
+        with pytest.raises(ValueError):
+            fn(bytearray(b"Hello"), released_view(RFC_KEY))
+
+
 def test_missing_arguments(impl) -> None:
     with pytest.raises(TypeError):
         impl.apply_mask(b"Hello")

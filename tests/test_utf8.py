@@ -548,6 +548,17 @@ def test_not_contiguous(impl, step) -> None:
         impl.Utf8Validator().feed(view)
 
 
+def test_released_memoryview(impl) -> None:
+    view = memoryview(b"abc")
+    view.release()
+    with pytest.raises(ValueError):
+        impl.validate_utf8(view)
+    v = impl.Utf8Validator()
+    with pytest.raises(ValueError):
+        v.feed(view)
+    assert v.finish() is True
+
+
 def test_bad_calls(impl) -> None:
     with pytest.raises(TypeError):
         impl.validate_utf8()
