@@ -1,0 +1,60 @@
+# C attribute types for compiling connection.py with Cython (the aiohttp reader pattern: the
+# .py stays the one source; this file only adds types). Keep it in step with the __slots__ of
+# each class in connection.py: tests/test_connection.py checks that they match.
+
+cdef class Connection:
+    cdef bint _client
+    cdef object _state
+    cdef list _events
+    cdef list _out
+    cdef bint _should_close
+    cdef bint _eof
+    cdef bint _auto_pong
+    cdef bint _decode_text
+    cdef object _max_message_size
+    cdef object _max_frame_size
+    cdef Py_ssize_t _max_head_size
+    cdef Py_ssize_t _max_header_lines
+    cdef object _parser
+    cdef object _feed
+    cdef Py_ssize_t _h2
+    cdef list _extensions
+    cdef object _subprotocol
+    cdef object _msg_op
+    cdef list _msg_parts
+    cdef Py_ssize_t _msg_size
+    cdef bint _msg_resumed
+    cdef object _validator
+    cdef Py_ssize_t _pending
+    cdef bytes _sh_head
+    cdef Py_ssize_t _sh_len
+    cdef object _sh_op
+    cdef Py_ssize_t _sh_done
+    cdef bint _sh_text
+    cdef object _sh_mask
+    cdef object _send_op
+    cdef bint _plain_send
+    cdef list _keys
+    cdef object _close_code
+    cdef str _close_reason
+
+
+cdef class ServerConnection(Connection):
+    cdef object _reader
+    cdef object _request
+    cdef list _early
+    cdef Py_ssize_t _early_size
+    cdef tuple _subprotocols
+    cdef object _select
+    cdef tuple _extension_factories
+    cdef object _origins
+
+
+cdef class ClientConnection(Connection):
+    cdef str _key
+    cdef tuple _offered
+    cdef tuple _extension_factories
+    cdef object _reader
+    cdef object _response
+    cdef bytearray _body
+    cdef object _body_need

@@ -1,0 +1,1185 @@
+"""Sans-I/O WebSocket connections (RFC 6455): bytes in, events out, bytes to send.
+
+No sockets, no asyncio: the I/O layer calls :meth:`~Connection.receive_data` /
+:meth:`~Connection.receive_eof` with what it reads, writes :meth:`~Connection.data_to_send`,
+hands :meth:`~Connection.events` to the application, and closes the transport once
+:attr:`~Connection.should_close_transport` is true (RFC 6455 §7.1.1: the server closes TCP
+first; a client in state CLOSED waits for the server's EOF, with a timeout of its own).
+
+The state machine lives in :data:`_TRANSITIONS` and :meth:`Connection._transition` only::
+
+    CONNECTING --open-------> OPEN          server accept(); client: a valid 101
+    CONNECTING --refuse-----> CLOSED        server reject() or a bad request; client: a non-101
+                                            or invalid response
+    OPEN       --send_close-> CLOSING       close(): our close frame is out, theirs awaited
+    OPEN       --recv_close-> CLOSED        their close frame, answered at once (§5.5.1)
+    CLOSING    --recv_close-> CLOSED        the answer to ours
+    OPEN/CLOSING --fail-----> CLOSED        the peer broke the protocol (§7.1.7)
+    any but CLOSED --eof----> CLOSED        the transport was closed
+
+Hot path: :class:`~wsfast.FrameParser` parses and unmasks, whole single-frame text messages
+are validated and decoded in one pass by ``bytes.decode`` (which must run anyway to build
+the ``str``), fragmented ones go through :class:`~wsfast.Utf8Validator` fragment by fragment;
+sending is :func:`~wsfast.build_header` plus :func:`~wsfast.apply_mask`. This file is also
+the source of a Cython build: ``connection.pxd`` turns the three classes into extension types
+with C attributes (the ``__slots__`` here); the code is the same either way.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
+
+from ._speedups import kernels
+from .codes import Opcode
+from .events import (
+    Accepted,
+    BinaryMessage,
+    CloseReceived,
+    ConnectionClosed,
+    Event,
+    HandshakeFailed,
+    Ping,
+    Pong,
+    ProtocolViolation,
+    Rejected,
+    Request,
+    TextBytes,
+    TextMessage,
+)
+from .exceptions import ProtocolError
+from .handshake import (
+    MAX_HEAD_SIZE,
+    MAX_HEADER_LINES,
+    MAX_REJECT_BODY,
+    ClientExtensionFactory,
+    Extension,
+    HandshakeError,
+    HeadReader,
+    ResponseHead,
+    ServerExtensionFactory,
+    UpgradeRequest,
+    accept_response,
+    build_request,
+    check_request,
+    check_response,
+    generate_key,
+    negotiate_extensions,
+    parse_request_head,
+    parse_response_head,
+    parse_uri,
+    reject_response,
+    select_subprotocol,
+    serialize_extensions,
+)
+
+__all__ = [
+    "State",
+    "InvalidState",
+    "Connection",
+    "ServerConnection",
+    "ClientConnection",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+]
+
+apply_mask = kernels.apply_mask
+build_header = kernels.build_header
+parse_header = kernels.parse_header
+validate_utf8 = kernels.validate_utf8
+FrameParser = kernels.FrameParser
+Frame = kernels.Frame
+Utf8Validator = kernels.Utf8Validator
+
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+"""1 MiB."""
+
+_CONT = Opcode.CONTINUATION
+_TEXT = Opcode.TEXT
+_BINARY = Opcode.BINARY
+_CLOSE = Opcode.CLOSE
+_PING = Opcode.PING
+_PONG = Opcode.PONG
+
+_INVALID_UTF8 = "invalid UTF-8 in a text message (RFC 6455 §8.1)"
+_NOT_MINIMAL = "frame length not minimally encoded (RFC 6455 §5.2)"
+_RSV_SET = "reserved bits set without an extension that uses them (RFC 6455 §5.2)"
+_NEW_IN_FRAGMENTED = "a new data frame arrived inside a fragmented message (RFC 6455 §5.4)"
+_NOTHING_TO_CONTINUE = "a continuation frame with no message to continue (RFC 6455 §5.4)"
+
+# Events are frozen dataclasses; on the hot path they are built through their slots, which
+# skips the frozen __setattr__ detour of the generated __init__ (half the cost of an event).
+_new = object.__new__
+_set_text: Callable[[Any, str], None] = TextMessage.__dict__["data"].__set__
+_set_text_bytes: Callable[[Any, bytes], None] = TextBytes.__dict__["data"].__set__
+_set_binary: Callable[[Any, bytes], None] = BinaryMessage.__dict__["data"].__set__
+
+_RANDOM_BATCH = 4096  # bytes of os.urandom per refill: 1024 masking keys per system call
+_COALESCE = 4096  # payloads up to this size are joined to their header at once
+
+
+class State(enum.IntEnum):
+    """Connection states (RFC 6455 §4, §7)."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+_CONNECTING = State.CONNECTING
+_OPEN = State.OPEN
+_CLOSING = State.CLOSING
+_CLOSED = State.CLOSED
+
+# (state, trigger) -> next state. Every state change goes through Connection._transition.
+_TRANSITIONS: dict[tuple[State, str], State] = {
+    (_CONNECTING, "open"): _OPEN,
+    (_CONNECTING, "refuse"): _CLOSED,
+    (_CONNECTING, "eof"): _CLOSED,
+    (_OPEN, "send_close"): _CLOSING,
+    (_OPEN, "recv_close"): _CLOSED,
+    (_OPEN, "fail"): _CLOSED,
+    (_OPEN, "eof"): _CLOSED,
+    (_CLOSING, "recv_close"): _CLOSED,
+    (_CLOSING, "fail"): _CLOSED,
+    (_CLOSING, "eof"): _CLOSED,
+}
+
+
+class InvalidState(Exception):
+    """The call is not allowed in the connection's current state (e.g. sending after close)."""
+
+
+def _valid_close_code(code: int) -> bool:
+    """May this code appear in a close frame (RFC 6455 §7.4.1, §7.4.2, IANA registry)?"""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def _close_payload(code: int, reason: str) -> bytes:
+    if code == 1005:
+        return b""
+    return code.to_bytes(2, "big") + reason.encode("utf-8")
+
+
+def _truncate_utf8(text: str, limit: int) -> str:
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore")
+
+
+def _check_limit(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    value = int(value)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 or None, not {value}")
+    return value
+
+
+class Connection:
+    """The part shared by both sides: framing, messages, control frames, closing.
+
+    Limits (RFC 6455 §10.4): a frame whose header declares more than ``max_frame_size`` bytes,
+    or a message whose size so far exceeds ``max_message_size``, fails the connection with
+    1009. None disables a limit.
+    """
+
+    __slots__ = (
+        "_client",
+        "_state",
+        "_events",
+        "_out",
+        "_should_close",
+        "_eof",
+        "_auto_pong",
+        "_decode_text",
+        "_max_message_size",
+        "_max_frame_size",
+        "_max_head_size",
+        "_max_header_lines",
+        "_parser",
+        "_feed",
+        "_h2",
+        "_extensions",
+        "_subprotocol",
+        "_msg_op",
+        "_msg_parts",
+        "_msg_size",
+        "_msg_resumed",
+        "_validator",
+        "_pending",
+        "_sh_head",
+        "_sh_len",
+        "_sh_op",
+        "_sh_done",
+        "_sh_text",
+        "_sh_mask",
+        "_send_op",
+        "_plain_send",
+        "_keys",
+        "_close_code",
+        "_close_reason",
+    )
+
+    _client: bool
+    _state: State
+    _events: list[Event]
+    _out: list[bytes]
+    _should_close: bool
+    _eof: bool
+    _auto_pong: bool
+    _decode_text: bool
+    _max_message_size: int | None
+    _max_frame_size: int | None
+    _max_head_size: int
+    _max_header_lines: int
+    _parser: Any
+    _feed: Callable[[Any], list[Any]]
+    _h2: int
+    _extensions: list[Extension]
+    _subprotocol: str | None
+    _msg_op: int
+    _msg_parts: list[bytes]
+    _msg_size: int
+    _msg_resumed: bool
+    _validator: Any
+    _pending: int
+    _sh_head: bytes
+    _sh_len: int
+    _sh_op: int
+    _sh_done: int
+    _sh_text: bool
+    _sh_mask: bytes | None
+    _send_op: int
+    _plain_send: bool
+    _keys: list[bytes]
+    _close_code: int | None
+    _close_reason: str
+
+    def __init__(
+        self,
+        *,
+        client: bool,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_frame_size: int | None = None,
+        auto_pong: bool = True,
+        decode_text: bool = True,
+        max_head_size: int = MAX_HEAD_SIZE,
+        max_header_lines: int = MAX_HEADER_LINES,
+    ) -> None:
+        self._client = client
+        self._state = _CONNECTING
+        self._events = []
+        self._out = []
+        self._should_close = False
+        self._eof = False
+        self._auto_pong = auto_pong
+        self._decode_text = decode_text
+        self._max_message_size = _check_limit("max_message_size", max_message_size)
+        self._max_frame_size = _check_limit("max_frame_size", max_frame_size)
+        self._max_head_size = max_head_size
+        self._max_header_lines = max_header_lines
+        # The parser returns complete frames only, so it can enforce a size from the frame
+        # header alone: give it the smaller of both limits. The running total of a fragmented
+        # message is checked per fragment (from the header too when a frame spans several
+        # receive_data calls: see _track_partial_frame).
+        limits = [x for x in (self._max_frame_size, self._max_message_size) if x is not None]
+        # A server receives masked frames (RFC 6455 §5.1), a client unmasked ones.
+        self._parser = FrameParser(
+            require_mask=not client, max_frame_size=min(limits, default=None)
+        )
+        self._feed = self._parser.feed
+        # Smallest header of a received frame: 2 bytes, plus a masking key to a server.
+        self._h2 = 2 if client else 6
+        self._extensions = []
+        self._subprotocol = None
+        self._msg_op = 0
+        self._msg_parts = []
+        self._msg_size = 0
+        self._msg_resumed = False  # part of the message was validated by the frame tracker
+        self._validator = Utf8Validator()
+        self._pending = 0
+        self._sh_head = b""
+        self._sh_len = -1
+        self._sh_op = 0
+        self._sh_done = 0
+        self._sh_text = False
+        self._sh_mask = None
+        self._send_op = 0
+        self._plain_send = False  # OPEN, no fragmented message being sent, no extensions
+        self._keys = []
+        self._close_code = None
+        self._close_reason = ""
+
+    # --- public API ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """CONNECTING, OPEN, CLOSING (our close frame sent, theirs awaited) or CLOSED."""
+        return self._state
+
+    @property
+    def should_close_transport(self) -> bool:
+        """True once the I/O layer should close the transport after writing data_to_send().
+
+        Set on the server side whenever the connection reaches CLOSED (the server closes TCP
+        first, RFC 6455 §7.1.1), and on both sides after a refused handshake or an EOF.
+        """
+        return self._should_close
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The negotiated subprotocol, None when none was."""
+        return self._subprotocol
+
+    @property
+    def extensions(self) -> tuple[Extension, ...]:
+        """The negotiated extensions, in the order they apply to frames we send."""
+        return tuple(self._extensions)
+
+    @property
+    def close_code(self) -> int | None:
+        """The code of the peer's close frame (1005 if it had none); None if none arrived."""
+        return self._close_code
+
+    @property
+    def close_reason(self) -> str:
+        """The reason of the peer's close frame ("" if none arrived)."""
+        return self._close_reason
+
+    def events(self) -> list[Event]:
+        """The events since the last call, oldest first."""
+        events = self._events
+        self._events = []
+        return events
+
+    def data_to_send(self) -> bytes:
+        """The bytes to write to the transport since the last call (b"" when none)."""
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        if len(out) == 1:
+            return out[0]
+        return b"".join(out)
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes read from the transport; then read events() and data_to_send()."""
+        state = self._state
+        if state is not _OPEN and state is not _CLOSING:
+            if self._eof:
+                raise InvalidState("receive_data() after receive_eof()")
+            if state is _CONNECTING:
+                self._receive_handshake(data)
+            return  # CLOSED: nothing more is processed (RFC 6455 §7.1.7).
+        if type(data) is not bytes:
+            data = memoryview(data).cast("B")
+        error: ProtocolError | None = None
+        try:
+            frames = self._feed(data)
+        except ProtocolError as exc:
+            # Deliver what arrived before the bad frame, then fail (unless that already did).
+            frames = exc.frames
+            error = exc
+        pending = self._pending + len(data)
+        if frames:
+            skip = -1
+            if self._sh_len >= 0 or self._sh_head:
+                skip = self._resume_tracked(frames[0])
+                if skip < -1:
+                    return
+            h2 = self._h2  # header bytes: h2, h2 + 2 or h2 + 8 (§5.2)
+            if self._extensions:
+                for frame in frames:
+                    n = len(frame.payload)
+                    pending -= n + (h2 if n < 126 else h2 + 2 if n < 65536 else h2 + 8)
+                    if not self._handle_frame(frame, skip):
+                        return
+                    skip = -1
+            else:
+                events = self._events
+                decode_text = self._decode_text
+                msg_op = self._msg_op
+                event: Event
+                for frame in frames:
+                    payload = frame.payload
+                    n = len(payload)
+                    # What the frame took from the stream (lengths are minimal, §5.2).
+                    pending -= n + (h2 if n < 126 else h2 + 2 if n < 65536 else h2 + 8)
+                    op = frame.opcode
+                    # The short path: a whole message in one frame, nothing unusual.
+                    if (
+                        skip < 0
+                        and not msg_op
+                        and frame.fin
+                        and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
+                    ):
+                        if op is _TEXT:
+                            # bytes.decode validates and builds the str in one pass; the str
+                            # needs that pass anyway, so no Utf8Validator pass before it.
+                            if decode_text:
+                                try:
+                                    text = payload.decode()  # UTF-8, strict
+                                except UnicodeDecodeError:
+                                    self._fail(1007, _INVALID_UTF8)
+                                    return
+                                event = _new(TextMessage)
+                                _set_text(event, text)
+                            elif validate_utf8(payload):
+                                event = _new(TextBytes)
+                                _set_text_bytes(event, payload)
+                            else:
+                                self._fail(1007, _INVALID_UTF8)
+                                return
+                            events.append(event)
+                            continue
+                        if op is _BINARY:
+                            event = _new(BinaryMessage)
+                            _set_binary(event, payload)
+                            events.append(event)
+                            continue
+                    if not self._handle_frame(frame, skip):
+                        return
+                    skip = -1
+                    msg_op = self._msg_op
+        self._pending = pending
+        if error is not None:
+            self._fail(error.code, str(error))
+        elif pending > 0:
+            self._track_partial_frame(data)
+        elif pending < 0:
+            self._fail(1002, _NOT_MINIMAL)
+
+    def receive_eof(self) -> None:
+        """The peer closed its side of the transport (idempotent)."""
+        if self._eof:
+            return
+        self._eof = True
+        self._should_close = True
+        if self._state is _CONNECTING:
+            self._handshake_eof()
+        if self._state is not _CLOSED:
+            self._transition("eof")
+
+    def send_text(self, data: str, *, fin: bool = True) -> None:
+        """Send a text message, or a fragment of one with ``fin=False`` (RFC 6455 §5.4)."""
+        payload = data.encode("utf-8")
+        if not (self._plain_send and fin):
+            self._send_data(_TEXT, payload, fin)
+            return
+        n = len(payload)
+        if self._client:
+            keys = self._keys
+            key = keys.pop() if keys else self._mask_key()
+            header = build_header(_TEXT, n, mask=key)
+            payload = apply_mask(payload, key)
+        else:
+            header = build_header(_TEXT, n)
+        if n <= _COALESCE:
+            self._out.append(header + payload)
+        else:
+            self._out += (header, payload)
+
+    def send_binary(self, data: bytes | bytearray | memoryview, *, fin: bool = True) -> None:
+        """Send a binary message, or a fragment of one with ``fin=False`` (RFC 6455 §5.4)."""
+        if not (self._plain_send and fin):
+            self._send_data(_BINARY, data, fin)
+            return
+        payload: Any
+        if type(data) is bytes:
+            payload = data
+        else:
+            payload = memoryview(data).cast("B")  # copied below: the caller may reuse it
+        n = len(payload)
+        if self._client:
+            keys = self._keys
+            key = keys.pop() if keys else self._mask_key()
+            header = build_header(_BINARY, n, mask=key)
+            payload = apply_mask(payload, key)
+        else:
+            header = build_header(_BINARY, n)
+            if type(payload) is not bytes:
+                payload = bytes(payload)
+        if n <= _COALESCE:
+            self._out.append(header + payload)
+        else:
+            self._out += (header, payload)
+
+    def send_ping(self, payload: bytes | bytearray | memoryview = b"") -> None:
+        """Send a ping (RFC 6455 §5.5.2); at most 125 bytes of payload."""
+        self._send_control(_PING, payload)
+
+    def send_pong(self, payload: bytes | bytearray | memoryview = b"") -> None:
+        """Send a pong (RFC 6455 §5.5.3), e.g. to answer a ping when ``auto_pong=False``."""
+        self._send_control(_PONG, payload)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake (RFC 6455 §7.1.2); a no-op once closing or closed.
+
+        ``code`` must be one a close frame may carry (1000-1003, 1007-1014, 3000-4999), or
+        1005 to send a close frame without a code. Nothing is sent after it.
+        """
+        state = self._state
+        if state is _CLOSING or state is _CLOSED:
+            return
+        if state is not _OPEN:
+            raise InvalidState("the handshake is not complete: reject() or drop the transport")
+        if code != 1005 and not _valid_close_code(code):
+            raise ValueError(f"close code {code} cannot be sent")
+        if code == 1005 and reason:
+            raise ValueError("a close frame without a code cannot have a reason")
+        payload = _close_payload(code, reason)
+        if len(payload) > 125:
+            raise ValueError("the close reason is longer than 123 bytes in UTF-8")
+        self._send_frame(_CLOSE, payload, True)
+        self._transition("send_close")
+
+    # --- the state machine -----------------------------------------------------------------
+
+    def _transition(self, trigger: str, code: int = 1006, reason: str = "") -> None:
+        """Move along _TRANSITIONS; reaching CLOSED emits the one ConnectionClosed."""
+        new = _TRANSITIONS.get((self._state, trigger))
+        if new is None:
+            raise InvalidState(f"cannot {trigger} in state {self._state.name}")
+        self._state = new
+        self._plain_send = new is _OPEN and not self._send_op and not self._extensions
+        if new is _CLOSED:
+            # RFC 6455 §7.1.1: the server closes the TCP connection first; a client closes it
+            # at once only when the handshake failed or the peer is gone already.
+            if not self._client or trigger == "refuse" or trigger == "eof":
+                self._should_close = True
+            self._msg_parts = []
+            self._events.append(ConnectionClosed(code, reason))
+
+    def _fail(self, code: int, message: str) -> None:
+        """Fail the WebSocket connection (RFC 6455 §7.1.7): our close frame, then CLOSED."""
+        self._events.append(ProtocolViolation(code, message))
+        if self._state is _OPEN:
+            self._send_frame(_CLOSE, _close_payload(code, _truncate_utf8(message, 123)), True)
+        self._transition("fail", code, message)
+
+    # --- receiving frames ------------------------------------------------------------------
+
+    def _resume_tracked(self, frame: Any) -> int:
+        """The first complete frame is the one _track_partial_frame saw begin.
+
+        Returns how many of its payload bytes are validated already (-1: it is not text
+        being validated), or -2 after failing the connection because it does not match.
+        """
+        self._sh_head = b""
+        if self._sh_len < 0:
+            return -1
+        if len(frame.payload) != self._sh_len or frame.opcode is not self._sh_op:
+            self._fail(1002, _NOT_MINIMAL)
+            return -2
+        skip = self._sh_done if self._sh_text else -1
+        self._sh_len = -1
+        self._sh_done = 0
+        self._sh_text = False
+        return skip
+
+    def _handle_frame(self, frame: Any, skip: int) -> bool:
+        """RFC 6455 §5.2-§5.6 for one complete frame; False once the connection is closed.
+
+        ``skip`` >= 0: that many payload bytes of this text frame were validated already.
+        """
+        events = self._events
+        if self._extensions:
+            try:
+                frame = self._decode_frame(frame)
+            except ProtocolError as exc:
+                self._fail(exc.code, str(exc))
+                return False
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:
+            self._fail(1002, _RSV_SET)
+            return False
+        op = frame.opcode
+        payload = frame.payload
+        msg_op = self._msg_op
+        validator = self._validator
+        if op is _TEXT or op is _BINARY:
+            if msg_op:
+                self._fail(1002, _NEW_IN_FRAGMENTED)
+                return False
+            self._msg_op = op
+            self._msg_parts = []
+            self._msg_size = 0
+            self._msg_resumed = False
+            if op is _TEXT and skip < 0:
+                validator.reset()
+            msg_op = op
+        elif op is _CONT:
+            if not msg_op:
+                self._fail(1002, _NOTHING_TO_CONTINUE)
+                return False
+        elif op is _PING:
+            events.append(Ping(payload))
+            if self._auto_pong and self._state is _OPEN:
+                self._send_frame(_PONG, payload, True)
+            return True
+        elif op is _PONG:
+            events.append(Pong(payload))  # solicited or not: never an error (§5.5.3)
+            return True
+        else:
+            return self._receive_close(payload)
+        # A data frame of the message in progress (its first frame included).
+        size = self._msg_size + len(payload)
+        limit = self._max_message_size
+        if limit is not None and size > limit:
+            self._fail(1009, f"message larger than max_message_size={limit}")
+            return False
+        self._msg_size = size
+        if msg_op is _TEXT:
+            if skip > 0:
+                self._msg_resumed = True
+                chunk: Any = memoryview(payload)[skip:]
+            else:
+                chunk = payload
+            if not validator.feed(chunk):
+                self._fail(1007, _INVALID_UTF8)
+                return False
+        if not frame.fin:
+            self._msg_parts.append(payload)
+            return True
+        parts = self._msg_parts
+        if parts:
+            parts.append(payload)
+            payload = b"".join(parts)
+        self._msg_parts = []
+        self._msg_op = 0
+        if msg_op is _BINARY:
+            events.append(BinaryMessage(payload))
+        elif not validator.finish():
+            self._fail(1007, "a text message ends inside a UTF-8 sequence (RFC 6455 §8.1)")
+            return False
+        elif self._decode_text:
+            try:
+                events.append(TextMessage(payload.decode()))
+            except UnicodeDecodeError:  # only if the tracker was misled (see below)
+                self._fail(1007, _INVALID_UTF8)
+                return False
+        elif self._msg_resumed and not validate_utf8(payload):
+            # Bytes the tracker validated belong to this message only if the peer encodes
+            # lengths minimally; check the whole message rather than trust that.
+            self._fail(1007, _INVALID_UTF8)
+            return False
+        else:
+            events.append(TextBytes(payload))
+        return True
+
+    def _decode_frame(self, frame: Any) -> Any:
+        op = frame.opcode
+        max_size = self._max_message_size
+        if max_size is not None and op is _CONT:
+            max_size -= self._msg_size
+        for extension in reversed(self._extensions):
+            frame = extension.decode(frame, max_size=max_size)
+        return frame
+
+    def _receive_close(self, payload: bytes) -> bool:
+        """A close frame (RFC 6455 §5.5.1, §7.4): validate, answer with the same code, close."""
+        n = len(payload)
+        if n == 0:
+            code, reason = 1005, ""
+        elif n == 1:
+            self._fail(1002, "a close frame with a 1-byte payload (RFC 6455 §5.5.1)")
+            return False
+        else:
+            code = int.from_bytes(payload[:2], "big")
+            if not _valid_close_code(code):
+                self._fail(1002, f"invalid close code {code} (RFC 6455 §7.4)")
+                return False
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                self._fail(1007, "invalid UTF-8 in a close reason (RFC 6455 §5.5.1)")
+                return False
+        self._close_code = code
+        self._close_reason = reason
+        self._events.append(CloseReceived(code, reason))
+        if self._state is _OPEN:
+            self._send_frame(_CLOSE, _close_payload(code, ""), True)
+        self._transition("recv_close", code, reason)
+        return False
+
+    def _track_partial_frame(self, data: Any) -> None:
+        """Look at the frame the parser holds incomplete, to fail fast (RFC 6455 §8.1, §5.4).
+
+        The parser returns whole frames only. When the bytes it still holds (``_pending``:
+        all bytes fed minus every complete frame) start a frame we check its header now
+        (fragmentation, reserved bits, message size) and validate a text payload as it
+        arrives, instead of when the last byte comes. Frame starts are found from payload
+        lengths, which RFC 6455 §5.2 requires to be minimally encoded; a peer that does not
+        is caught when the frame completes.
+        """
+        pending = self._pending
+        if self._sh_len >= 0:
+            # More payload of the frame whose header we saw in an earlier call.
+            if self._sh_text:
+                self._validate_partial(data)
+            self._sh_done += len(data)
+            return
+        n = len(data)
+        if pending <= n:
+            head: Any = memoryview(data)[n - pending :] if pending < n else data
+        else:
+            if len(self._sh_head) + n != pending:
+                self._fail(1002, _NOT_MINIMAL)
+                return
+            head = self._sh_head + bytes(data)
+        try:
+            header = parse_header(head)
+        except ProtocolError:
+            # The parser accepted these bytes, so our frame boundary is off.
+            self._fail(1002, _NOT_MINIMAL)
+            return
+        if header is None:
+            self._sh_head = bytes(head)  # an incomplete header: at most 13 bytes
+            return
+        self._sh_head = b""
+        got = len(head) - header.size
+        op = header.opcode
+        if got >= header.length or header.masked == self._client:
+            self._fail(1002, _NOT_MINIMAL)
+            return
+        # The checks _handle_frame will make, made from the header.
+        msg_op = self._msg_op
+        if not self._extensions and (header.rsv1 or header.rsv2 or header.rsv3):
+            self._fail(1002, _RSV_SET)
+            return
+        if op is _TEXT or op is _BINARY:
+            if msg_op:
+                self._fail(1002, _NEW_IN_FRAGMENTED)
+                return
+        elif op is _CONT:
+            if not msg_op:
+                self._fail(1002, _NOTHING_TO_CONTINUE)
+                return
+            limit = self._max_message_size
+            if limit is not None and self._msg_size + header.length > limit:
+                self._fail(1009, f"message larger than max_message_size={limit}")
+                return
+        self._sh_len = header.length
+        self._sh_op = op
+        self._sh_mask = header.mask
+        self._sh_done = 0
+        self._sh_text = not self._extensions and (op is _TEXT or (op is _CONT and msg_op is _TEXT))
+        if self._sh_text:
+            if op is _TEXT:
+                self._validator.reset()
+            if got:
+                self._validate_partial(memoryview(head)[header.size :])
+            self._sh_done = got
+
+    def _validate_partial(self, chunk: Any) -> None:
+        mask = self._sh_mask
+        if mask is not None:
+            chunk = apply_mask(chunk, mask, self._sh_done)
+        if not self._validator.feed(chunk):
+            self._fail(1007, _INVALID_UTF8)
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def _mask_key(self) -> bytes:
+        """A fresh masking key (RFC 6455 §5.3). os.urandom is called once per 1024 keys."""
+        keys = self._keys
+        if not keys:
+            batch = os.urandom(_RANDOM_BATCH)
+            keys[:] = [batch[i : i + 4] for i in range(0, _RANDOM_BATCH, 4)]
+        return keys.pop()
+
+    def _send_frame(self, op: Opcode, payload: Any, fin: bool) -> None:
+        """Frame, mask (client) and queue one frame; extensions first when negotiated."""
+        rsv1 = rsv2 = rsv3 = False
+        if self._extensions:
+            frame = Frame(op, payload if type(payload) is bytes else bytes(payload), fin)
+            for extension in self._extensions:
+                frame = extension.encode(frame)
+            payload = frame.payload
+            rsv1, rsv2, rsv3 = frame.rsv1, frame.rsv2, frame.rsv3
+        if type(payload) is not bytes:
+            payload = memoryview(payload).cast("B")
+        n = len(payload)
+        if self._client:
+            key = self._mask_key()
+            header = build_header(op, n, fin=fin, rsv1=rsv1, rsv2=rsv2, rsv3=rsv3, mask=key)
+            payload = apply_mask(payload, key)
+        else:
+            header = build_header(op, n, fin=fin, rsv1=rsv1, rsv2=rsv2, rsv3=rsv3)
+            if type(payload) is not bytes:
+                payload = bytes(payload)
+        if n <= _COALESCE:
+            self._out.append(header + payload)
+        else:
+            self._out += (header, payload)
+
+    def _send_data(self, op: Opcode, payload: Any, fin: bool) -> None:
+        if self._state is not _OPEN:
+            raise InvalidState(f"cannot send a message in state {self._state.name}")
+        send_op = self._send_op
+        if send_op:
+            if send_op is not op:
+                kind = "text" if send_op is _TEXT else "binary"
+                raise InvalidState(f"a fragmented {kind} message is in progress: finish it first")
+            wire_op = _CONT
+        else:
+            wire_op = op
+        self._send_op = 0 if fin else op
+        self._plain_send = fin and not self._extensions
+        self._send_frame(wire_op, payload, fin)
+
+    def _send_control(self, op: Opcode, payload: Any) -> None:
+        if self._state is not _OPEN:
+            raise InvalidState(f"cannot send a {op.name.lower()} in state {self._state.name}")
+        if memoryview(payload).nbytes > 125:
+            raise ValueError("control frame payloads are at most 125 bytes (RFC 6455 §5.5)")
+        self._send_frame(op, payload, True)
+
+    # --- handshake hooks (per side) ----------------------------------------------------------
+
+    def _receive_handshake(self, data: bytes | bytearray | memoryview) -> None:
+        raise NotImplementedError
+
+    def _handshake_eof(self) -> None:
+        pass
+
+    def _open(self, rest: bytes) -> None:
+        self._transition("open")
+        if rest:
+            self.receive_data(rest)
+
+    def _refuse(self, response: bytes | None, event: Event | None) -> None:
+        if response:
+            self._out.append(response)
+        if event is not None:
+            self._events.append(event)
+        self._transition("refuse")
+
+
+class ServerConnection(Connection):
+    """The server side: parses the opening handshake, then speaks RFC 6455.
+
+    A valid request produces a :class:`~wsfast.events.Request`; answer it with
+    :meth:`accept` or :meth:`reject`. An invalid one is refused by the connection itself
+    (see :mod:`wsfast.handshake` for the statuses) with a
+    :class:`~wsfast.events.HandshakeFailed` event.
+
+    ``subprotocols`` are the server's, in order of preference; ``select_subprotocol`` (given
+    the client's offer) overrides the default choice, the first of ``subprotocols`` offered.
+    ``extensions`` are factories tried for each offer, in the client's order; offers no
+    factory accepts are declined. ``origins`` (if not None) lists the allowed Origin values,
+    None in it meaning "no Origin header"; others get 403.
+    """
+
+    __slots__ = (
+        "_reader",
+        "_request",
+        "_early",
+        "_early_size",
+        "_subprotocols",
+        "_select",
+        "_extension_factories",
+        "_origins",
+    )
+
+    _reader: HeadReader
+    _request: UpgradeRequest | None
+    _early: list[bytes]
+    _early_size: int
+    _subprotocols: tuple[str, ...]
+    _select: Callable[[Sequence[str]], str | None] | None
+    _extension_factories: tuple[ServerExtensionFactory, ...]
+    _origins: Collection[str | None] | None
+
+    def __init__(
+        self,
+        *,
+        subprotocols: Sequence[str] = (),
+        select_subprotocol: Callable[[Sequence[str]], str | None] | None = None,
+        extensions: Sequence[ServerExtensionFactory] = (),
+        origins: Collection[str | None] | None = None,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_frame_size: int | None = None,
+        auto_pong: bool = True,
+        decode_text: bool = True,
+        max_head_size: int = MAX_HEAD_SIZE,
+        max_header_lines: int = MAX_HEADER_LINES,
+    ) -> None:
+        super().__init__(
+            client=False,
+            max_message_size=max_message_size,
+            max_frame_size=max_frame_size,
+            auto_pong=auto_pong,
+            decode_text=decode_text,
+            max_head_size=max_head_size,
+            max_header_lines=max_header_lines,
+        )
+        self._reader = HeadReader(max_head_size)
+        self._request = None
+        self._early = []
+        self._early_size = 0
+        self._subprotocols = tuple(subprotocols)
+        self._select = select_subprotocol
+        self._extension_factories = tuple(extensions)
+        self._origins = origins
+
+    @property
+    def request(self) -> UpgradeRequest | None:
+        """The checked opening handshake, once it has arrived."""
+        return self._request
+
+    def accept(
+        self,
+        *,
+        subprotocol: str | None = None,
+        extra_headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Answer the request with 101 (RFC 6455 §4.2.2): the connection is OPEN.
+
+        ``subprotocol`` must be one the client offered; when None, the ``select_subprotocol``
+        hook (or the default choice) decides.
+        """
+        request = self._request
+        if request is None or self._state is not _CONNECTING:
+            raise InvalidState("accept() needs a pending request")
+        offered = request.subprotocols
+        if subprotocol is None:
+            if self._select is not None:
+                subprotocol = self._select(offered)
+            else:
+                subprotocol = select_subprotocol(offered, self._subprotocols)
+        if subprotocol is not None and subprotocol not in offered:
+            raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+        header, extensions = negotiate_extensions(request.extensions, self._extension_factories)
+        self._out.append(
+            accept_response(
+                request.key,
+                subprotocol=subprotocol,
+                extensions=header,
+                extra_headers=extra_headers,
+            )
+        )
+        self._subprotocol = subprotocol
+        self._extensions = extensions
+        early = b"".join(self._early)
+        self._early = []
+        self._open(early)
+
+    def reject(
+        self,
+        status: int = 403,
+        body: bytes | str = b"",
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Refuse the request with an HTTP response; the connection is CLOSED."""
+        if self._request is None or self._state is not _CONNECTING:
+            raise InvalidState("reject() needs a pending request")
+        self._refuse(reject_response(status, body, headers), None)
+
+    def _receive_handshake(self, data: bytes | bytearray | memoryview) -> None:
+        if self._request is not None:
+            # Bytes after the request, before accept(): kept for accept(), within a bound.
+            self._early_size += len(data)
+            if self._early_size > self._max_head_size:
+                error = HandshakeError("data sent before the handshake completed", 400)
+                self._refuse_with(error)
+                return
+            self._early.append(bytes(data))
+            return
+        try:
+            done = self._reader.feed(data)
+            if done is None:
+                return
+            head, rest = done
+            request = check_request(
+                parse_request_head(head, max_lines=self._max_header_lines), origins=self._origins
+            )
+        except HandshakeError as exc:
+            self._refuse_with(exc)
+            return
+        self._request = request
+        if rest:
+            self._early.append(rest)
+            self._early_size = len(rest)
+        self._events.append(
+            Request(
+                request.target,
+                request.host,
+                request.origin,
+                request.subprotocols,
+                tuple(name for name, _ in request.extensions),
+                request.headers,
+            )
+        )
+
+    def _refuse_with(self, error: HandshakeError) -> None:
+        message = str(error)
+        self._refuse(
+            reject_response(error.status, f"{message}\n", error.headers),
+            HandshakeFailed(error.status, message),
+        )
+
+
+class ClientConnection(Connection):
+    """The client side: sends the opening handshake at once, then speaks RFC 6455.
+
+    The request is ready in :meth:`data_to_send` as soon as the connection is built. The
+    server's answer produces :class:`~wsfast.events.Accepted` (state OPEN),
+    :class:`~wsfast.events.Rejected` (a non-101 status) or
+    :class:`~wsfast.events.HandshakeFailed` (a 101 that fails RFC 6455 §4.1's checks).
+    """
+
+    __slots__ = (
+        "_key",
+        "_offered",
+        "_extension_factories",
+        "_reader",
+        "_response",
+        "_body",
+        "_body_need",
+    )
+
+    _key: str
+    _offered: tuple[str, ...]
+    _extension_factories: tuple[ClientExtensionFactory, ...]
+    _reader: HeadReader
+    _response: ResponseHead | None
+    _body: bytearray
+    _body_need: int | None
+
+    def __init__(
+        self,
+        host: str,
+        target: str = "/",
+        *,
+        port: int | None = None,
+        secure: bool = False,
+        origin: str | None = None,
+        subprotocols: Sequence[str] = (),
+        extensions: Sequence[ClientExtensionFactory] = (),
+        extra_headers: Iterable[tuple[str, str]] = (),
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_frame_size: int | None = None,
+        auto_pong: bool = True,
+        decode_text: bool = True,
+        max_head_size: int = MAX_HEAD_SIZE,
+        max_header_lines: int = MAX_HEADER_LINES,
+    ) -> None:
+        super().__init__(
+            client=True,
+            max_message_size=max_message_size,
+            max_frame_size=max_frame_size,
+            auto_pong=auto_pong,
+            decode_text=decode_text,
+            max_head_size=max_head_size,
+            max_header_lines=max_header_lines,
+        )
+        self._key = generate_key()
+        self._offered = tuple(subprotocols)
+        self._extension_factories = tuple(extensions)
+        self._reader = HeadReader(max_head_size)
+        self._response = None
+        self._body = bytearray()
+        self._body_need = None
+        offers = [(factory.name, factory.offer()) for factory in self._extension_factories]
+        self._out.append(
+            build_request(
+                host,
+                target,
+                key=self._key,
+                port=port,
+                secure=secure,
+                origin=origin,
+                subprotocols=self._offered,
+                extensions=serialize_extensions(offers) if offers else None,
+                extra_headers=extra_headers,
+            )
+        )
+
+    @classmethod
+    def from_uri(cls, uri: str, **kwargs: Any) -> ClientConnection:
+        """A client for a ``ws://`` or ``wss://`` URI (other arguments as for the class)."""
+        secure, host, port, target = parse_uri(uri)
+        return cls(host, target, port=port, secure=secure, **kwargs)
+
+    def _receive_handshake(self, data: bytes | bytearray | memoryview) -> None:
+        if self._response is not None:
+            self._read_body(data)
+            return
+        try:
+            done = self._reader.feed(data)
+            if done is None:
+                return
+            head, rest = done
+            response = parse_response_head(head, max_lines=self._max_header_lines)
+        except HandshakeError as exc:
+            self._refuse(None, HandshakeFailed(0, str(exc)))
+            return
+        status = response.status
+        if status == 101:
+            try:
+                subprotocol, extensions = check_response(
+                    response,
+                    key=self._key,
+                    subprotocols=self._offered,
+                    extensions=self._extension_factories,
+                )
+            except HandshakeError as exc:
+                self._refuse(None, HandshakeFailed(exc.status, str(exc)))
+                return
+            self._subprotocol = subprotocol
+            self._extensions = extensions
+            self._events.append(
+                Accepted(subprotocol, tuple(ext.name for ext in extensions), response.headers)
+            )
+            self._open(rest)
+            return
+        if status < 200:
+            self._refuse(None, HandshakeFailed(status, f"unexpected interim response {status}"))
+            return
+        # A refusal: keep (a bounded part of) its body for the Rejected event.
+        self._response = response
+        headers = response.headers
+        need: int | None = None
+        if status in (204, 304):
+            need = 0
+        elif "Transfer-Encoding" not in headers:
+            try:
+                length = headers.get("Content-Length")
+                need = None if length is None else int(length)
+            except (HandshakeError, ValueError):
+                need = None
+            if need is not None and need < 0:
+                need = None
+        self._body_need = None if need is None else min(need, MAX_REJECT_BODY)
+        self._read_body(rest)
+
+    def _read_body(self, data: bytes | bytearray | memoryview) -> None:
+        body = self._body
+        room = MAX_REJECT_BODY - len(body)
+        if room > 0:
+            body += memoryview(data)[:room]
+        need = self._body_need
+        if (need is not None and len(body) >= need) or len(body) >= MAX_REJECT_BODY:
+            self._finish_rejection()
+
+    def _finish_rejection(self) -> None:
+        response = self._response
+        if response is None:  # pragma: no cover - only called with a response
+            return
+        need = self._body_need
+        body = bytes(self._body if need is None else self._body[:need])
+        self._body = bytearray()
+        self._refuse(None, Rejected(response.status, response.headers, body))
+
+    def _handshake_eof(self) -> None:
+        if self._response is not None:
+            self._finish_rejection()
+        else:
+            self._events.append(
+                HandshakeFailed(0, "the server closed the connection during the handshake")
+            )
