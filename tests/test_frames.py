@@ -905,3 +905,62 @@ def test_frames_of_both_twins_compare_as_tuples(compiled, pure) -> None:
     b = pure.FrameParser(require_mask=True).feed(HELLO_MASKED)
     assert [ftuple(f) for f in a] == [ftuple(f) for f in b]
     assert htuple(compiled.parse_header(HELLO_MASKED)) == htuple(pure.parse_header(HELLO_MASKED))
+
+
+# --- the pending frame: acting on a frame before it completes ------------------------------
+
+
+@given(
+    payload=st.binary(min_size=1, max_size=3000),
+    masked=st.booleans(),
+    cuts=st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=20),
+)
+def test_pending_payload_streams_exactly_the_payload(impl, payload, masked, cuts) -> None:
+    mask = b"\x01\x82\x03\xf4" if masked else None
+    stream = encode_frame(Opcode.TEXT, payload, mask=mask) + encode_frame(
+        Opcode.PING, b"", mask=mask
+    )
+    parser = impl.FrameParser(require_mask=masked)
+    seen = b""
+    header = None
+    frames = []
+    pos = 0
+    for cut in cuts + [len(stream)]:
+        frames += parser.feed(stream[pos : pos + cut])
+        pos += cut
+        pending = parser.pending
+        if pending is not None:
+            assert header is None or pending is header  # the same object until it completes
+            header = pending
+            assert (pending.opcode, pending.length, pending.mask) == (Opcode.TEXT, len(payload), mask)
+            seen += parser.pending_payload(len(seen))
+            assert payload.startswith(seen)
+        if pos >= len(stream):
+            break
+    assert parser.pending is None
+    assert parser.pending_payload() == b""
+    assert [(f.opcode, f.payload) for f in frames] == [(Opcode.TEXT, payload), (Opcode.PING, b"")]
+
+
+def test_pending_is_set_once_the_header_is_complete(impl) -> None:
+    parser = impl.FrameParser(require_mask=False)
+    head = encode_header(Opcode.BINARY, 1000)
+    assert parser.feed(head[:1]) == [] and parser.pending is None  # half a header
+    assert parser.feed(head[1:]) == []
+    assert parser.pending is not None and parser.pending.length == 1000
+    assert parser.pending_payload() == b""
+    parser.feed(b"abc")
+    assert parser.pending_payload() == b"abc"
+    assert parser.pending_payload(1) == b"bc"
+    assert parser.pending_payload(3) == b"" == parser.pending_payload(99)
+    with pytest.raises(ValueError):
+        parser.pending_payload(-1)
+
+
+def test_pending_is_cleared_by_an_error(impl) -> None:
+    parser = impl.FrameParser(require_mask=False, max_frame_size=10)
+    parser.feed(encode_header(Opcode.BINARY, 5) + b"ab")
+    assert parser.pending is not None
+    with pytest.raises(ProtocolError):
+        parser.feed(b"cde" + encode_header(Opcode.BINARY, 11))
+    assert parser.pending is None

@@ -38,6 +38,7 @@ cdef class FrameParser:
     cdef header_t _h               # the header of the payload being filled
     cdef bytes _payload            # allocated at full size, filled chunk by chunk
     cdef Py_ssize_t _filled
+    cdef FrameHeader _pending      # its header as a Python object, made on demand
     cdef object _error
 
     cdef int _check(self, header_t *h) except -1

@@ -273,6 +273,7 @@ cdef class FrameParser:
         self._max_frame_size = max_frame_size
         self._hlen = 0
         self._payload = None
+        self._pending = None
         self._error = None
 
     @property
@@ -282,6 +283,32 @@ cdef class FrameParser:
     @property
     def max_frame_size(self):
         return self._max_frame_size
+
+    @property
+    def pending(self):
+        """The header of the frame whose payload is still arriving, else None.
+
+        Lets a connection act on a frame before it completes (e.g. fail fast on invalid
+        UTF-8, RFC 6455 §8.1); the same object is returned until that frame completes.
+        """
+        if self._payload is None:
+            return None
+        if self._pending is None:
+            self._pending = _make_header(&self._h)
+        return self._pending
+
+    def pending_payload(self, start=0):
+        """The unmasked payload bytes of the :attr:`pending` frame received so far, from
+        ``start`` on (only the new ones, if ``start`` is what an earlier call returned up to);
+        ``b""`` when no frame is pending."""
+        start = _index(start)
+        if start < 0:
+            raise ValueError(f"start must be >= 0, not {start}")
+        if self._payload is None or start >= self._filled:
+            return _EMPTY
+        return PyBytes_FromStringAndSize(
+            PyBytes_AS_STRING(self._payload) + <Py_ssize_t>start,
+            self._filled - <Py_ssize_t>start)
 
     cdef int _check(self, header_t *h) except -1:
         if h.masked != self._require_mask:
@@ -333,6 +360,7 @@ cdef class FrameParser:
                         break
                     frames.append(_make_frame(self._h.b0, self._payload))
                     self._payload = None
+                    self._pending = None
                     continue
                 if self._hlen:
                     # Complete the header cut by the previous chunk.
@@ -374,6 +402,7 @@ cdef class FrameParser:
         except _ProtocolError as exc:
             self._error = exc
             self._payload = None
+            self._pending = None
             self._hlen = 0
             exc.frames = frames
             raise

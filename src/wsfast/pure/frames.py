@@ -269,6 +269,28 @@ class FrameParser:
                 f"frame payload of {header.length} bytes exceeds max_frame_size={limit}", 1009
             )
 
+    @property
+    def pending(self) -> FrameHeader | None:
+        """The header of the frame whose payload is still arriving, else None.
+
+        Lets a connection act on a frame before it completes (e.g. fail fast on invalid
+        UTF-8, RFC 6455 §8.1); the same object is returned until that frame completes.
+        """
+        return self._header
+
+    def pending_payload(self, start: int = 0) -> bytes:
+        """The unmasked payload bytes of the :attr:`pending` frame received so far, from
+        ``start`` on (only the new ones, if ``start`` is what an earlier call returned up to);
+        ``b""`` when no frame is pending."""
+        start = operator.index(start)
+        if start < 0:
+            raise ValueError(f"start must be >= 0, not {start}")
+        header = self._header
+        if header is None or start >= self._filled:
+            return b""
+        raw = b"".join(self._chunks)[start:]
+        return raw if header.mask is None else apply_mask(raw, header.mask, start)
+
     @staticmethod
     def _reserve(length: int) -> None:
         # The compiled parser allocates a payload at its final size when its header arrives;
