@@ -1,7 +1,10 @@
-"""wsfast: fast WebSocket (RFC 6455) framing kernels with pure-Python twins.
+"""wsfast: fast WebSocket (RFC 6455) framing for Python.
 
-The top level exports the fastest available kernels; :mod:`wsfast.pure` the same names in
-pure Python. ``implementation`` says which ones you got: ``"cython"`` or ``"python"``.
+The top level exports the fastest available kernels (:mod:`wsfast.pure` has the same names in
+pure Python; ``implementation`` says which ones you got: ``"cython"`` or ``"python"``) and the
+sans-I/O protocol layer built on them: :class:`ServerConnection`, :class:`ClientConnection`,
+their events and the handshake helpers. The asyncio server and client are in
+:mod:`wsfast.asyncio`.
 """
 
 from ._speedups import implementation, kernels
@@ -19,7 +22,54 @@ FrameHeader = kernels.FrameHeader
 Frame = kernels.Frame
 FrameParser = kernels.FrameParser
 
+# The protocol layer imports the kernels chosen above.
+from .connection import (  # noqa: E402
+    ClientConnection,
+    Connection,
+    InvalidState,
+    ServerConnection,
+    State,
+)
+from .events import (  # noqa: E402
+    Accepted,
+    BinaryMessage,
+    CloseReceived,
+    ConnectionClosed,
+    Event,
+    HandshakeFailed,
+    Ping,
+    Pong,
+    ProtocolViolation,
+    Rejected,
+    Request,
+    TextBytes,
+    TextMessage,
+)
+from .handshake import HandshakeError, Headers, accept_key, generate_key  # noqa: E402
+
 __all__ = [
+    "Accepted",
+    "BinaryMessage",
+    "ClientConnection",
+    "CloseReceived",
+    "Connection",
+    "ConnectionClosed",
+    "Event",
+    "HandshakeError",
+    "HandshakeFailed",
+    "Headers",
+    "InvalidState",
+    "Ping",
+    "Pong",
+    "ProtocolViolation",
+    "Rejected",
+    "Request",
+    "ServerConnection",
+    "State",
+    "TextBytes",
+    "TextMessage",
+    "accept_key",
+    "generate_key",
     "CloseCode",
     "Frame",
     "FrameHeader",
