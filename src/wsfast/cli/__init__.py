@@ -1,4 +1,4 @@
-"""The command line: ``python -m wsfast {info,bench}``."""
+"""The command line: ``python -m wsfast {info,bench,serve,client}``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("info", help="version, implementation, Python, platform and CPU features")
     sub.add_parser("bench", help="quick table: wsfast against its pure twins and peers")
+    from . import client, serve
+
+    serve.add_arguments(sub.add_parser("serve", help="an echo server"))
+    client.add_arguments(sub.add_parser("client", help="an interactive client"))
     if args[:1] == ["bench"]:
         from . import bench
 
@@ -26,5 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         from .info import main as info_main
 
         return info_main()
+    if ns.command == "serve":
+        return serve.main(ns)
+    if ns.command == "client":
+        return client.main(ns)
     parser.print_help()
     return 2

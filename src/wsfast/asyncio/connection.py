@@ -1,0 +1,420 @@
+"""The asyncio shell around a sans-I/O connection: one :class:`WebSocket` per TCP connection.
+
+It is an :class:`asyncio.Protocol` (no streams): ``data_received`` feeds the connection, its
+events fill a bounded message queue, and what it has to send is written at once. It adds only
+what needs a clock or a transport: backpressure both ways, keepalive pings, and timeouts for
+closing. The protocol rules all live in :mod:`wsfast.connection`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..connection import Connection, State
+from ..events import (
+    Accepted,
+    BinaryMessage,
+    ConnectionClosed,
+    HandshakeFailed,
+    Pong,
+    ProtocolViolation,
+    Rejected,
+    Request,
+    TextBytes,
+    TextMessage,
+)
+from .exceptions import ConnectionClosed as ConnectionClosedException
+from .exceptions import InvalidHandshake
+
+__all__ = ["WebSocket", "Message"]
+
+logger = logging.getLogger("wsfast")
+
+Message = str | bytes
+"""A received message: ``str`` for text (``bytes`` when ``decode_text=False``), ``bytes``
+for binary."""
+
+_OPEN = State.OPEN
+_CLOSED = State.CLOSED
+_CONNECTING = State.CONNECTING
+
+
+class WebSocket(asyncio.Protocol):
+    """One WebSocket connection: ``recv()``, ``send()``, ``async for``, ``ping()``, ``close()``.
+
+    Built by :func:`wsfast.asyncio.serve` (for each client) and :func:`wsfast.asyncio.connect`.
+
+    - Reading pauses while ``max_queue`` received messages wait for ``recv()``.
+    - ``send()`` waits while the transport's write buffer is above ``write_limit`` bytes.
+    - Every ``ping_interval`` seconds a ping goes out; no pong within ``ping_timeout``
+      closes the connection with 1011. None disables keepalive.
+    - ``close()`` waits at most ``close_timeout`` seconds for the closing handshake and the
+      end of TCP, then drops the transport.
+    """
+
+    __slots__ = (
+        "_conn",
+        "_loop",
+        "_transport",
+        "_messages",
+        "_max_queue",
+        "_reading_paused",
+        "_waiter",
+        "_write_limit",
+        "_writing_paused",
+        "_drain_waiter",
+        "_pings",
+        "_ping_interval",
+        "_ping_timeout",
+        "_close_timeout",
+        "_keepalive_handle",
+        "_ping_deadline",
+        "_closer_handle",
+        "_closed",
+        "_close_exc",
+        "_violation",
+    )
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        max_queue: int = 16,
+        write_limit: int = 64 * 1024,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float = 10.0,
+    ) -> None:
+        if max_queue < 1:
+            raise ValueError("max_queue must be >= 1")
+        self._conn = conn
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._messages: deque[Message] = deque()
+        self._max_queue = max_queue
+        self._reading_paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._write_limit = write_limit
+        self._writing_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._close_timeout = close_timeout
+        self._keepalive_handle: asyncio.TimerHandle | None = None
+        self._ping_deadline: asyncio.TimerHandle | None = None
+        self._closer_handle: asyncio.TimerHandle | None = None
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._close_exc: ConnectionClosedException | None = None
+        self._violation: str | None = None
+
+    # --- what the application sees ---------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._conn.state
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._conn.subprotocol
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the connection is closed (1006 if it ended without one)."""
+        return None if self._close_exc is None else self._close_exc.code
+
+    @property
+    def close_reason(self) -> str | None:
+        return None if self._close_exc is None else self._close_exc.reason
+
+    @property
+    def remote_address(self) -> Any:
+        return None if self._transport is None else self._transport.get_extra_info("peername")
+
+    @property
+    def local_address(self) -> Any:
+        return None if self._transport is None else self._transport.get_extra_info("sockname")
+
+    async def recv(self) -> Message:
+        """The next message; raises ConnectionClosed (OK or Error) once none can come."""
+        while True:
+            messages = self._messages
+            if messages:
+                message = messages.popleft()
+                if self._reading_paused and len(messages) <= self._max_queue // 2:
+                    self._resume_reading()
+                return message
+            if self._close_exc is not None:
+                raise self._close_exc
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self
+
+    async def __anext__(self) -> Message:
+        """Messages until the connection closes: cleanly, the loop ends; otherwise
+        ConnectionClosedError is raised."""
+        messages = self._messages
+        if messages and not self._reading_paused:
+            return messages.popleft()
+        try:
+            return await self.recv()
+        except ConnectionClosedException as exc:
+            if exc.code in (1000, 1001, 1005):
+                raise StopAsyncIteration from None
+            raise
+
+    async def send(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Send one text (``str``) or binary (bytes-like) message."""
+        conn = self._conn
+        if conn.state is not _OPEN:
+            await self._raise_closed()
+        if type(message) is str:
+            conn.send_text(message)
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            conn.send_binary(message)
+        else:
+            raise TypeError(f"a message is str or bytes-like, not {type(message).__name__}")
+        self._flush()
+        if self._writing_paused:
+            await self._drain()
+
+    async def ping(self, data: bytes | None = None) -> float:
+        """Send a ping and wait for its pong; returns the round-trip time in seconds.
+
+        ``data`` (at most 125 bytes) defaults to 4 random bytes.
+        """
+        conn = self._conn
+        if conn.state is not _OPEN:
+            await self._raise_closed()
+        payload = os.urandom(4) if data is None else bytes(data)
+        if payload in self._pings:
+            raise ValueError("a ping with this payload is already waiting for its pong")
+        waiter: asyncio.Future[float] = self._loop.create_future()
+        conn.send_ping(payload)
+        self._pings[payload] = (waiter, self._loop.time())
+        self._flush()
+        return await waiter
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start (or join) the closing handshake and wait until the connection is closed."""
+        conn = self._conn
+        if conn.state is _OPEN:
+            conn.close(code, reason)
+            self._flush()
+        elif conn.state is _CONNECTING and self._transport is not None:
+            self._transport.abort()
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the transport is closed, dropping it after ``close_timeout``."""
+        if self._closed.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._closed), self._close_timeout)
+        except asyncio.TimeoutError:
+            if self._transport is not None:
+                self._transport.abort()
+            await asyncio.shield(self._closed)
+
+    # --- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.set_write_buffer_limits(high=self._write_limit)
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        conn = self._conn
+        conn.receive_data(data)
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        self._conn.receive_eof()
+        self._process()
+        return None  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        conn = self._conn
+        if conn.state is not _CLOSED:
+            conn.receive_eof()
+            self._process()
+        self._cancel_timers()
+        if self._close_exc is None:  # pragma: no cover - receive_eof always ends with CLOSED
+            self._on_closed(1006, "")
+        if not self._closed.done():
+            self._closed.set_result(None)
+        self._wake_writer()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake_writer()
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Hand the connection's new events on, then write what it has to send."""
+        for event in self._conn.events():
+            kind = type(event)
+            if kind is TextMessage or kind is BinaryMessage or kind is TextBytes:
+                self._push(event.data)  # type: ignore[attr-defined]
+            elif kind is Pong:
+                self._on_pong(event.payload)  # type: ignore[attr-defined]
+            elif kind is ConnectionClosed:
+                self._on_closed(event.code, event.reason)  # type: ignore[attr-defined]
+            elif kind is ProtocolViolation:
+                self._violation = event.message  # type: ignore[attr-defined]
+                logger.debug("failing the connection: %s", self._violation)
+            elif kind is Request:
+                self._on_request(event)  # type: ignore[arg-type]
+            elif kind is Accepted:
+                self._on_accepted(event)  # type: ignore[arg-type]
+            elif kind is Rejected or kind is HandshakeFailed:
+                self._on_refused(event)  # type: ignore[arg-type]
+            else:
+                self._on_other_event(event)
+        self._flush()
+
+    def _flush(self) -> None:
+        conn = self._conn
+        transport = self._transport
+        if transport is None:
+            return
+        data = conn.data_to_send()
+        if data:
+            transport.write(data)
+        if conn.should_close_transport and not transport.is_closing():
+            transport.close()
+
+    def _push(self, message: Message) -> None:
+        messages = self._messages
+        messages.append(message)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if len(messages) >= self._max_queue and not self._reading_paused:
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                self._reading_paused = True
+                transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        self._reading_paused = False
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
+    async def _drain(self) -> None:
+        if self._drain_waiter is None or self._drain_waiter.done():
+            self._drain_waiter = self._loop.create_future()
+        await self._drain_waiter
+        if self._close_exc is not None and self._conn.state is _CLOSED:
+            raise self._close_exc
+
+    def _wake_writer(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _raise_closed(self) -> None:
+        """Sending is over: wait for the closing handshake to end, then raise how it ended."""
+        if self._close_exc is None:
+            await self.wait_closed()
+        assert self._close_exc is not None
+        raise self._close_exc
+
+    def _on_pong(self, payload: bytes) -> None:
+        deadline = self._ping_deadline
+        if deadline is not None:
+            deadline.cancel()
+            self._ping_deadline = None
+        pings = self._pings
+        if payload not in pings:
+            return  # unsolicited (RFC 6455 §5.5.3)
+        now = self._loop.time()
+        # A pong answers its ping and every earlier one (§5.5.3: peers may skip some).
+        for key in list(pings):
+            waiter, sent = pings.pop(key)
+            if not waiter.done():
+                waiter.set_result(now - sent)
+            if key == payload:
+                break
+
+    def _on_closed(self, code: int, reason: str) -> None:
+        self._close_exc = ConnectionClosedException.for_close(code, reason)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        for waiter_, _sent in self._pings.values():
+            if not waiter_.done():
+                waiter_.set_exception(self._close_exc)
+        self._pings.clear()
+        self._cancel_keepalive()
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            # A client waits for the server to close TCP first (RFC 6455 §7.1.1), not forever.
+            self._closer_handle = self._loop.call_later(self._close_timeout, transport.abort)
+
+    def _start_keepalive(self) -> None:
+        if self._ping_interval is not None:
+            self._keepalive_handle = self._loop.call_later(self._ping_interval, self._keepalive)
+
+    def _keepalive(self) -> None:
+        conn = self._conn
+        if conn.state is not _OPEN:
+            return
+        conn.send_ping(os.urandom(4))
+        self._flush()
+        if self._ping_timeout is not None and self._ping_deadline is None:
+            self._ping_deadline = self._loop.call_later(self._ping_timeout, self._ping_timed_out)
+        self._start_keepalive()
+
+    def _ping_timed_out(self) -> None:
+        self._ping_deadline = None
+        conn = self._conn
+        logger.debug("no pong within %s s: closing the connection", self._ping_timeout)
+        if conn.state is _OPEN:
+            conn.close(1011, "keepalive ping timeout")
+            self._flush()
+        if self._transport is not None:
+            self._transport.close()
+
+    def _cancel_keepalive(self) -> None:
+        for name in ("_keepalive_handle", "_ping_deadline"):
+            handle = getattr(self, name)
+            if handle is not None:
+                handle.cancel()
+                setattr(self, name, None)
+
+    def _cancel_timers(self) -> None:
+        self._cancel_keepalive()
+        if self._closer_handle is not None:
+            self._closer_handle.cancel()
+            self._closer_handle = None
+
+    # Hooks for the server and client sides.
+
+    def _on_request(self, event: Request) -> None:
+        raise InvalidHandshake("unexpected request event")
+
+    def _on_accepted(self, event: Accepted) -> None:
+        raise InvalidHandshake("unexpected handshake response")
+
+    def _on_refused(self, event: Rejected | HandshakeFailed) -> None:
+        pass
+
+    def _on_other_event(self, event: Any) -> None:
+        pass
