@@ -80,13 +80,19 @@ def raw_header(
     fin: bool = True,
     rsv: tuple[bool, bool, bool] = (False, False, False),
     mask: bytes | None = None,
+    width: int = 0,
 ) -> bytes:
     """RFC 6455 §5.2 header bytes, written out here so that tests can build invalid frames
-    (build_header refuses those)."""
+    (build_header refuses those). ``width`` 16 or 64 forces that length encoding even where
+    a shorter one would do (not minimal, but legal to receive); 0 picks the shortest."""
     b0 = (0x80 if fin else 0) | (0x40 if rsv[0] else 0) | (0x20 if rsv[1] else 0)
     b0 |= (0x10 if rsv[2] else 0) | op
     mbit = 0x80 if mask is not None else 0
-    if length < 126:
+    if width == 16 and length < 65536:
+        head = bytes([b0, mbit | 126]) + length.to_bytes(2, "big")
+    elif width == 64:
+        head = bytes([b0, mbit | 127]) + length.to_bytes(8, "big")
+    elif length < 126:
         head = bytes([b0, mbit | length])
     elif length < 65536:
         head = bytes([b0, mbit | 126]) + length.to_bytes(2, "big")
@@ -430,6 +436,29 @@ def test_invalid_utf8_fails_at_the_first_impossible_byte() -> None:
     assert server.events() == [] and server.state is State.OPEN
     server.receive_data(data[header + len(PART1) + 1 : header + len(PART1) + 2])
     assert_failed(server, 1007)
+
+
+def test_invalid_utf8_fails_at_the_chop_with_the_header_in_pieces() -> None:
+    # As 6.4.3, with the header itself cut and the length not minimally encoded.
+    payload = PART1 + PART2 + PART3
+    data = raw_header(TEXT, len(payload), mask=MASK, width=64) + apply_mask(payload, MASK)
+    server = open_server()
+    for i in range(1, 15):  # the 14-byte header, one byte at a time
+        server.receive_data(data[i - 1 : i])
+    server.receive_data(data[14 : 14 + len(PART1)])
+    assert server.events() == [] and server.data_to_send() == b""
+    server.receive_data(data[14 + len(PART1) : 14 + len(PART1) + 2])
+    assert_failed(server, 1007)
+
+
+def test_big_text_frame_is_validated_once_as_it_arrives() -> None:
+    # A 1 MiB frame in 1 KiB reads: every read is checked, and the message arrives intact.
+    text = "κόσμε ☃ " * (1 << 16)
+    data = to_server(TEXT, text.encode())
+    for decode_text in (True, False):
+        server = open_server(max_message_size=None, decode_text=decode_text)
+        feed_in_chunks(server, data, range(0, len(data), 1024))
+        assert server.events() == [TextMessage(text) if decode_text else TextBytes(text.encode())]
 
 
 def test_fragmented_text_fails_fast_inside_a_chopped_continuation() -> None:
@@ -797,6 +826,12 @@ def test_a_negotiated_extension_owns_its_rsv_bit() -> None:
     server.receive_data(data)
     # Each fragment is reversed on its own, so the message is "ba" + "dc".
     assert server.events() == [TextMessage("hello"), Ping(b"p"), BinaryMessage(b"abcd")]
+    # A frame arriving in pieces is not validated before the extension decoded it: "é"
+    # reversed is not UTF-8.
+    client.send_text("héllo ☃")
+    data = client.data_to_send()
+    feed_in_chunks(server, data, range(len(data)))
+    assert server.events() == [TextMessage("héllo ☃")]
     # RSV2 is still nobody's.
     server.receive_data(to_server(TEXT, b"x", rsv2=True))
     assert_failed(server, 1002)
@@ -864,7 +899,7 @@ def test_text_split_at_any_byte_and_chopped_anywhere(text: str, data: st.DataObj
 
 
 frame_strategy = st.builds(
-    lambda op, payload, fin, rsv, close: (op, payload, fin, rsv, close),
+    lambda op, payload, fin, rsv, close, width: (op, payload, fin, rsv, close, width),
     st.sampled_from([0, 1, 1, 2, 2, 3, 8, 9, 10, 0xB]),
     st.one_of(
         st.binary(max_size=140),
@@ -874,6 +909,7 @@ frame_strategy = st.builds(
     st.booleans(),
     st.sampled_from([(False, False, False)] * 6 + [(True, False, False), (False, False, True)]),
     st.one_of(st.none(), st.integers(0, 5000)),
+    st.sampled_from([0, 0, 0, 16, 64]),  # length encoding: minimal, or wider than needed
 )
 
 
@@ -892,14 +928,14 @@ def normalize(events: list[Event]) -> list[Any]:
 
 def build_stream(frames: list[Any], masked: bool) -> bytes:
     chunks = []
-    for op, payload, fin, (r1, r2, r3), close in frames:
+    for op, payload, fin, (r1, r2, r3), close, width in frames:
         if op == 8 and close is not None:
             payload = close.to_bytes(2, "big") + payload[:100]
         if op >= 8:
             payload = payload[:125]
             fin = True if op != 0xB else fin
         header = raw_header(
-            op, len(payload), fin=fin, rsv=(r1, r2, r3), mask=MASK if masked else None
+            op, len(payload), fin=fin, rsv=(r1, r2, r3), mask=MASK if masked else None, width=width
         )
         chunks.append(header + (apply_mask(payload, MASK) if masked else payload))
     return b"".join(chunks)
@@ -969,22 +1005,54 @@ def test_garbage_after_valid_frames(prefix: bytes, junk: bytes) -> None:
         )
 
 
-def test_non_minimal_length_encoding_is_caught() -> None:
-    # RFC 6455 §5.2: lengths must be minimally encoded. A 16-bit length for 5 bytes:
-    payload = b"hello"
-    bad = bytes([0x81, 0x80 | 126, 0, 5]) + MASK + apply_mask(payload, MASK)
+@pytest.mark.parametrize("width", [16, 64])
+@pytest.mark.parametrize("payload", [b"hello", "κόσμε ☃".encode() * 30])
+def test_non_minimal_length_encoding_is_accepted(width: int, payload: bytes) -> None:
+    # RFC 6455 §5.2 asks senders for the minimal encoding; receiving a longer one is harmless
+    # and the parser accepts it. Chopped at every position, the message still arrives.
+    for masked, make in ((True, open_server), (False, open_client)):
+        mask = MASK if masked else None
+        head = raw_header(TEXT, len(payload), mask=mask, width=width)
+        data = head + (apply_mask(payload, MASK) if masked else payload)
+        data += raw_header(BINARY, 3, mask=mask, width=width) + (
+            apply_mask(b"bin", MASK) if masked else b"bin"
+        )
+        expected = [TextMessage(payload.decode()), BinaryMessage(b"bin")]
+        conn = make()
+        conn.receive_data(data)
+        assert conn.events() == expected
+        for cut in range(1, len(data)):
+            conn = make()
+            conn.receive_data(data[:cut])
+            conn.receive_data(data[cut:])
+            assert conn.events() == expected, cut
+            assert conn.state is State.OPEN
+        conn = make(decode_text=False)
+        feed_in_chunks(conn, data, range(len(data)))  # one byte at a time
+        assert conn.events() == [TextBytes(payload), BinaryMessage(b"bin")]
+
+
+@given(
+    text=st.text(min_size=1, max_size=200),
+    widths=st.lists(st.sampled_from([0, 16, 64]), min_size=6, max_size=6),
+    data=st.data(),
+)
+def test_any_length_encoding_chopped_anywhere(
+    text: str, widths: list[int], data: st.DataObject
+) -> None:
+    encoded = text.encode()
+    cuts = sorted(data.draw(st.lists(st.integers(1, len(encoded)), max_size=5)))
+    pieces = [encoded[a:b] for a, b in zip([0, *cuts], [*cuts, len(encoded)], strict=True)]
+    stream = b"".join(
+        raw_header(
+            TEXT if i == 0 else CONT, len(piece), fin=i == len(pieces) - 1, mask=MASK, width=w
+        )
+        + apply_mask(piece, MASK)
+        for i, (piece, w) in enumerate(zip(pieces, widths, strict=False))
+    )
     server = open_server()
-    server.receive_data(bad)
-    server.receive_data(to_server(TEXT, b"next message"))
-    server.receive_data(to_server(TEXT, b"x" * 200)[:20])
-    server.receive_data(to_server(TEXT, b"x" * 200)[20:])
-    events = server.events()
-    assert events[0] == TextMessage("hello")
-    codes = [e.code for e in events if isinstance(e, ProtocolViolation)]
-    assert codes and codes[0] in (1002, 1007)
-    for event in events:
-        if isinstance(event, TextMessage):
-            assert event.data in ("hello", "next message", "x" * 200)
+    feed_in_chunks(server, stream, data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
+    assert server.events() == [TextMessage(text)]
 
 
 def test_pxd_declares_exactly_the_slots() -> None:

@@ -17,21 +17,14 @@ cdef class Connection:
     cdef Py_ssize_t _max_header_lines
     cdef object _parser
     cdef object _feed
-    cdef Py_ssize_t _h2
     cdef list _extensions
     cdef object _subprotocol
     cdef object _msg_op
     cdef list _msg_parts
     cdef Py_ssize_t _msg_size
-    cdef bint _msg_resumed
     cdef object _validator
-    cdef Py_ssize_t _pending
-    cdef bytes _sh_head
-    cdef Py_ssize_t _sh_len
-    cdef object _sh_op
-    cdef Py_ssize_t _sh_done
-    cdef bint _sh_text
-    cdef object _sh_mask
+    cdef object _tracked
+    cdef Py_ssize_t _validated
     cdef object _send_op
     cdef bint _plain_send
     cdef list _keys

@@ -20,9 +20,13 @@ The state machine lives in :data:`_TRANSITIONS` and :meth:`Connection._transitio
 Hot path: :class:`~wsfast.FrameParser` parses and unmasks, whole single-frame text messages
 are validated and decoded in one pass by ``bytes.decode`` (which must run anyway to build
 the ``str``), fragmented ones go through :class:`~wsfast.Utf8Validator` fragment by fragment;
-sending is :func:`~wsfast.build_header` plus :func:`~wsfast.apply_mask`. This file is also
-the source of a Cython build: ``connection.pxd`` turns the three classes into extension types
-with C attributes (the ``__slots__`` here); the code is the same either way.
+sending is :func:`~wsfast.build_header` plus :func:`~wsfast.apply_mask`. A frame still
+arriving (``FrameParser.pending``) is checked from its header and, if text, validated as its
+payload comes in, so the connection fails as soon as the bytes allow (RFC 6455 §8.1).
+
+This file is also the source of a Cython build: ``connection.pxd`` turns the three classes
+into extension types with C attributes (the ``__slots__`` here); the code is the same either
+way.
 """
 
 from __future__ import annotations
@@ -86,7 +90,6 @@ __all__ = [
 
 apply_mask = kernels.apply_mask
 build_header = kernels.build_header
-parse_header = kernels.parse_header
 validate_utf8 = kernels.validate_utf8
 FrameParser = kernels.FrameParser
 Frame = kernels.Frame
@@ -103,7 +106,6 @@ _PING = Opcode.PING
 _PONG = Opcode.PONG
 
 _INVALID_UTF8 = "invalid UTF-8 in a text message (RFC 6455 §8.1)"
-_NOT_MINIMAL = "frame length not minimally encoded (RFC 6455 §5.2)"
 _RSV_SET = "reserved bits set without an extension that uses them (RFC 6455 §5.2)"
 _NEW_IN_FRAGMENTED = "a new data frame arrived inside a fragmented message (RFC 6455 §5.4)"
 _NOTHING_TO_CONTINUE = "a continuation frame with no message to continue (RFC 6455 §5.4)"
@@ -202,21 +204,14 @@ class Connection:
         "_max_header_lines",
         "_parser",
         "_feed",
-        "_h2",
         "_extensions",
         "_subprotocol",
         "_msg_op",
         "_msg_parts",
         "_msg_size",
-        "_msg_resumed",
         "_validator",
-        "_pending",
-        "_sh_head",
-        "_sh_len",
-        "_sh_op",
-        "_sh_done",
-        "_sh_text",
-        "_sh_mask",
+        "_tracked",
+        "_validated",
         "_send_op",
         "_plain_send",
         "_keys",
@@ -238,21 +233,14 @@ class Connection:
     _max_header_lines: int
     _parser: Any
     _feed: Callable[[Any], list[Any]]
-    _h2: int
     _extensions: list[Extension]
     _subprotocol: str | None
     _msg_op: int
     _msg_parts: list[bytes]
     _msg_size: int
-    _msg_resumed: bool
     _validator: Any
-    _pending: int
-    _sh_head: bytes
-    _sh_len: int
-    _sh_op: int
-    _sh_done: int
-    _sh_text: bool
-    _sh_mask: bytes | None
+    _tracked: Any
+    _validated: int
     _send_op: int
     _plain_send: bool
     _keys: list[bytes]
@@ -282,32 +270,26 @@ class Connection:
         self._max_frame_size = _check_limit("max_frame_size", max_frame_size)
         self._max_head_size = max_head_size
         self._max_header_lines = max_header_lines
-        # The parser returns complete frames only, so it can enforce a size from the frame
-        # header alone: give it the smaller of both limits. The running total of a fragmented
-        # message is checked per fragment (from the header too when a frame spans several
-        # receive_data calls: see _track_partial_frame).
+        # The parser enforces a size from the frame header alone: give it the smaller of both
+        # limits. The running total of a fragmented message is checked per fragment (from the
+        # header too when a frame spans several receive_data calls: see _check_pending).
         limits = [x for x in (self._max_frame_size, self._max_message_size) if x is not None]
         # A server receives masked frames (RFC 6455 §5.1), a client unmasked ones.
         self._parser = FrameParser(
             require_mask=not client, max_frame_size=min(limits, default=None)
         )
         self._feed = self._parser.feed
-        # Smallest header of a received frame: 2 bytes, plus a masking key to a server.
-        self._h2 = 2 if client else 6
         self._extensions = []
         self._subprotocol = None
         self._msg_op = 0
         self._msg_parts = []
         self._msg_size = 0
-        self._msg_resumed = False  # part of the message was validated by the frame tracker
         self._validator = Utf8Validator()
-        self._pending = 0
-        self._sh_head = b""
-        self._sh_len = -1
-        self._sh_op = 0
-        self._sh_done = 0
-        self._sh_text = False
-        self._sh_mask = None
+        # The parser's pending frame once its header is checked (see _check_pending), and how
+        # many of its payload bytes went through the validator (-1: not text, or not ours to
+        # validate because an extension transforms payloads).
+        self._tracked = None
+        self._validated = -1
         self._send_op = 0
         self._plain_send = False  # OPEN, no fragmented message being sent, no extensions
         self._keys = []
@@ -384,18 +366,16 @@ class Connection:
             # Deliver what arrived before the bad frame, then fail (unless that already did).
             frames = exc.frames
             error = exc
-        pending = self._pending + len(data)
         if frames:
             skip = -1
-            if self._sh_len >= 0 or self._sh_head:
-                skip = self._resume_tracked(frames[0])
-                if skip < -1:
-                    return
-            h2 = self._h2  # header bytes: h2, h2 + 2 or h2 + 8 (§5.2)
+            if self._tracked is not None:
+                # The parser completes the frame it held before any other: frames[0] is the
+                # one _check_pending saw, and ``skip`` payload bytes of it are validated.
+                skip = self._validated
+                self._tracked = None
+                self._validated = -1
             if self._extensions:
                 for frame in frames:
-                    n = len(frame.payload)
-                    pending -= n + (h2 if n < 126 else h2 + 2 if n < 65536 else h2 + 8)
                     if not self._handle_frame(frame, skip):
                         return
                     skip = -1
@@ -406,9 +386,6 @@ class Connection:
                 event: Event
                 for frame in frames:
                     payload = frame.payload
-                    n = len(payload)
-                    # What the frame took from the stream (lengths are minimal, §5.2).
-                    pending -= n + (h2 if n < 126 else h2 + 2 if n < 65536 else h2 + 8)
                     op = frame.opcode
                     # The short path: a whole message in one frame, nothing unusual.
                     if (
@@ -445,13 +422,10 @@ class Connection:
                         return
                     skip = -1
                     msg_op = self._msg_op
-        self._pending = pending
         if error is not None:
             self._fail(error.code, str(error))
-        elif pending > 0:
-            self._track_partial_frame(data)
-        elif pending < 0:
-            self._fail(1002, _NOT_MINIMAL)
+        elif self._parser.pending is not None:
+            self._check_pending()
 
     def receive_eof(self) -> None:
         """The peer closed its side of the transport (idempotent)."""
@@ -563,24 +537,6 @@ class Connection:
 
     # --- receiving frames ------------------------------------------------------------------
 
-    def _resume_tracked(self, frame: Any) -> int:
-        """The first complete frame is the one _track_partial_frame saw begin.
-
-        Returns how many of its payload bytes are validated already (-1: it is not text
-        being validated), or -2 after failing the connection because it does not match.
-        """
-        self._sh_head = b""
-        if self._sh_len < 0:
-            return -1
-        if len(frame.payload) != self._sh_len or frame.opcode is not self._sh_op:
-            self._fail(1002, _NOT_MINIMAL)
-            return -2
-        skip = self._sh_done if self._sh_text else -1
-        self._sh_len = -1
-        self._sh_done = 0
-        self._sh_text = False
-        return skip
-
     def _handle_frame(self, frame: Any, skip: int) -> bool:
         """RFC 6455 §5.2-§5.6 for one complete frame; False once the connection is closed.
 
@@ -607,7 +563,6 @@ class Connection:
             self._msg_op = op
             self._msg_parts = []
             self._msg_size = 0
-            self._msg_resumed = False
             if op is _TEXT and skip < 0:
                 validator.reset()
             msg_op = op
@@ -633,11 +588,8 @@ class Connection:
             return False
         self._msg_size = size
         if msg_op is _TEXT:
-            if skip > 0:
-                self._msg_resumed = True
-                chunk: Any = memoryview(payload)[skip:]
-            else:
-                chunk = payload
+            # Skip what _check_pending validated while the frame was arriving.
+            chunk: Any = memoryview(payload)[skip:] if skip > 0 else payload
             if not validator.feed(chunk):
                 self._fail(1007, _INVALID_UTF8)
                 return False
@@ -656,16 +608,7 @@ class Connection:
             self._fail(1007, "a text message ends inside a UTF-8 sequence (RFC 6455 §8.1)")
             return False
         elif self._decode_text:
-            try:
-                events.append(TextMessage(payload.decode()))
-            except UnicodeDecodeError:  # only if the tracker was misled (see below)
-                self._fail(1007, _INVALID_UTF8)
-                return False
-        elif self._msg_resumed and not validate_utf8(payload):
-            # Bytes the tracker validated belong to this message only if the peer encodes
-            # lengths minimally; check the whole message rather than trust that.
-            self._fail(1007, _INVALID_UTF8)
-            return False
+            events.append(TextMessage(payload.decode()))  # validated: cannot raise
         else:
             events.append(TextBytes(payload))
         return True
@@ -705,81 +648,56 @@ class Connection:
         self._transition("recv_close", code, reason)
         return False
 
-    def _track_partial_frame(self, data: Any) -> None:
-        """Look at the frame the parser holds incomplete, to fail fast (RFC 6455 §8.1, §5.4).
+    def _check_pending(self) -> None:
+        """Act on the frame the parser holds incomplete, to fail fast (RFC 6455 §5.4, §8.1).
 
-        The parser returns whole frames only. When the bytes it still holds (``_pending``:
-        all bytes fed minus every complete frame) start a frame we check its header now
-        (fragmentation, reserved bits, message size) and validate a text payload as it
-        arrives, instead of when the last byte comes. Frame starts are found from payload
-        lengths, which RFC 6455 §5.2 requires to be minimally encoded; a peer that does not
-        is caught when the frame completes.
+        The parser returns whole frames only; its ``pending`` header is known as soon as the
+        header is in. Once per frame, make the header checks _handle_frame would make when
+        the frame completes (reserved bits, fragmentation, message size); for text, feed the
+        payload received so far to the validator on every call, so invalid UTF-8 fails the
+        connection when it arrives rather than when the frame ends (Autobahn 6.4.3, 6.4.4).
         """
-        pending = self._pending
-        if self._sh_len >= 0:
-            # More payload of the frame whose header we saw in an earlier call.
-            if self._sh_text:
-                self._validate_partial(data)
-            self._sh_done += len(data)
-            return
-        n = len(data)
-        if pending <= n:
-            head: Any = memoryview(data)[n - pending :] if pending < n else data
-        else:
-            if len(self._sh_head) + n != pending:
-                self._fail(1002, _NOT_MINIMAL)
+        parser = self._parser
+        header = parser.pending
+        if header is not self._tracked:
+            if not self._check_header(header):
                 return
-            head = self._sh_head + bytes(data)
-        try:
-            header = parse_header(head)
-        except ProtocolError:
-            # The parser accepted these bytes, so our frame boundary is off.
-            self._fail(1002, _NOT_MINIMAL)
-            return
-        if header is None:
-            self._sh_head = bytes(head)  # an incomplete header: at most 13 bytes
-            return
-        self._sh_head = b""
-        got = len(head) - header.size
+            self._tracked = header
+        if self._validated >= 0:
+            chunk = parser.pending_payload(self._validated)
+            self._validated += len(chunk)
+            if not self._validator.feed(chunk):
+                self._fail(1007, _INVALID_UTF8)
+
+    def _check_header(self, header: Any) -> bool:
+        """The header checks of a frame still arriving; False after failing the connection."""
         op = header.opcode
-        if got >= header.length or header.masked == self._client:
-            self._fail(1002, _NOT_MINIMAL)
-            return
-        # The checks _handle_frame will make, made from the header.
         msg_op = self._msg_op
-        if not self._extensions and (header.rsv1 or header.rsv2 or header.rsv3):
+        plain = not self._extensions
+        if plain and (header.rsv1 or header.rsv2 or header.rsv3):
             self._fail(1002, _RSV_SET)
-            return
+            return False
         if op is _TEXT or op is _BINARY:
             if msg_op:
                 self._fail(1002, _NEW_IN_FRAGMENTED)
-                return
+                return False
         elif op is _CONT:
             if not msg_op:
                 self._fail(1002, _NOTHING_TO_CONTINUE)
-                return
-            limit = self._max_message_size
-            if limit is not None and self._msg_size + header.length > limit:
-                self._fail(1009, f"message larger than max_message_size={limit}")
-                return
-        self._sh_len = header.length
-        self._sh_op = op
-        self._sh_mask = header.mask
-        self._sh_done = 0
-        self._sh_text = not self._extensions and (op is _TEXT or (op is _CONT and msg_op is _TEXT))
-        if self._sh_text:
+                return False
+        else:
+            return True  # a control frame: at most 125 bytes, checked when complete
+        # The payload length is the message's share only when no extension transforms it;
+        # a first frame over the limit was refused by the parser (its max_frame_size).
+        limit = self._max_message_size
+        if plain and limit is not None and op is _CONT and self._msg_size + header.length > limit:
+            self._fail(1009, f"message larger than max_message_size={limit}")
+            return False
+        if plain and (op is _TEXT or msg_op is _TEXT):
             if op is _TEXT:
                 self._validator.reset()
-            if got:
-                self._validate_partial(memoryview(head)[header.size :])
-            self._sh_done = got
-
-    def _validate_partial(self, chunk: Any) -> None:
-        mask = self._sh_mask
-        if mask is not None:
-            chunk = apply_mask(chunk, mask, self._sh_done)
-        if not self._validator.feed(chunk):
-            self._fail(1007, _INVALID_UTF8)
+            self._validated = 0
+        return True
 
     # --- sending ---------------------------------------------------------------------------
 
