@@ -1,0 +1,315 @@
+"""End-to-end echo race over loopback: wsfast against websockets, aiohttp and picows.
+
+For each library, an echo server of that library runs in its own process, and clients of
+the same library (in this process) time round trips to it: a client sends a message, waits
+for the echo, checks it is byte-identical, and sends the next. Workloads:
+
+- ``64 B x 1``: one client, 64-byte binary messages, sequential round trips;
+- ``64 KiB x 1``: one client, 64 KiB binary messages;
+- ``64 B x 100``: 100 concurrent clients, each doing sequential 64-byte round trips.
+
+Libraries are interleaved: every repeat runs each workload for every library (in a rotating
+order) before the next repeat, and the best repeat counts. Keepalive pings and compression
+are off everywhere; each library's own asyncio API is used (see ``_e2e_peers.py``). By
+default the client process is pinned to CPU 0 and the servers to CPU 1 (on a machine with at
+least 2 CPUs), so client and server never compete for one core; a single client's round
+trip then includes two cross-CPU wake-ups. Every process first frees a 1 MiB block so that
+glibc serves asyncio's 256 KiB read buffers from the heap in all of them alike (see
+``settle_malloc`` in ``_e2e_peers.py``; ``--fresh-malloc`` skips it).
+
+Besides round trips per second it prints the CPU time per round trip of the client process
+and of the server process (from /proc, 10 ms resolution), which does not depend on how the
+two processes happen to be scheduled.
+
+    python bench/e2e_race.py            # about 2 minutes
+    python bench/e2e_race.py --quick    # about 20 s
+    python bench/e2e_race.py --uvloop   # the same race with uvloop in every process
+    python bench/e2e_race.py --text     # 64-byte messages as text (str) instead
+    python bench/e2e_race.py --check    # exit 1 if a stated goal is missed
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _e2e_peers as peers
+
+KiB = 1024
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    size: int
+    clients: int
+    count: int  # round trips per client in one timed run
+    quick_count: int
+
+
+WORKLOADS = (
+    Workload("64 B x 1", 64, 1, 20_000, 5_000),
+    Workload("64 KiB x 1", 64 * KiB, 1, 6_000, 1_500),
+    Workload("64 B x 100", 64, 100, 1_000, 250),
+)
+
+# The project's stated goals: (workload, other library) -> minimum wsfast/other ratio.
+GOALS = {
+    ("64 B x 1", "picows"): 1.0,
+    ("64 B x 100", "picows"): 1.0,
+    ("64 B x 1", "websockets"): 2.0,
+    ("64 B x 100", "websockets"): 2.0,
+}
+
+TIMEOUT = 60.0  # seconds for one timed run (connect, warm up, run, close)
+
+
+def payloads(size: int, text: bool) -> list[bytes | str]:
+    """16 distinct messages of ``size`` bytes, so a stale or misrouted echo is caught."""
+    if text:
+        alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+        return [
+            "".join(alphabet[(i * 7 + j) % len(alphabet)] for j in range(size)) for i in range(16)
+        ]
+    rnd = random.Random(size)
+    return [rnd.randbytes(size) for _ in range(16)]
+
+
+@dataclass
+class Sample:
+    rate: float  # round trips per second
+    client_us: float  # client process CPU per round trip, microseconds
+    server_us: float  # server process CPU per round trip, microseconds
+
+
+async def timed_run(
+    library: str, server: peers.ServerProcess, work: Workload, count: int, text: bool
+) -> Sample:
+    """``work.clients`` clients doing ``count`` round trips each."""
+    msgs = payloads(work.size, text and work.size <= 64)
+    clients = [peers.CLIENTS[library]() for _ in range(work.clients)]
+    for client in clients:
+        await client.connect(server.url)
+    try:
+        warm = max(10, count // 20)
+        await asyncio.gather(*(c.run(msgs, warm) for c in clients))
+        gc.collect()
+        server_cpu = server.cpu_time()
+        client_cpu = time.process_time()
+        start = time.perf_counter()
+        await asyncio.gather(*(c.run(msgs, count) for c in clients))
+        elapsed = time.perf_counter() - start
+        client_cpu = time.process_time() - client_cpu
+        server_cpu = server.cpu_time() - server_cpu
+    finally:
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    total = work.clients * count
+    return Sample(total / elapsed, client_cpu / total * 1e6, server_cpu / total * 1e6)
+
+
+def run_one(
+    library: str, server: peers.ServerProcess, work: Workload, count: int, text: bool
+) -> Sample:
+    async def bounded() -> Sample:
+        return await asyncio.wait_for(timed_run(library, server, work, count, text), TIMEOUT)
+
+    return asyncio.run(bounded())
+
+
+def fmt_rate(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def print_table(
+    title: str,
+    results: dict[str, dict[str, float]],  # a missing entry shows as cells[...] or "-"
+    libraries: list[str],
+    unit: str = "rt/s",
+    higher_is_better: bool = True,
+    cells: dict[str, dict[str, str]] | None = None,
+) -> None:
+    others = [lib for lib in libraries if lib != "wsfast"]
+    head = ["workload"] + [f"{lib} {unit}" for lib in libraries]
+    if "wsfast" in libraries:
+        head += [f"wsfast/{lib}" for lib in others]
+    rows = []
+    for work, per_lib in results.items():
+        shown = (cells or {}).get(work, {})
+        row = [work] + [shown.get(lib) or fmt_rate(per_lib.get(lib)) for lib in libraries]
+        if "wsfast" in libraries:
+            ours = per_lib.get("wsfast")
+            for lib in others:
+                theirs = per_lib.get(lib)
+                if not ours or not theirs:
+                    row.append("-")
+                else:
+                    ratio = ours / theirs if higher_is_better else theirs / ours
+                    row.append(f"{ratio:.2f}x")
+        rows.append(row)
+    print(f"\n{title}")
+    peers.print_columns(head, rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts, 2 repeats")
+    parser.add_argument("--repeat", type=int, default=None, help="repeats (default 5; 2 quick)")
+    parser.add_argument("--uvloop", action="store_true", help="uvloop in every process")
+    parser.add_argument("--text", action="store_true", help="64 B messages as text")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    parser.add_argument(
+        "--fresh-malloc",
+        action="store_true",
+        help="skip settle_malloc() (see _e2e_peers.py); diagnostic: the client process's"
+        " malloc state is then shared by the libraries in the order they run",
+    )
+    parser.add_argument(
+        "--libraries", default=",".join(peers.LIBRARIES), help="comma-separated subset"
+    )
+    parser.add_argument("--workloads", default=None, help="comma-separated subset, e.g. '64 B x 1'")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the counts")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
+    args = parser.parse_args(argv)
+
+    repeat = args.repeat or (2 if args.quick else 5)
+    wanted = [lib.strip() for lib in args.libraries.split(",") if lib.strip()]
+    why = {lib: peers.unavailable(lib) for lib in wanted}
+    libraries = [lib for lib in wanted if why[lib] is None]
+    missing = [f"{lib} ({why[lib]})" for lib in wanted if lib not in libraries]
+    workloads = [
+        w
+        for w in WORKLOADS
+        if args.workloads is None or w.name in [s.strip() for s in args.workloads.split(",")]
+    ]
+    pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity")
+    peers.raise_nofile_limit()
+    if not args.fresh_malloc:
+        peers.settle_malloc()
+    if args.uvloop:
+        peers.install_uvloop()
+    if pin:
+        os.sched_setaffinity(0, {0})
+
+    print(peers.machine())
+    if "wsfast" in libraries:
+        import wsfast
+        import wsfast.connection
+
+        connection = getattr(wsfast.connection, "implementation", "?")
+        print(f"wsfast kernels: {wsfast.implementation}; connection: {connection}")
+    print(
+        "libraries: "
+        + ", ".join(f"{lib} {peers.version(lib)}" for lib in libraries)
+        + (f"; unavailable: {', '.join(missing)}" if missing else "")
+    )
+    print(
+        f"loop: {'uvloop ' + peers.version('uvloop') if args.uvloop else 'asyncio (default)'}; "
+        f"64 B messages: {'text' if args.text else 'binary'}; 64 KiB: binary; "
+        f"{'client on CPU 0, servers on CPU 1' if pin else 'not pinned'}; "
+        f"best of {repeat}, libraries interleaved; "
+        f"malloc: {'fresh' if args.fresh_malloc else 'settled (see settle_malloc)'}",
+        flush=True,
+    )
+
+    servers: dict[str, peers.ServerProcess] = {}
+    results: dict[str, dict[str, list[Sample]]] = {w.name: {} for w in workloads}
+    failures: dict[str, str] = {}  # library -> error (it is dropped from the rest of the run)
+    try:
+        for lib in libraries:
+            servers[lib] = peers.ServerProcess(
+                lib,
+                uvloop=args.uvloop,
+                cpu=1 if pin else None,
+                settle_malloc=not args.fresh_malloc,
+            )
+        for r in range(repeat):
+            for work in workloads:
+                count = max(1, int((work.quick_count if args.quick else work.count) * args.scale))
+                shift = r % len(libraries)
+                for lib in libraries[shift:] + libraries[:shift]:
+                    if lib in failures:
+                        continue
+                    try:
+                        sample = run_one(lib, servers[lib], work, count, args.text)
+                    except Exception as exc:  # reported in the table, the race goes on
+                        error = f"{type(exc).__name__}: {exc}".strip(": ")
+                        if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+                            error += " (see the server's traceback above, if any)"
+                        failures[lib] = f"in {work.name!r}: {error}"
+                        continue
+                    results[work.name].setdefault(lib, []).append(sample)
+            print(f"  repeat {r + 1}/{repeat} done", file=sys.stderr, flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    best = {
+        w: {lib: max(s.rate for s in v) for lib, v in per.items()} for w, per in results.items()
+    }
+    median = {
+        w: {lib: statistics.median(s.rate for s in v) for lib, v in per.items()}
+        for w, per in results.items()
+    }
+    # CPU per round trip: the median repeat's client + server CPU (10 ms tick resolution).
+    cpu: dict[str, dict[str, float]] = {}
+    cpu_cells: dict[str, dict[str, str]] = {}
+    for w, per in results.items():
+        for lib, v in per.items():
+            c = statistics.median(s.client_us for s in v)
+            sv = statistics.median(s.server_us for s in v)
+            cpu.setdefault(w, {})[lib] = c + sv
+            cpu_cells.setdefault(w, {})[lib] = f"{c:.0f}+{sv:.0f}"
+    failed_cells = {w.name: {lib: "FAILED" for lib in failures} for w in workloads}
+    for w, per in failed_cells.items():
+        cpu_cells.setdefault(w, {}).update(per)
+    print_table(
+        "Round trips per second, best repeat (higher is better)",
+        best,
+        libraries,
+        cells=failed_cells,
+    )
+    print_table("Round trips per second, median repeat", median, libraries, cells=failed_cells)
+    print_table(
+        "CPU microseconds per round trip, client+server, median repeat (lower is better;"
+        " ratios: other's total / wsfast's)",
+        cpu,
+        libraries,
+        unit="us",
+        higher_is_better=False,
+        cells=cpu_cells,
+    )
+
+    if failures:
+        print("\nFailures (each library that failed was dropped from the rest of the run)")
+        for lib, error in failures.items():
+            print(f"  {lib}: {error}")
+    failed = "wsfast" in failures
+    lines = []
+    for (work, lib), goal in GOALS.items():
+        per = best.get(work, {})
+        if "wsfast" not in per or lib not in per:
+            continue
+        ratio = per["wsfast"] / per[lib]
+        ok = ratio >= goal
+        failed |= not ok
+        lines.append(
+            f"  {work:<11} wsfast/{lib:<10} {ratio:5.2f}x  goal >= {goal:g}x: "
+            + ("met" if ok else f"MISSED (by {(goal - ratio) / goal:.0%})")
+        )
+    if lines:
+        print("\nGoals")
+        print("\n".join(lines))
+    return 1 if (failed and args.check) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
