@@ -1,10 +1,11 @@
-"""Fixtures for the browser tests: one headless Chromium per session, a fresh tab per test,
+"""Fixtures for the browser tests: one headless Chromium, a fresh tab per test,
 and wsfast servers (``python -m wsfast serve`` and ``python -m wsfast demo``) on 127.0.0.1.
 
-The tests are skipped when ``chromium`` is not on PATH (Debian: ``apt-get install chromium``),
-unless ``WSFAST_REQUIRE_BROWSER=1`` is set, which turns that skip into a failure.
-Every step has its own timeout (launching the browser 30 s, a page load 15 s, a page's
-checks 20-30 s, a server's start 20 s and its stop 10 s before SIGKILL).
+Chromium and the servers live as long as the test module. The tests are skipped when
+``chromium`` is not on PATH (Debian: ``apt-get install chromium``), unless
+``WSFAST_REQUIRE_BROWSER=1`` is set, which turns that skip into a failure. Every step has its
+own timeout (launching the browser 30 s, a page load 15 s, a page's checks 20-30 s, a
+server's start 20 s and its stop 10 s before SIGKILL).
 """
 
 from __future__ import annotations
@@ -30,14 +31,14 @@ from browser_support import (
 DEMO_INTERVAL = 0.2
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cdp_loop() -> Iterator[LoopThread]:
     loop = LoopThread()
     yield loop
     loop.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(cdp_loop: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
     if CHROMIUM is None:
         if REQUIRE_BROWSER:
@@ -58,7 +59,7 @@ def page(cdp_loop: LoopThread, browser: Chromium) -> Iterator[SyncPage]:
     cdp_loop.run(tab.close(), 15)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def echo_server() -> Iterator[ServerProcess]:
     """``python -m wsfast serve`` on a free port of 127.0.0.1."""
     server = ServerProcess("serve", "--host", "127.0.0.1", "--port", "0")
@@ -66,7 +67,7 @@ def echo_server() -> Iterator[ServerProcess]:
     print(server.stop())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo_server(cdp_loop: LoopThread) -> Iterator[Demo]:
     """``python -m wsfast demo`` on a free port of 127.0.0.1, changing an order every 0.2 s."""
     import inspect

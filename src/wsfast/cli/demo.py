@@ -163,11 +163,19 @@ class Shop:
             queue.get_nowait()
         queue.put_nowait(json.dumps(self.board.snapshot()))
 
+    def subscribe(self) -> asyncio.Queue[str]:
+        """A queue of the messages for one page: the snapshot, then every change."""
+        queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
+        self._restart(queue)
+        self._queues.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[str]) -> None:
+        self._queues.discard(queue)
+
     async def handler(self, ws: ServerWebSocket) -> None:
         """One page: the snapshot and every change after it; echo what the page sends."""
-        queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
-        self._restart(queue)  # the snapshot goes first
-        self._queues.add(queue)
+        queue = self.subscribe()
         pusher = asyncio.create_task(self._push(ws, queue))
         try:
             async for message in ws:
@@ -178,7 +186,7 @@ class Shop:
         except ConnectionClosed:
             pass  # the page went away without a clean close
         finally:
-            self._queues.discard(queue)
+            self.unsubscribe(queue)
             pusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pusher

@@ -1,0 +1,225 @@
+"""``python -m wsfast demo`` without a browser: the order board, the page, its HTTP answers and
+the WebSocket endpoint, over wsfast's own client. (tests/browser/ drives the page itself.)"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from wsfast.asyncio import InvalidHandshake, connect, serve
+from wsfast.cli import demo
+
+STATUSES = list(demo.STATUSES)
+HAS_HTTP_HANDLER = "http_handler" in inspect.signature(serve).parameters
+
+
+# --- the order board -----------------------------------------------------------------------
+
+
+def test_board_moves_orders_one_step_at_a_time() -> None:
+    board = demo.OrderBoard(size=5, seed=7)
+    shown = {o["id"]: o["status"] for o in board.snapshot()["orders"]}
+    assert len(shown) == 5 and "delivered" not in shown.values()
+    kinds = set()
+    for _ in range(300):
+        for message in board.step():
+            kinds.add(message["type"])
+            if message["type"] == "remove":
+                assert shown.pop(message["id"]) == "delivered"
+                continue
+            order = message["order"]
+            old = shown.get(order["id"])
+            if old is None:
+                assert order["status"] == "placed"
+            else:
+                assert STATUSES.index(order["status"]) == STATUSES.index(old) + 1
+            shown[order["id"]] = order["status"]
+        assert shown == {o["id"]: o["status"] for o in board.snapshot()["orders"]}
+    assert kinds == {"order", "remove"}
+    assert len(shown) == 5
+
+
+def test_board_messages_are_copies() -> None:
+    board = demo.OrderBoard(size=1, seed=1)
+    snapshot = board.snapshot()
+    (message,) = board.step()
+    assert snapshot["orders"][0]["status"] == "placed"
+    assert message["order"]["status"] == "paid"
+    message["order"]["status"] = "lost"
+    assert board.snapshot()["orders"][0]["status"] == "paid"
+
+
+def test_board_needs_an_order() -> None:
+    with pytest.raises(ValueError):
+        demo.OrderBoard(size=0)
+
+
+# --- the page and the HTTP side ------------------------------------------------------------
+
+
+def test_page_is_self_contained() -> None:
+    html = demo.page().decode("utf-8")
+    assert html.startswith("<!doctype html>")
+    assert "new WebSocket(" in html
+    for name in ("onopen", "onmessage", "onclose", "onerror"):
+        assert f".{name} =" in html
+    # Nothing loaded from elsewhere: every src/href is a data: URL.
+    assert re.findall(r'(?:src|href)\s*=\s*"(?!data:)[^"]*"', html) == []
+    assert "@import" not in html and "url(" not in html
+
+
+def test_http_handler_answers() -> None:
+    status, headers, body = demo.http_handler("/", [])
+    assert status == 200 and body == demo.page()
+    assert ("Content-Type", "text/html; charset=utf-8") in headers
+    assert demo.http_handler("/?ws=ws://127.0.0.1:1/ws", [])[:1] == (200,)
+    assert demo.http_handler("/index.html", [])[:1] == (200,)
+    assert demo.http_handler("/ws", []) is None  # the server asks for an upgrade
+    assert demo.http_handler("/favicon.ico", [])[:1] == (404,)
+
+
+def test_interval_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    assert demo.main(parser.parse_args(["--interval", "0"])) == 2
+    assert "--interval" in capsys.readouterr().err
+
+
+# --- the WebSocket side --------------------------------------------------------------------
+
+
+def run_demo(
+    test: Callable[[int, demo.Shop], Awaitable[None]], interval: float = 0.05, **options: Any
+) -> None:
+    """Serve the demo's handler on a free port of 127.0.0.1 and run ``test(port, shop)``."""
+
+    async def main() -> None:
+        shop = demo.Shop(demo.OrderBoard(seed=3), interval)
+        async with serve(
+            shop.handler, "127.0.0.1", 0, process_request=demo.process_request, **options
+        ) as server:
+            ticker = asyncio.create_task(shop.run())
+            try:
+                await asyncio.wait_for(test(server.port, shop), 20)
+            finally:
+                ticker.cancel()
+
+    asyncio.run(main())
+
+
+def test_websocket_pushes_snapshot_then_changes() -> None:
+    async def test(port: int, shop: demo.Shop) -> None:
+        async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            first = json.loads(await ws.recv())
+            assert first["type"] == "snapshot" and len(first["orders"]) == 6
+            shown = {o["id"]: o["status"] for o in first["orders"]}
+            for _ in range(20):
+                message = json.loads(await ws.recv())
+                if message["type"] == "remove":
+                    assert shown.pop(message["id"]) == "delivered"
+                    continue
+                assert message["type"] == "order"
+                order = message["order"]
+                old = shown.get(order["id"])
+                want = "placed" if old is None else STATUSES[STATUSES.index(old) + 1]
+                assert order["status"] == want
+                shown[order["id"]] = order["status"]
+        assert ws.close_code == 1000
+
+    run_demo(test)
+
+
+def test_websocket_echoes() -> None:
+    async def test(port: int, shop: demo.Shop) -> None:
+        async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            text = "h\u00e9llo \u4e16\u754c \U0001f680"
+            await ws.send(text)
+            await ws.send(b"\x00\xff" * 100)
+            got = []
+            while len(got) < 2:
+                message = await ws.recv()
+                if isinstance(message, bytes) or json.loads(message)["type"] == "echo":
+                    got.append(message)
+            assert got == [json.dumps({"type": "echo", "text": text}), b"\x00\xff" * 100]
+            assert json.loads(got[0])["text"] == text
+
+    run_demo(test, interval=10)
+
+
+def test_every_page_gets_the_changes() -> None:
+    async def test(port: int, shop: demo.Shop) -> None:
+        async with (
+            connect(f"ws://127.0.0.1:{port}/ws") as a,
+            connect(f"ws://127.0.0.1:{port}/ws") as b,
+        ):
+            for ws in (a, b):
+                assert json.loads(await ws.recv())["type"] == "snapshot"
+            shop.publish([{"type": "remove", "id": "X"}])
+            for ws in (a, b):
+                assert json.loads(await ws.recv()) == {"type": "remove", "id": "X"}
+
+    run_demo(test, interval=10)
+
+
+def test_slow_page_starts_afresh() -> None:
+    async def test() -> None:
+        shop = demo.Shop(demo.OrderBoard(seed=5))
+        queue = shop.subscribe()
+        assert json.loads(queue.get_nowait())["type"] == "snapshot"
+        # More changes than a page's queue holds: the backlog is dropped for a fresh snapshot.
+        shop.publish([{"type": "remove", "id": str(i)} for i in range(demo.QUEUE_SIZE + 10)])
+        messages = [json.loads(queue.get_nowait()) for _ in range(queue.qsize())]
+        assert messages[0] == shop.board.snapshot()
+        assert messages[1:] == [{"type": "remove", "id": str(i)} for i in range(65, 74)]
+        shop.unsubscribe(queue)
+        shop.publish([{"type": "remove", "id": "gone"}])
+        assert queue.empty()
+
+    asyncio.run(test())
+
+
+def test_websocket_only_on_ws_path() -> None:
+    async def test(port: int, shop: demo.Shop) -> None:
+        with pytest.raises(InvalidHandshake) as info:
+            await connect(f"ws://127.0.0.1:{port}/other")
+        assert info.value.status == 404
+
+    run_demo(test)
+
+
+# --- one port for both (needs serve(http_handler=...)) ---------------------------------------
+
+
+async def http_get(port: int, target: str) -> tuple[int, dict[str, str], bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+    )
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.skipif(not HAS_HTTP_HANDLER, reason="wsfast.asyncio.serve() has no http_handler yet")
+def test_page_and_websocket_on_one_port() -> None:
+    async def test(port: int, shop: demo.Shop) -> None:
+        status, headers, body = await http_get(port, "/")
+        assert status == 200 and body == demo.page()
+        assert headers["Content-Type"] == "text/html; charset=utf-8"
+        assert (await http_get(port, "/nope"))[0] == 404
+        assert (await http_get(port, "/ws"))[0] != 200  # a WebSocket endpoint
+        async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            assert json.loads(await ws.recv())["type"] == "snapshot"
+
+    run_demo(test, http_handler=demo.http_handler)
