@@ -31,6 +31,7 @@ import asyncio
 import gc
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,6 +91,64 @@ def machine() -> str:
         f"{platform.release()}; Python {platform.python_version()} "
         f"({platform.python_implementation()})"
     )
+
+
+class MachineLoad:
+    """How busy the whole machine was between ``start()`` and ``stop()``, beyond ``pids``.
+
+    From /proc/stat (all CPUs) minus the CPU time of the benchmark's own processes: other
+    programs, plus interrupt and softirq time (loopback TCP work partly lands there), in
+    CPUs on average. Benchmarks print a warning when it is high: their numbers are then
+    disturbed by something else running.
+    """
+
+    def __init__(self) -> None:
+        self.pids: set[int] = {os.getpid()}
+        self._start: tuple[float, float, float, float] | None = None
+        self.other_cpus = 0.0
+        self.steal_cpus = 0.0
+
+    @staticmethod
+    def _system() -> tuple[float, float]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal ...
+        busy = sum(fields[:3]) + sum(fields[5:7])
+        steal = fields[7] if len(fields) > 7 else 0
+        tick = os.sysconf("SC_CLK_TCK")
+        return busy / tick, steal / tick
+
+    def _ours(self) -> float:
+        total = 0.0
+        for pid in list(self.pids):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def start(self) -> None:
+        busy, steal = self._system()
+        self._start = (time.monotonic(), busy, steal, self._ours())
+
+    def stop(self) -> None:
+        assert self._start is not None
+        t0, busy0, steal0, ours0 = self._start
+        busy, steal = self._system()
+        elapsed = max(time.monotonic() - t0, 1e-9)
+        self.other_cpus = max(0.0, (busy - busy0) - (self._ours() - ours0)) / elapsed
+        self.steal_cpus = (steal - steal0) / elapsed
+
+    def report(self, threshold: float = 0.25) -> str:
+        text = (
+            f"machine load beyond the benchmark's processes: {self.other_cpus:.2f} CPUs "
+            f"on average (includes interrupt time); steal {self.steal_cpus:.2f} CPUs"
+        )
+        if self.other_cpus > threshold or self.steal_cpus > threshold:
+            text += "\nWARNING: something else was using the CPUs; the numbers may be disturbed"
+        return text
 
 
 def print_columns(head: list[str], rows: list[list[str]]) -> None:

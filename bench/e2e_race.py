@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     servers: dict[str, peers.ServerProcess] = {}
     results: dict[str, dict[str, list[Sample]]] = {w.name: {} for w in workloads}
     failures: dict[str, str] = {}  # library -> error (it is dropped from the rest of the run)
+    load = peers.MachineLoad()
     try:
         for lib in libraries:
             servers[lib] = peers.ServerProcess(
@@ -231,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                 cpu=1 if pin else None,
                 settle_malloc=not args.fresh_malloc,
             )
+            load.pids.add(servers[lib].pid)
+        load.start()
         for r in range(repeat):
             for work in workloads:
                 count = max(1, int((work.quick_count if args.quick else work.count) * args.scale))
@@ -248,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     results[work.name].setdefault(lib, []).append(sample)
             print(f"  repeat {r + 1}/{repeat} done", file=sys.stderr, flush=True)
+        load.stop()
     finally:
         for server in servers.values():
             server.stop()
@@ -288,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         cells=cpu_cells,
     )
 
+    print(f"\n{load.report()}")
     if failures:
         print("\nFailures (each library that failed was dropped from the rest of the run)")
         for lib, error in failures.items():
