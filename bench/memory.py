@@ -201,8 +201,6 @@ def main(argv: list[str] | None = None) -> int:
     errors: dict[str, str] = {}
     payload = os.urandom(BIG)
     frame = peers.masked_frame(2, payload)
-    load = peers.MachineLoad()  # the servers come and go: their CPU counts as "other"
-    load.start()
     for r in range(repeat):
         for lib in libraries[r % len(libraries) :] + libraries[: r % len(libraries)]:
             try:
@@ -214,7 +212,6 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:
                 errors[f"{lib} 16 MiB"] = f"{type(exc).__name__}: {exc}"
         print(f"  pass {r + 1}/{repeat} done", file=sys.stderr, flush=True)
-    load.stop()
 
     def pick(runs: list[dict[str, float]], key: str, how=statistics.median) -> float | None:
         values = [run[key] for run in runs if key in run]
