@@ -1,5 +1,12 @@
 """Extension glue only; the metadata lives in pyproject.toml.
 
+Builds the kernels (``_mask``, ``_utf8``, ``_frames`` from their ``.pyx``) and
+``wsfast._connection_c``, the sans-I/O connection compiled from ``_connection_py.py`` (the one
+source; ``wsfast.connection`` picks the compiled or the Python classes at import). Cython names
+a module after its file, so the source is copied to ``build/cython-src/wsfast/_connection_c.py``
+with ``_connection_c.pxd`` (its C types) and an empty ``__init__.py``; the copy exists only to
+be compiled and is never installed.
+
 Environment switches (read at build time):
 - ``WSFAST_NO_EXTENSIONS=1``: build a pure-Python install.
 - ``WSFAST_BUILD_EXTENSIONS=1``: a failed compile is an error (wheel builds), not a fallback.
@@ -9,11 +16,16 @@ Environment switches (read at build time):
 import os
 import platform
 import sys
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 KERNELS = ["_mask", "_utf8", "_frames"]
+CONNECTION = "_connection_c"
+CONNECTION_SOURCE = Path("src/wsfast/_connection_py.py")
+CONNECTION_PXD = Path("src/wsfast/_connection_c.pxd")
+CYTHON_SRC = Path("build/cython-src")
 
 
 def _flag(name: str) -> bool:
@@ -49,13 +61,36 @@ class OptionalBuildExt(build_ext):
         )
 
 
+def _copy_if_changed(source: Path, target: Path) -> None:
+    # An unchanged copy keeps its mtime, so cythonize does not regenerate the C file.
+    data = source.read_bytes()
+    if not target.exists() or target.read_bytes() != data:
+        target.write_bytes(data)
+
+
+def connection_source() -> str:
+    """Copy the connection's source where Cython compiles it as ``wsfast._connection_c``."""
+    package = CYTHON_SRC / "wsfast"
+    package.mkdir(parents=True, exist_ok=True)
+    init = package / "__init__.py"
+    if not init.exists():
+        init.write_bytes(b"")  # makes the directory the package wsfast, for Cython
+    target = package / f"{CONNECTION}.py"
+    _copy_if_changed(CONNECTION_SOURCE, target)
+    _copy_if_changed(CONNECTION_PXD, package / f"{CONNECTION}.pxd")
+    return target.as_posix()
+
+
+def _compile_args() -> list[str]:
+    if sys.platform == "win32":
+        return ["/O2"]
+    return ["-O3", "-fno-strict-aliasing"]
+
+
 def extensions() -> list[Extension]:
     from Cython.Build import cythonize
 
-    if sys.platform == "win32":
-        compile_args = ["/O2"]
-    else:
-        compile_args = ["-O3", "-fno-strict-aliasing"]
+    compile_args = _compile_args()
     trace = _flag("WSFAST_CYTHON_TRACE")
     macros = [("CYTHON_TRACE_NOGIL", "1")] if trace else []
     exts = [
@@ -85,11 +120,50 @@ def extensions() -> list[Extension]:
     )
 
 
+def connection_extensions() -> list[Extension]:
+    """``wsfast._connection_c``; Python semantics kept (negative indices, bounds checks)."""
+    from Cython.Build import cythonize
+
+    trace = _flag("WSFAST_CYTHON_TRACE")
+    ext = Extension(
+        f"wsfast.{CONNECTION}",
+        [connection_source()],
+        extra_compile_args=_compile_args(),
+        define_macros=[("CYTHON_TRACE", "1")] if trace else [],
+    )
+    return cythonize(
+        [ext],
+        include_path=["src"],  # the kernels' .pxd: receive_data reads frames at C level
+        compiler_directives={
+            "language_level": 3,
+            # Annotations are for type checkers: the C types come from the .pxd only, so the
+            # compiled classes accept what the Python ones accept (str subclasses, ...).
+            "annotation_typing": False,
+            "binding": False,
+            "embedsignature": True,
+            "linetrace": trace,
+        },
+    )
+
+
+def all_extensions() -> list[Extension]:
+    """The kernels, plus the compiled connection unless cythonizing it fails (then the
+    Python connection is installed, unless a compile is required)."""
+    ext_modules = extensions()
+    try:
+        ext_modules += connection_extensions()
+    except Exception as exc:
+        if REQUIRE_EXTENSIONS:
+            raise
+        print(f"WARNING: cannot cythonize wsfast's connection ({exc!r}).", file=sys.stderr)
+    return ext_modules
+
+
 if NO_EXTENSIONS:
     setup()
 else:
     try:
-        ext_modules = extensions()
+        ext_modules = all_extensions()
     except Exception as exc:  # Cython missing or failing at cythonize time
         if REQUIRE_EXTENSIONS:
             raise

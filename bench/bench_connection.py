@@ -21,12 +21,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from connection_race import (
     pin_malloc,
     websockets_run,
+    wsfast_py_run,
     wsfast_run,
     wsproto_run,
 )
 
+import wsfast.connection
+
+# wsfast: the connection wsfast.connection exports (compiled when built); wsfast-py: its
+# Python source on the same kernels, when the exported one is the compiled one.
 RUNS: dict[str, Callable[[str | bytes, int], None]] = {
     "wsfast": wsfast_run,
+    **({"wsfast-py": wsfast_py_run} if wsfast.connection.implementation == "cython" else {}),
     "websockets": websockets_run,
     "wsproto": wsproto_run,
 }

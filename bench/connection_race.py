@@ -4,6 +4,10 @@ A round trip is: the client sends a message, the server receives it (as a str fo
 server sends it back, the client receives it. No sockets: each side's output is fed straight
 into the other. Prints the best of ``--repeat`` runs per library and wsfast's speed ratios.
 
+``wsfast`` is the connection ``wsfast.connection`` exports (compiled when built);
+``wsfast-py`` is its Python source, ``wsfast._connection_py``, on the same kernels (listed
+only when the exported one is the compiled one).
+
     python bench/connection_race.py [--small 100000] [--large 100] [--repeat 5]
 """
 
@@ -15,9 +19,11 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from typing import Any
 
 import wsfast
-from wsfast.connection import ClientConnection, ServerConnection
+import wsfast._connection_py
+import wsfast.connection
 from wsfast.events import BinaryMessage, TextMessage
 
 RoundTrip = Callable[[object, int], None]
@@ -28,9 +34,9 @@ LIMIT = 64 * 1024 * 1024
 # --- wsfast ----------------------------------------------------------------------------
 
 
-def wsfast_pair() -> tuple[ClientConnection, ServerConnection]:
-    client = ClientConnection("localhost", "/", max_message_size=LIMIT)
-    server = ServerConnection(max_message_size=LIMIT)
+def wsfast_pair(module: Any = wsfast.connection) -> tuple[Any, Any]:
+    client = module.ClientConnection("localhost", "/", max_message_size=LIMIT)
+    server = module.ServerConnection(max_message_size=LIMIT)
     server.receive_data(client.data_to_send())
     server.events()
     server.accept()
@@ -39,8 +45,8 @@ def wsfast_pair() -> tuple[ClientConnection, ServerConnection]:
     return client, server
 
 
-def wsfast_run(message: str | bytes, count: int) -> None:
-    client, server = wsfast_pair()
+def wsfast_run(message: str | bytes, count: int, module: Any = wsfast.connection) -> None:
+    client, server = wsfast_pair(module)
     text = isinstance(message, str)
     for _ in range(count):
         if text:
@@ -57,6 +63,10 @@ def wsfast_run(message: str | bytes, count: int) -> None:
         for event in client.events():
             if type(event) is not TextMessage and type(event) is not BinaryMessage:
                 raise AssertionError(event)
+
+
+def wsfast_py_run(message: str | bytes, count: int) -> None:
+    wsfast_run(message, count, wsfast._connection_py)
 
 
 # --- websockets (sans-I/O protocol core) -------------------------------------------------
@@ -149,6 +159,7 @@ def pin_malloc() -> bool:
 
 RUNNERS: tuple[tuple[str, Callable[[str | bytes, int], None]], ...] = (
     ("wsfast", wsfast_run),
+    *((("wsfast-py", wsfast_py_run),) if wsfast.connection.implementation == "cython" else ()),
     ("websockets", websockets_run),
     ("wsproto", wsproto_run),
 )
@@ -173,8 +184,9 @@ def race(label: str, message: str | bytes, count: int, repeat: int) -> dict[str,
     for name, _ in RUNNERS:
         seconds = best[name]
         print(f"  {name:<11} {seconds:8.3f} s  {count / seconds:12,.0f} round trips/s")
-    for other in ("websockets", "wsproto"):
-        print(f"  wsfast is {best[other] / best['wsfast']:.2f}x {other}")
+    for mine in [name for name in best if name.startswith("wsfast")]:
+        for other in ("websockets", "wsproto"):
+            print(f"  {mine} is {best[other] / best[mine]:.2f}x {other}")
     return best
 
 
@@ -193,7 +205,8 @@ def main() -> None:
 
     print(
         f"Python {platform.python_version()} ({platform.machine()}), wsfast kernels: "
-        f"{wsfast.implementation}, websockets {websockets.__version__}, "
+        f"{wsfast.implementation}, connection: {wsfast.connection.implementation}, "
+        f"websockets {websockets.__version__}, "
         f"wsproto {getattr(wsproto, '__version__', '?')}"
         + (", WSFAST_NO_EXTENSIONS set" if os.environ.get("WSFAST_NO_EXTENSIONS") else "")
         + (", glibc malloc thresholds pinned" if pinned else "")

@@ -2,22 +2,37 @@
 
 Frames are crafted with the kernels' build_header / apply_mask and the connections' output is
 read back with a FrameParser, so every test looks at real bytes. Nothing touches the network.
+
+Every test runs twice, on the compiled connection (``wsfast._connection_c``, id ``cython``)
+and on its source (``wsfast._connection_py``, id ``python``): the module-scoped fixture
+``connection_impl`` rebinds ``ClientConnection``, ``ServerConnection``, ``State`` and
+``InvalidState`` in this module to the classes under test. The ``cython`` half is skipped
+when the compiled connection was never built (it fails instead when
+``WSFAST_REQUIRE_EXTENSIONS=1`` is set) or when the pure kernels are in use
+(``WSFAST_NO_EXTENSIONS=1``): the compiled connection reads the compiled parser's frames.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.machinery
 import os
-from collections.abc import Iterable, Sequence
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import wsfast
 import wsfast.connection as connection_module
 from wsfast import FrameParser, ProtocolError, apply_mask
-from wsfast.connection import ClientConnection, InvalidState, ServerConnection, State
+from wsfast._connection_py import ClientConnection, InvalidState, ServerConnection, State
 from wsfast.events import (
     BinaryMessage,
     CloseReceived,
@@ -32,6 +47,43 @@ from wsfast.events import (
 
 MASK = b"\x37\xfa\x21\x3d"  # RFC 6455 §5.7
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 1, 2, 0, 8, 9, 10
+
+SWAPPED = ("ClientConnection", "ServerConnection", "State", "InvalidState")
+TRUE = {"1", "yes", "true", "on"}
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in TRUE
+
+
+def import_connection(name: str) -> tuple[ModuleType | None, BaseException | None]:
+    try:
+        return importlib.import_module(name), None
+    except ImportError as exc:
+        return None, exc
+
+
+COMPILED, COMPILED_ERROR = import_connection("wsfast._connection_c")
+
+
+@pytest.fixture(scope="module", autouse=True, params=["cython", "python"])
+def connection_impl(request: pytest.FixtureRequest, require_extensions: bool) -> Iterator[Any]:
+    """The connection module under test; its classes replace this module's for the tests."""
+    if request.param == "python":
+        module = importlib.import_module("wsfast._connection_py")
+    elif wsfast.implementation != "cython":
+        pytest.skip("the compiled connection runs on the compiled kernels, which are not in use")
+    elif COMPILED is not None:
+        module = COMPILED
+    elif require_extensions:
+        pytest.fail(f"the compiled connection does not import: {COMPILED_ERROR!r}", pytrace=False)
+    else:
+        pytest.skip(f"the compiled connection is not built ({COMPILED_ERROR})")
+    namespace = globals()
+    saved = {name: namespace[name] for name in SWAPPED}
+    namespace.update({name: getattr(module, name) for name in SWAPPED})
+    yield module
+    namespace.update(saved)
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -213,6 +265,25 @@ def test_decode_text_false_validates_fragments_and_chops() -> None:
     assert_failed(server, 1007)
 
 
+def test_arguments_are_taken_as_the_python_source_takes_them() -> None:
+    # The compiled classes must not type arguments from their annotations (Cython would
+    # refuse subclasses of str and int): both implementations accept the same values.
+    class Text(str):
+        pass
+
+    class Number(int):
+        pass
+
+    client, server = open_pair(max_message_size=Number(1000))
+    client.send_text(Text("sub"), fin=Number(1))  # type: ignore[arg-type]
+    client.send_binary(bytearray(b"ba"))
+    server.receive_data(client.data_to_send())
+    assert server.events() == [TextMessage("sub"), BinaryMessage(b"ba")]
+    server.close(Number(4000), Text("bye"))
+    client.receive_data(server.data_to_send())
+    assert client.events() == [CloseReceived(4000, "bye"), ConnectionClosed(4000, "bye")]
+
+
 def test_events_are_frozen_with_slots() -> None:
     event = TextMessage("x")
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -274,7 +345,7 @@ def test_masking_keys_come_from_batched_randomness(monkeypatch: pytest.MonkeyPat
         return real(n)
 
     client = open_client()
-    monkeypatch.setattr(connection_module.os, "urandom", counting)
+    monkeypatch.setattr(os, "urandom", counting)
     for _ in range(2000):
         client.send_text("x")
     client.send_ping()
@@ -1055,14 +1126,15 @@ def test_any_length_encoding_chopped_anywhere(
     assert server.events() == [TextMessage(text)]
 
 
-def test_pxd_declares_exactly_the_slots() -> None:
-    """connection.pxd (C types for a Cython build of connection.py) matches __slots__."""
+def test_pxd_declares_exactly_the_slots(connection_impl: Any) -> None:
+    """_connection_c.pxd (the C types of the compiled connection) matches the __slots__ of
+    _connection_py.py, its source; instances have no __dict__ either way."""
     import re
-    from pathlib import Path
 
-    pxd = Path(connection_module.__file__).with_name("connection.pxd")
+    source = importlib.import_module("wsfast._connection_py")
+    pxd = Path(source.__file__).with_name("_connection_c.pxd")
     if not pxd.exists():
-        pytest.skip("connection.pxd is not installed next to the module")
+        pytest.skip("_connection_c.pxd is not installed next to the module")
     declared: dict[str, list[str]] = {}
     current = ""
     for line in pxd.read_text().splitlines():
@@ -1072,5 +1144,62 @@ def test_pxd_declares_exactly_the_slots() -> None:
         elif match := re.match(r"\s+cdef [\w ]+? (\w+)$", line):
             declared[current].append(match.group(1))
     for name in ("Connection", "ServerConnection", "ClientConnection"):
-        cls = getattr(connection_module, name)
+        cls = getattr(source, name)
         assert sorted(declared[name]) == sorted(cls.__dict__["__slots__"]), name
+    for conn in (ServerConnection(), ClientConnection("x"), open_server(), open_client()):
+        assert not hasattr(conn, "__dict__")
+
+
+# --- which implementation wsfast.connection exports ---------------------------------------
+
+
+def run_python(code: str, **env: str | None) -> subprocess.CompletedProcess[str]:
+    environ = dict(os.environ)
+    for key, value in env.items():
+        if value is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = value
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent,
+    )
+
+
+EXPORTED = (
+    "import wsfast, wsfast.connection as c; "
+    "print(c.implementation, c.ServerConnection.__module__, c.ClientConnection.__module__, "
+    "c.Connection.__module__, c.State.__module__, c.InvalidState.__module__, "
+    "wsfast.ServerConnection is c.ServerConnection)"
+)
+
+
+def test_no_extensions_exports_the_python_connection() -> None:
+    result = run_python(EXPORTED, WSFAST_NO_EXTENSIONS="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["python"] + ["wsfast._connection_py"] * 5 + ["True"]
+
+
+def test_exported_connection_follows_the_environment(require_extensions: bool) -> None:
+    """The compiled connection is exported whenever extensions are required (CI, wheels);
+    the Python one under WSFAST_NO_EXTENSIONS=1."""
+    exported = connection_module.ServerConnection
+    if env_flag("WSFAST_NO_EXTENSIONS"):
+        assert connection_module.implementation == "python"
+        assert exported.__module__ == "wsfast._connection_py"
+        return
+    if not require_extensions and COMPILED is None:
+        assert exported.__module__ == "wsfast._connection_py"
+        pytest.skip(f"the compiled connection is not built ({COMPILED_ERROR})")
+    assert connection_module.implementation == "cython"
+    assert exported.__module__ == "wsfast._connection_c"
+    module = sys.modules[exported.__module__]
+    assert isinstance(module.__loader__, importlib.machinery.ExtensionFileLoader)
+    for name in ("Connection", "ClientConnection", "State", "InvalidState"):
+        assert getattr(connection_module, name).__module__ == "wsfast._connection_c", name
+    # Nothing but the extension module is installed under that name.
+    assert not Path(module.__file__).with_name("_connection_c.py").exists()

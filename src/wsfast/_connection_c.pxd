@@ -1,6 +1,15 @@
-# C attribute types for compiling connection.py with Cython (the aiohttp reader pattern: the
-# .py stays the one source; this file only adds types). Keep it in step with the __slots__ of
-# each class in connection.py: tests/test_connection.py checks that they match.
+# C types for wsfast._connection_c, the Cython build of _connection_py.py (the aiohttp reader
+# pattern: the .py stays the one source; setup.py copies it next to this file at build time
+# and this file only adds types). Keep it in step with the __slots__ of each class in
+# _connection_py.py: tests/test_connection.py checks that they match.
+#
+# receive_data reads the parser's frames at C level (as _Frame), so the compiled connection
+# needs the compiled kernels; wsfast.connection only picks it when they are in use.
+
+cimport cython
+
+from wsfast._frames cimport Frame as _Frame
+
 
 cdef class Connection:
     cdef bint _client
@@ -30,6 +39,10 @@ cdef class Connection:
     cdef list _keys
     cdef object _close_code
     cdef str _close_reason
+
+    @cython.locals(frame=_Frame, payload=bytes, frames=list, events=list, skip=Py_ssize_t,
+                   decode_text=bint)
+    cpdef receive_data(self, data)
 
 
 cdef class ServerConnection(Connection):

@@ -24,9 +24,10 @@ sending is :func:`~wsfast.build_header` plus :func:`~wsfast.apply_mask`. A frame
 arriving (``FrameParser.pending``) is checked from its header and, if text, validated as its
 payload comes in, so the connection fails as soon as the bytes allow (RFC 6455 §8.1).
 
-This file is also the source of a Cython build: ``connection.pxd`` turns the three classes
-into extension types with C attributes (the ``__slots__`` here); the code is the same either
-way.
+This file is the one source of both implementations: imported as it is, and compiled by
+Cython (setup.py copies it to ``wsfast/_connection_c.py`` at build time), where
+``_connection_c.pxd`` turns the three classes into extension types with C attributes (the
+``__slots__`` here). Import the classes from :mod:`wsfast.connection`, which picks one.
 """
 
 from __future__ import annotations
