@@ -126,7 +126,7 @@ def run_one(
 
 
 QUIET = 0.25  # CPUs used by other programs during one timed run, above which it is redone
-ATTEMPTS = 3
+ATTEMPTS = 2
 DISTURBED: list[str] = []  # runs still disturbed after ATTEMPTS tries
 
 
@@ -138,7 +138,7 @@ def quiet_run(
     text: bool,
     load: peers.MachineLoad,
 ) -> Sample:
-    """run_one, redone (up to ATTEMPTS times) while other programs use the CPUs."""
+    """run_one, redone once if other programs used the CPUs during it."""
     for _ in range(ATTEMPTS):
         probe = peers.MachineLoad()
         probe.pids = load.pids
@@ -326,7 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     if RETRIED:
         print(f"{len(RETRIED)} timed run(s) redone because other programs used the CPUs")
     if DISTURBED:
-        print("still disturbed after retries: " + "; ".join(DISTURBED))
+        print(
+            f"{len(DISTURBED)} timed run(s) still disturbed after {ATTEMPTS} tries, e.g. "
+            + "; ".join(DISTURBED[:3])
+        )
     if failures:
         print("\nFailures (each library that failed was dropped from the rest of the run)")
         for lib, error in failures.items():
