@@ -19,7 +19,9 @@ glibc serves asyncio's 256 KiB read buffers from the heap in all of them alike (
 
 Besides round trips per second it prints the CPU time per round trip of the client process
 and of the server process (from /proc, 10 ms resolution), which does not depend on how the
-two processes happen to be scheduled.
+two processes happen to be scheduled. On a shared machine, a timed run during which other
+programs used more than a quarter of a CPU is redone once, and the run ends with how busy
+the machine was besides the benchmark (the goals are marked unreliable if it still was).
 
     python bench/e2e_race.py            # about 2 minutes
     python bench/e2e_race.py --quick    # about 20 s
