@@ -377,3 +377,17 @@ def _raw_upgrade(port: int) -> bytes:
 
 
 
+
+
+def test_works_on_uvloop() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as ws:
+                for message in ["text", b"\x00" * 100000]:
+                    await ws.send(message)
+                    assert await ws.recv() == message
+            assert ws.close_code == 1000
+
+    uvloop.run(asyncio.wait_for(main(), TIMEOUT))

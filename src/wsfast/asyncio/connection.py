@@ -1,6 +1,6 @@
 """The asyncio shell around a sans-I/O connection: one :class:`WebSocket` per TCP connection.
 
-It is an :class:`asyncio.Protocol` (no streams): ``data_received`` feeds the connection, its
+It is an :class:`asyncio.BufferedProtocol` (no streams): each read feeds the connection, its
 events fill a bounded message queue, and what it has to send is written at once. It adds only
 what needs a clock or a transport: backpressure both ways, keepalive pings, and timeouts for
 closing. The protocol rules all live in :mod:`wsfast.connection`.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -43,8 +44,24 @@ _OPEN = State.OPEN
 _CLOSED = State.CLOSED
 _CONNECTING = State.CONNECTING
 
+_READ_SIZE = 256 * 1024
+_read_buffers = threading.local()
 
-class WebSocket(asyncio.Protocol):
+
+def _read_buffer() -> memoryview:
+    """This thread's receive buffer, shared by its connections.
+
+    The transport reads into it and ``receive_data`` consumes it (copying what it keeps)
+    before the loop reads again, so one buffer per thread serves every connection: no 256 KiB
+    allocation per read (asyncio's default) and nothing per idle connection.
+    """
+    view: memoryview | None = getattr(_read_buffers, "view", None)
+    if view is None:
+        view = _read_buffers.view = memoryview(bytearray(_READ_SIZE))
+    return view
+
+
+class WebSocket(asyncio.BufferedProtocol):
     """One WebSocket connection: ``recv()``, ``send()``, ``async for``, ``ping()``, ``close()``.
 
     Built by :func:`wsfast.asyncio.serve` (for each client) and :func:`wsfast.asyncio.connect`.
@@ -60,6 +77,7 @@ class WebSocket(asyncio.Protocol):
     __slots__ = (
         "_conn",
         "_loop",
+        "_rbuf",
         "_transport",
         "_messages",
         "_max_queue",
@@ -94,6 +112,7 @@ class WebSocket(asyncio.Protocol):
             raise ValueError("max_queue must be >= 1")
         self._conn = conn
         self._loop = asyncio.get_running_loop()
+        self._rbuf = _read_buffer()
         self._transport: asyncio.Transport | None = None
         self._messages: deque[Message] = deque()
         self._max_queue = max_queue
@@ -229,14 +248,16 @@ class WebSocket(asyncio.Protocol):
     # --- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        transport.set_write_buffer_limits(high=self._write_limit)
+        # Any loop's stream transport (uvloop's do not subclass asyncio.Transport).
+        self._transport = transport  # type: ignore[assignment]
+        transport.set_write_buffer_limits(high=self._write_limit)  # type: ignore[attr-defined]
         self._flush()
 
-    def data_received(self, data: bytes) -> None:
-        conn = self._conn
-        conn.receive_data(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._rbuf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._conn.receive_data(self._rbuf[:nbytes])
         self._process()
 
     def eof_received(self) -> bool | None:
