@@ -391,3 +391,23 @@ def test_works_on_uvloop() -> None:
             assert ws.close_code == 1000
 
     uvloop.run(asyncio.wait_for(main(), TIMEOUT))
+
+
+def test_on_message_callbacks() -> None:
+    def echo_now(ws: Any, message: Any) -> None:
+        ws.send_nowait(message)
+
+    async def main() -> None:
+        async with serve(None, HOST, 0, on_message=echo_now) as server:
+            async with connect(uri(server)) as ws:
+                for message in ["a", b"b" * 70000, "ç"]:
+                    await ws.send(message)
+                    assert await ws.recv() == message
+            got: asyncio.Queue[Any] = asyncio.Queue()
+            async with connect(uri(server), on_message=lambda ws, m: got.put_nowait(m)) as ws:
+                ws.send_nowait("cb")
+                assert await asyncio.wait_for(got.get(), 5) == "cb"
+        with pytest.raises(TypeError):
+            serve(None, HOST, 0)
+
+    run(main())

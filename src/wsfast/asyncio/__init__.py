@@ -15,7 +15,7 @@
 """
 
 from .client import ClientWebSocket, connect
-from .connection import Message, WebSocket
+from .connection import Message, OnMessage, WebSocket
 from .exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -31,6 +31,7 @@ __all__ = [
     "ConnectionClosedOK",
     "InvalidHandshake",
     "Message",
+    "OnMessage",
     "Server",
     "ServerWebSocket",
     "WebSocket",

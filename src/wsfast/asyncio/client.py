@@ -10,7 +10,7 @@ from typing import Any
 from ..connection import DEFAULT_MAX_MESSAGE_SIZE, ClientConnection
 from ..events import Accepted, HandshakeFailed, Rejected
 from ..handshake import Headers, parse_uri
-from .connection import WebSocket
+from .connection import OnMessage, WebSocket
 from .exceptions import InvalidHandshake
 
 __all__ = ["ClientWebSocket", "connect"]
@@ -61,7 +61,8 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
     ``open_timeout``. Options: ``origin``, ``subprotocols``, ``extra_headers``,
     ``max_message_size`` (default 1 MiB; None: unlimited), ``max_frame_size``,
     ``decode_text``, ``max_queue``, ``write_limit``, ``ping_interval``, ``ping_timeout``,
-    ``close_timeout``, ``ssl`` (a context; wss:// uses a default one), plus any keyword of
+    ``close_timeout``, ``ssl`` (a context; wss:// uses a default one), ``on_message``
+    (a callback per message instead of ``recv()``; see :class:`WebSocket`), plus any keyword of
     :meth:`asyncio.loop.create_connection`.
     """
 
@@ -82,6 +83,7 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
         open_timeout: float | None = 10.0,
         close_timeout: float = 10.0,
         ssl: ssl_module.SSLContext | None = None,
+        on_message: OnMessage | None = None,
         **create_connection: Any,
     ) -> None:
         self._uri = uri
@@ -94,6 +96,7 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
             "decode_text": decode_text,
         }
         self._websocket_options: dict[str, Any] = {
+            "on_message": on_message,
             "max_queue": max_queue,
             "write_limit": write_limit,
             "ping_interval": ping_interval,

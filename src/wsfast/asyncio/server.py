@@ -11,7 +11,7 @@ from typing import Any
 from ..connection import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, State
 from ..events import HandshakeFailed, Rejected, Request
 from ..handshake import Headers
-from .connection import WebSocket
+from .connection import OnMessage, WebSocket
 
 __all__ = ["Server", "ServerWebSocket", "serve"]
 
@@ -94,6 +94,9 @@ class ServerWebSocket(WebSocket):
 
     async def _run_handler(self) -> None:
         try:
+            if self._server._handler is None:
+                await self.wait_closed()  # on_message does the work
+                return
             await self._server._handler(self)
         except Exception:
             logger.exception("connection handler failed")
@@ -114,7 +117,7 @@ class Server:
 
     def __init__(
         self,
-        handler: Handler,
+        handler: Handler | None,
         *,
         process_request: ProcessRequest | None,
         open_timeout: float | None,
@@ -188,6 +191,8 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
     """Start a WebSocket server on ``host``:``port`` calling ``handler(ws)`` per connection.
 
     When the handler returns, the connection is closed with 1000 (1011 if it raised).
+    ``on_message(ws, message)`` instead delivers each message by a plain callback, answered
+    with ``ws.send_nowait()`` (then ``handler`` may be None: connections live until closed).
     ``process_request(ws, request)`` may answer the handshake itself with
     ``(status, headers, body)`` instead of accepting it. Options:
     ``subprotocols``/``select_subprotocol``, ``origins`` (allowed Origin values; None in the
@@ -199,10 +204,11 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
 
     def __init__(
         self,
-        handler: Handler,
+        handler: Handler | None,
         host: str | Sequence[str] | None,
         port: int | None,
         *,
+        on_message: OnMessage | None = None,
         subprotocols: Sequence[str] = (),
         select_subprotocol: Callable[[Sequence[str]], str | None] | None = None,
         origins: Collection[str | None] | None = None,
@@ -219,6 +225,8 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
         ssl: ssl_module.SSLContext | None = None,
         **create_server: Any,
     ) -> None:
+        if handler is None and on_message is None:
+            raise TypeError("serve() needs a handler, an on_message callback, or both")
         self._server = Server(
             handler,
             process_request=process_request,
@@ -233,6 +241,7 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
                 "decode_text": decode_text,
             },
             websocket_options={
+                "on_message": on_message,
                 "max_queue": max_queue,
                 "write_limit": write_limit,
                 "ping_interval": ping_interval,
