@@ -15,7 +15,8 @@ standard input and answers each with one line:
 
 End of input stops the server. Every server echoes each message back unchanged, in the way
 its library documents: wsfast, websockets and aiohttp with a handler coroutine (``async for
-message in ws: await ws.send(message)``), picows with a :class:`picows.WSListener` whose
+message in ws: await ws.send(message)``), "wsfast-cb" with wsfast's ``on_message`` callback
+answered by ``ws.send_nowait``, picows with a :class:`picows.WSListener` whose
 ``on_ws_frame`` sends the frame's payload back. Keepalive pings and compression are off
 everywhere.
 
@@ -35,12 +36,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-LIBRARIES = ("wsfast", "websockets", "aiohttp", "picows")
+LIBRARIES = ("wsfast", "wsfast-cb", "websockets", "aiohttp", "picows")
 
 
 def unavailable(library: str) -> str | None:
     """None if the library (and its asyncio layer) imports, else why not."""
-    module = {"wsfast": "wsfast.asyncio", "websockets": "websockets.asyncio.client"}.get(
+    module = {
+        "wsfast": "wsfast.asyncio",
+        "wsfast-cb": "wsfast.asyncio",
+        "websockets": "websockets.asyncio.client",
+    }.get(
         library, library
     )
     try:
@@ -189,6 +194,24 @@ async def serve_wsfast(port: int, max_size: int | None) -> Any:
     return await serve(echo, "127.0.0.1", port, ping_interval=None, **kw)
 
 
+async def serve_wsfast_callbacks(port: int, max_size: int | None) -> Any:
+    """wsfast with an ``on_message`` callback (its fastest API, like picows' listener)."""
+    from wsfast.asyncio import serve
+
+    async def count(ws: Any) -> None:
+        OPEN[0] += 1
+        try:
+            await ws.wait_closed()
+        finally:
+            OPEN[0] -= 1
+
+    def echo(ws: Any, message: Any) -> None:
+        ws.send_nowait(message)
+
+    kw = {} if max_size is None else {"max_message_size": max_size}
+    return await serve(count, "127.0.0.1", port, on_message=echo, ping_interval=None, **kw)
+
+
 async def serve_websockets(port: int, max_size: int | None) -> Any:
     from websockets.asyncio.server import serve
     from websockets.exceptions import ConnectionClosed
@@ -274,6 +297,7 @@ async def serve_picows(port: int, max_size: int | None) -> Any:
 
 SERVERS = {
     "wsfast": serve_wsfast,
+    "wsfast-cb": serve_wsfast_callbacks,
     "websockets": serve_websockets,
     "aiohttp": serve_aiohttp,
     "picows": serve_picows,
@@ -662,6 +686,7 @@ class PicowsClient:
 
 CLIENTS: dict[str, type] = {
     "wsfast": WsfastClient,
+    "wsfast-cb": WsfastClient,
     "websockets": WebsocketsClient,
     "aiohttp": AiohttpClient,
     "picows": PicowsClient,
