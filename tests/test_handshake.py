@@ -17,6 +17,7 @@ from wsfast.events import (
     BinaryMessage,
     ConnectionClosed,
     HandshakeFailed,
+    HttpRequest,
     Rejected,
     Request,
     TextMessage,
@@ -27,8 +28,11 @@ from wsfast.handshake import (
     HeadReader,
     accept_key,
     build_request,
+    check_http_request,
     check_request,
     generate_key,
+    http_response,
+    is_websocket_upgrade,
     negotiate_extensions,
     parse_extensions,
     parse_request_head,
@@ -390,6 +394,226 @@ def test_server_refuses_data_piling_up_before_accept() -> None:
     server.receive_data(b"\x81" * 2000)
     assert split_response(server.data_to_send())[0] == 400
     assert server.state is State.CLOSED
+
+
+# --- plain HTTP on the WebSocket port (plain_http=True) -------------------------------------
+
+PAGE_HEADERS = [("Host", "example.com"), ("Accept", "text/html"), ("Connection", "keep-alive")]
+
+
+def test_plain_get_is_refused_with_426_by_default() -> None:
+    server = ServerConnection()
+    server.receive_data(request_bytes(PAGE_HEADERS, "GET / HTTP/1.1"))
+    events = server.events()
+    assert isinstance(events[0], HandshakeFailed) and events[0].status == 426
+    assert events[-1] == ConnectionClosed(1006, "")
+    status, headers, _ = split_response(server.data_to_send())
+    assert status == 426 and headers["Upgrade"] == "websocket"
+    with pytest.raises(InvalidState):
+        server.respond(200, b"page")
+
+
+def test_plain_get_is_left_to_the_application() -> None:
+    server = ServerConnection(plain_http=True)
+    data = request_bytes(PAGE_HEADERS, "GET /index.html?lang=en HTTP/1.1")
+    server.receive_data(data[:20])
+    assert server.events() == []
+    server.receive_data(data[20:])
+    (event,) = server.events()
+    assert event == HttpRequest("/index.html?lang=en", Headers(PAGE_HEADERS))
+    assert isinstance(event, HttpRequest)
+    assert (event.path, event.query, event.headers["Accept"]) == (
+        "/index.html",
+        "lang=en",
+        "text/html",
+    )
+    assert server.state is State.CONNECTING and server.data_to_send() == b""
+    assert server.request is None and not server.should_close_transport
+    page = "<!doctype html><p>héllo</p>".encode()
+    server.respond(200, page, headers=[("Content-Type", "text/html; charset=utf-8")])
+    raw = server.data_to_send()
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+    status, headers, body = split_response(raw)
+    assert (status, body) == (200, page)
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert headers["Content-Length"] == str(len(page))
+    assert headers.tokens("Connection") == ["close"]
+    assert server.state is State.CLOSED and server.should_close_transport
+    assert server.events() == [ConnectionClosed(1006, "")]
+    with pytest.raises(InvalidState):
+        server.respond(200)
+    server.receive_data(b"GET /again HTTP/1.1\r\n\r\n")  # ignored: CLOSED
+    assert server.events() == [] and server.data_to_send() == b""
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [
+        (404, "Not Found\n", "text/plain; charset=utf-8"),
+        (200, b"", None),
+        (426, "this is a WebSocket endpoint", "text/plain; charset=utf-8"),
+        (503, "busy", "text/html"),
+    ],
+)
+def test_respond_with_text_empty_and_error_statuses(
+    status: int, body: bytes | str, content_type: str | None
+) -> None:
+    server = ServerConnection(plain_http=True)
+    server.receive_data(request_bytes(PAGE_HEADERS, "GET /ws HTTP/1.1"))
+    server.events()
+    extra = [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")] if status == 426 else []
+    if content_type == "text/html":
+        extra.append(("Content-Type", content_type))
+    server.respond(status, body, headers=extra)
+    got, headers, raw_body = split_response(server.data_to_send())
+    assert got == status
+    assert raw_body == (body.encode() if isinstance(body, str) else body)
+    assert headers["Content-Length"] == str(len(raw_body))
+    assert headers.get("Content-Type") == content_type
+    assert "close" in headers.tokens("Connection")
+    for name, value in extra:
+        assert headers[name] == value
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_respond_without_a_body(status: int) -> None:
+    # RFC 9110 §8.6: no Content-Length in a 204; in a 304 it would describe another body.
+    server = ServerConnection(plain_http=True)
+    server.receive_data(request_bytes(PAGE_HEADERS, "GET / HTTP/1.1"))
+    server.events()
+    with pytest.raises(ValueError):
+        server.respond(status, b"body")
+    server.respond(status, headers=[("ETag", '"1"')])
+    got, headers, raw_body = split_response(server.data_to_send())
+    assert (got, raw_body, headers["ETag"]) == (status, b"", '"1"')
+    assert "Content-Length" not in headers and headers["Connection"] == "close"
+
+
+def test_respond_refuses_bad_arguments_and_keeps_the_request_pending() -> None:
+    server = ServerConnection(plain_http=True)
+    server.receive_data(request_bytes(PAGE_HEADERS, "GET / HTTP/1.1"))
+    server.events()
+    with pytest.raises(ValueError):
+        server.respond(101)
+    with pytest.raises(ValueError):
+        server.respond(200, b"x", headers=[("Content-Length", "1")])
+    with pytest.raises(ValueError):
+        server.respond(200, b"x", headers=[("Transfer-Encoding", "chunked")])
+    with pytest.raises(ValueError):
+        server.respond(200, b"x", headers=[("X-Bad", "a\r\nInjected: 1")])
+    assert server.state is State.CONNECTING and server.data_to_send() == b""
+    # accept() and reject() are for WebSocket requests.
+    with pytest.raises(InvalidState):
+        server.accept()
+    with pytest.raises(InvalidState):
+        server.reject()
+    server.respond(200, b"ok")
+    assert split_response(server.data_to_send())[0] == 200
+
+
+def test_respond_needs_a_pending_http_request() -> None:
+    server = ServerConnection(plain_http=True)
+    with pytest.raises(InvalidState):
+        server.respond()
+    server.receive_data(request_bytes())  # a WebSocket request
+    with pytest.raises(InvalidState):
+        server.respond()
+    server.receive_eof()
+    server = ServerConnection(plain_http=True)
+    server.receive_data(request_bytes(PAGE_HEADERS, "GET / HTTP/1.1"))
+    server.receive_eof()  # the browser went away before the answer
+    assert server.events()[-1] == ConnectionClosed(1006, "")
+    with pytest.raises(InvalidState):
+        server.respond()
+
+
+def test_plain_http_still_upgrades_websocket_requests() -> None:
+    # One port for both: the page, then the WebSocket it opens.
+    client = ClientConnection("example.com", "/ws")
+    server = ServerConnection(plain_http=True)
+    server.receive_data(client.data_to_send())
+    (request,) = server.events()
+    assert isinstance(request, Request) and request.path == "/ws"
+    server.accept()
+    client.receive_data(server.data_to_send())
+    assert isinstance(client.events()[0], Accepted)
+    client.send_text("hi")
+    server.receive_data(client.data_to_send())
+    assert server.events() == [TextMessage("hi")]
+    with pytest.raises(InvalidState):
+        server.respond()
+
+
+def test_data_after_a_plain_request_is_not_read() -> None:
+    # A pipelined second request (or anything else) waits for nobody: respond() closes.
+    server = ServerConnection(plain_http=True, max_head_size=1024)
+    server.receive_data(request_bytes(PAGE_HEADERS, "GET /a HTTP/1.1") + b"GET /b HTTP/1.1\r\n")
+    server.receive_data(b"x" * 5000)
+    assert server.events() == [HttpRequest("/a", Headers(PAGE_HEADERS))]
+    assert server.data_to_send() == b"" and server.state is State.CONNECTING
+    server.respond(200, b"a")
+    assert split_response(server.data_to_send())[2] == b"a"
+
+
+@pytest.mark.parametrize(
+    ("start", "headers", "status"),
+    [
+        ("POST / HTTP/1.1", PAGE_HEADERS + [("Content-Length", "0")], 405),
+        ("HEAD / HTTP/1.1", PAGE_HEADERS, 405),
+        ("GET / HTTP/1.0", PAGE_HEADERS, 400),
+        ("GET / HTTP/1.1", [("Accept", "*/*")], 400),  # no Host
+        ("GET / HTTP/1.1", PAGE_HEADERS + [("Host", "other")], 400),
+        ("GET / HTTP/1.1", PAGE_HEADERS + [("Content-Length", "3")], 400),
+        # Upgrade: websocket makes it a WebSocket request, checked as such.
+        ("GET / HTTP/1.1", replace("Connection", None), 426),
+        ("GET / HTTP/1.1", replace("Sec-WebSocket-Key", None), 400),
+        ("POST / HTTP/1.1", GOOD_HEADERS, 400),
+    ],
+    ids=[
+        "post",
+        "head",
+        "http/1.0",
+        "no host",
+        "two hosts",
+        "body",
+        "upgrade without connection",
+        "upgrade without key",
+        "upgrade with post",
+    ],
+)
+def test_plain_http_refusals(start: str, headers: list[tuple[str, str]], status: int) -> None:
+    server = ServerConnection(plain_http=True)
+    server.receive_data(request_bytes(headers, start))
+    events = server.events()
+    assert isinstance(events[0], HandshakeFailed) and events[0].status == status
+    got, response_headers, _ = split_response(server.data_to_send())
+    assert got == status
+    if status == 405:
+        assert response_headers["Allow"] == "GET"
+    assert server.state is State.CLOSED and server.should_close_transport
+
+
+def test_plain_request_helpers() -> None:
+    assert is_websocket_upgrade(Headers(GOOD_HEADERS))
+    assert is_websocket_upgrade(Headers([("Upgrade", "h2c, WebSocket")]))
+    assert not is_websocket_upgrade(Headers(PAGE_HEADERS + [("Upgrade", "h2c")]))
+    check_http_request(parse_request_head(request_bytes(PAGE_HEADERS, "GET / HTTP/1.1")[:-4]))
+    with pytest.raises(HandshakeError) as info:
+        check_http_request(parse_request_head(request_bytes(PAGE_HEADERS, "PUT / HTTP/1.1")[:-4]))
+    assert (info.value.status, info.value.headers) == (405, (("Allow", "GET"),))
+    response = http_response(200, "ok", [("Cache-Control", "no-store")])
+    assert split_response(response) == (
+        200,
+        Headers(
+            [
+                ("Cache-Control", "no-store"),
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", "2"),
+                ("Connection", "close"),
+            ]
+        ),
+        b"ok",
+    )
 
 
 # --- subprotocols -----------------------------------------------------------------------

@@ -48,6 +48,8 @@ cdef class Connection:
 cdef class ServerConnection(Connection):
     cdef object _reader
     cdef object _request
+    cdef bint _plain_http
+    cdef object _http_request
     cdef list _early
     cdef Py_ssize_t _early_size
     cdef tuple _subprotocols

@@ -11,6 +11,8 @@ The state machine lives in :data:`_TRANSITIONS` and :meth:`Connection._transitio
     CONNECTING --open-------> OPEN          server accept(); client: a valid 101
     CONNECTING --refuse-----> CLOSED        server reject() or a bad request; client: a non-101
                                             or invalid response
+    CONNECTING --respond----> CLOSED        server respond(): a plain HTTP request answered
+                                            (plain_http=True)
     OPEN       --send_close-> CLOSING       close(): our close frame is out, theirs awaited
     OPEN       --recv_close-> CLOSED        their close frame, answered at once (§5.5.1)
     CLOSING    --recv_close-> CLOSED        the answer to ours
@@ -46,6 +48,7 @@ from .events import (
     ConnectionClosed,
     Event,
     HandshakeFailed,
+    HttpRequest,
     Ping,
     Pong,
     ProtocolViolation,
@@ -68,9 +71,12 @@ from .handshake import (
     UpgradeRequest,
     accept_response,
     build_request,
+    check_http_request,
     check_request,
     check_response,
     generate_key,
+    http_response,
+    is_websocket_upgrade,
     negotiate_extensions,
     parse_request_head,
     parse_response_head,
@@ -140,6 +146,7 @@ _CLOSED = State.CLOSED
 _TRANSITIONS: dict[tuple[State, str], State] = {
     (_CONNECTING, "open"): _OPEN,
     (_CONNECTING, "refuse"): _CLOSED,
+    (_CONNECTING, "respond"): _CLOSED,
     (_CONNECTING, "eof"): _CLOSED,
     (_OPEN, "send_close"): _CLOSING,
     (_OPEN, "recv_close"): _CLOSED,
@@ -522,8 +529,9 @@ class Connection:
         self._state = new
         self._plain_send = new is _OPEN and not self._send_op and not self._extensions
         if new is _CLOSED:
-            # RFC 6455 §7.1.1: the server closes the TCP connection first; a client closes it
-            # at once only when the handshake failed or the peer is gone already.
+            # RFC 6455 §7.1.1: the server closes the TCP connection first (and after a plain
+            # HTTP response); a client closes it at once only when the handshake failed or the
+            # peer is gone already.
             if not self._client or trigger == "refuse" or trigger == "eof":
                 self._should_close = True
             self._msg_parts = []
@@ -791,11 +799,18 @@ class ServerConnection(Connection):
     ``extensions`` are factories tried for each offer, in the client's order; offers no
     factory accepts are declined. ``origins`` (if not None) lists the allowed Origin values,
     None in it meaning "no Origin header"; others get 403.
+
+    ``plain_http=True`` serves plain HTTP on the same port, e.g. the page that opens the
+    WebSocket: a GET without ``Upgrade: websocket`` produces a
+    :class:`~wsfast.events.HttpRequest` instead of a 426 refusal; answer it with
+    :meth:`respond`.
     """
 
     __slots__ = (
         "_reader",
         "_request",
+        "_plain_http",
+        "_http_request",
         "_early",
         "_early_size",
         "_subprotocols",
@@ -806,6 +821,8 @@ class ServerConnection(Connection):
 
     _reader: HeadReader
     _request: UpgradeRequest | None
+    _plain_http: bool
+    _http_request: HttpRequest | None
     _early: list[bytes]
     _early_size: int
     _subprotocols: tuple[str, ...]
@@ -826,6 +843,7 @@ class ServerConnection(Connection):
         decode_text: bool = True,
         max_head_size: int = MAX_HEAD_SIZE,
         max_header_lines: int = MAX_HEADER_LINES,
+        plain_http: bool = False,
     ) -> None:
         super().__init__(
             client=False,
@@ -838,6 +856,8 @@ class ServerConnection(Connection):
         )
         self._reader = HeadReader(max_head_size)
         self._request = None
+        self._plain_http = plain_http
+        self._http_request = None
         self._early = []
         self._early_size = 0
         self._subprotocols = tuple(subprotocols)
@@ -899,7 +919,28 @@ class ServerConnection(Connection):
             raise InvalidState("reject() needs a pending request")
         self._refuse(reject_response(status, body, headers), None)
 
+    def respond(
+        self,
+        status: int = 200,
+        body: bytes | str = b"",
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Answer an :class:`~wsfast.events.HttpRequest` (``plain_http=True``); then CLOSED.
+
+        Sends an HTTP/1.1 response: ``status`` (200-599), ``headers``, ``Content-Length``
+        (not for 204 and 304, which have no body) and ``Connection: close``, then ``body`` (a
+        str goes as ``text/plain`` in UTF-8 unless ``headers`` has a Content-Type); see
+        :func:`wsfast.handshake.http_response`. :attr:`should_close_transport` is then set.
+        """
+        if self._http_request is None or self._state is not _CONNECTING:
+            raise InvalidState("respond() needs a pending HTTP request (see plain_http)")
+        self._out.append(http_response(status, body, headers))
+        self._transition("respond")
+
     def _receive_handshake(self, data: bytes | bytearray | memoryview) -> None:
+        if self._http_request is not None:
+            return  # what follows a plain HTTP request is not read: respond() closes
         if self._request is not None:
             # Bytes after the request, before accept(): kept for accept(), within a bound.
             self._early_size += len(data)
@@ -914,9 +955,13 @@ class ServerConnection(Connection):
             if done is None:
                 return
             head, rest = done
-            request = check_request(
-                parse_request_head(head, max_lines=self._max_header_lines), origins=self._origins
-            )
+            parsed = parse_request_head(head, max_lines=self._max_header_lines)
+            if self._plain_http and not is_websocket_upgrade(parsed.headers):
+                check_http_request(parsed)
+                self._http_request = HttpRequest(parsed.target, parsed.headers)
+                self._events.append(self._http_request)
+                return
+            request = check_request(parsed, origins=self._origins)
         except HandshakeError as exc:
             self._refuse_with(exc)
             return

@@ -14,6 +14,7 @@ from ._http import Headers
 __all__ = [
     "Event",
     "Request",
+    "HttpRequest",
     "Accepted",
     "Rejected",
     "HandshakeFailed",
@@ -46,6 +47,27 @@ class Request(Event):
     origin: str | None
     subprotocols: tuple[str, ...]
     extensions: tuple[str, ...]
+    headers: Headers
+
+    @property
+    def path(self) -> str:
+        return self.target.partition("?")[0]
+
+    @property
+    def query(self) -> str:
+        return self.target.partition("?")[2]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest(Event):
+    """Server with ``plain_http=True``: a GET request that asks for no WebSocket upgrade (no
+    ``Upgrade: websocket``), e.g. a browser loading a page from the WebSocket port.
+
+    Answer it with ``respond()``, which sends the response and closes the connection.
+    ``target`` is the request-target (path and query).
+    """
+
+    target: str
     headers: Headers
 
     @property

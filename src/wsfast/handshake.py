@@ -19,6 +19,11 @@ Origin not allowed                                                     403 Forbi
 =====================================================================  =======================
 
 Every refusal carries a short ``text/plain`` body saying what was wrong.
+
+Plain HTTP on the WebSocket port (``ServerConnection(plain_http=True)``): a request that does
+not ask for ``Upgrade: websocket`` is checked by :func:`check_http_request` (a GET over
+HTTP/1.1 with a Host and no body; 405 for another method, 400 otherwise) and left to the
+application, which answers it with :func:`http_response`.
 """
 
 from __future__ import annotations
@@ -70,9 +75,12 @@ __all__ = [
     "accept_key",
     "accept_response",
     "build_request",
+    "check_http_request",
     "check_request",
     "check_response",
     "generate_key",
+    "http_response",
+    "is_websocket_upgrade",
     "negotiate_extensions",
     "parse_extensions",
     "parse_request_head",
@@ -297,6 +305,35 @@ def _valid_key(key: str) -> bool:
     return len(raw) == 16
 
 
+def is_websocket_upgrade(headers: Headers) -> bool:
+    """Does a request ask for the WebSocket protocol (``websocket`` in Upgrade)?"""
+    return "websocket" in headers.tokens("Upgrade")
+
+
+def _check_get(head: RequestHead, what: str) -> str:
+    """The checks every GET we answer passes (RFC 9112 §3.2, §6); returns the Host."""
+    if head.version != "HTTP/1.1":
+        raise HandshakeError(f"HTTP/1.1 is required, not {head.version}", 400)
+    headers = head.headers
+    host = headers.get("Host")
+    if host is None or not host:
+        raise HandshakeError("missing Host header", 400)
+    if "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0":
+        raise HandshakeError(f"{what} cannot have a body", 400)
+    return host
+
+
+def check_http_request(head: RequestHead) -> None:
+    """Check a plain HTTP request (no upgrade) for the application to answer.
+
+    A GET over HTTP/1.1 with a Host and no body; HandshakeError(405, with ``Allow: GET``) for
+    another method, HandshakeError(400) for the rest.
+    """
+    if head.method != "GET":
+        raise HandshakeError(f"the method must be GET, not {head.method}", 405, (("Allow", "GET"),))
+    _check_get(head, "a GET request")
+
+
 def check_request(
     head: RequestHead, *, origins: Collection[str | None] | None = None
 ) -> UpgradeRequest:
@@ -307,15 +344,9 @@ def check_request(
     """
     if head.method != "GET":
         raise HandshakeError(f"the method must be GET, not {head.method}", 400)
-    if head.version != "HTTP/1.1":
-        raise HandshakeError(f"HTTP/1.1 is required, not {head.version}", 400)
+    host = _check_get(head, "an upgrade request")
     headers = head.headers
-    host = headers.get("Host")
-    if host is None or not host:
-        raise HandshakeError("missing Host header", 400)
-    if "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0":
-        raise HandshakeError("an upgrade request cannot have a body", 400)
-    if "websocket" not in headers.tokens("Upgrade"):
+    if not is_websocket_upgrade(headers):
         raise HandshakeError(
             "this is a WebSocket endpoint: expected 'Upgrade: websocket'", 426, _UPGRADE_HEADERS
         )
@@ -385,18 +416,46 @@ def accept_response(
     return _serialize_response(101, headers)
 
 
+def http_response(
+    status: int, body: bytes | str = b"", headers: Iterable[tuple[str, str]] = ()
+) -> bytes:
+    """A complete HTTP/1.1 response after which the server closes the connection.
+
+    ``status`` (200-599) and ``headers``, then ``Content-Length`` (except for 204 and 304,
+    which have no body, RFC 9110 §8.6) and ``Connection: close``, then ``body``; a str body
+    is sent in UTF-8 as ``text/plain`` unless ``headers`` has a Content-Type. ``headers`` may
+    not set the message length (Content-Length, Transfer-Encoding): that is done here.
+    """
+    headers = tuple(headers)
+    for name, _ in headers:
+        if name.lower() in ("content-length", "transfer-encoding"):
+            raise ValueError(f"{name} is set by the connection, not by the caller")
+    if status in (204, 304):
+        if body:
+            raise ValueError(f"a {status} response has no body")
+        return _final_response(status, b"", headers, length=False)
+    return _final_response(status, body, headers)
+
+
 def reject_response(
     status: int, body: bytes | str = b"", headers: Iterable[tuple[str, str]] = ()
 ) -> bytes:
     """A complete refusal: ``status``, ``headers``, and ``body`` (a str is sent as text/plain)."""
+    return _final_response(status, body, headers)
+
+
+def _final_response(
+    status: int, body: bytes | str, headers: Iterable[tuple[str, str]], *, length: bool = True
+) -> bytes:
     if not 200 <= status <= 599:
-        raise ValueError(f"a rejection needs a final status in 200..599, not {status}")
+        raise ValueError(f"the response needs a final status in 200..599, not {status}")
     all_headers = list(headers)
     if isinstance(body, str):
         body = body.encode("utf-8")
         if not any(name.lower() == "content-type" for name, _ in all_headers):
             all_headers.append(("Content-Type", "text/plain; charset=utf-8"))
-    all_headers.append(("Content-Length", str(len(body))))
+    if length:
+        all_headers.append(("Content-Length", str(len(body))))
     all_headers.append(("Connection", "close"))
     return _serialize_response(status, all_headers, body)
 
@@ -525,4 +584,3 @@ def check_response(
         else:
             raise HandshakeError(f"the server chose an extension not offered: {name!r}", status)
     return subprotocol, accepted
-
