@@ -305,7 +305,6 @@ def test_protocol_violation_from_a_raw_peer() -> None:
     run(main())
 
 
-@pytest.mark.xfail(strict=True, reason="needs a deferred failure in the connection (in progress)")
 def test_messages_before_a_protocol_error_are_still_answered() -> None:
     """Frames that arrived before a bad one are delivered and may be answered before our
     close frame goes out (Autobahn 3.2, 4.1.3, 5.15...)."""

@@ -1203,3 +1203,70 @@ def test_exported_connection_follows_the_environment(require_extensions: bool) -
         assert getattr(connection_module, name).__module__ == "wsfast._connection_c", name
     # Nothing but the extension module is installed under that name.
     assert not Path(module.__file__).with_name("_connection_c.py").exists()
+
+
+# --- deferred failure: answering what came before a bad frame ------------------------------
+
+
+def _open_pair_deferred() -> tuple[Any, Any]:
+    from wsfast.connection import ClientConnection, ServerConnection
+
+    server = ServerConnection(defer_failure=True)
+    client = ClientConnection("example.com")
+    server.receive_data(client.data_to_send())
+    [request] = server.events()
+    server.accept()
+    client.receive_data(server.data_to_send())
+    client.events()
+    return server, client
+
+
+def test_deferred_failure_lets_the_application_answer_first() -> None:
+    import wsfast
+    from wsfast.connection import State
+
+    server, client = _open_pair_deferred()
+    client.send_text("Hello")
+    good = client.data_to_send()
+    key = b"\x01\x02\x03\x04"
+    bad = wsfast.build_header(wsfast.Opcode.TEXT, 0, rsv2=True, mask=key)
+    server.receive_data(good + bad)
+    events = server.events()
+    assert [type(e).__name__ for e in events] == ["TextMessage", "ProtocolViolation"]
+    assert events[1].code == 1002
+    assert server.failing and server.state is State.OPEN
+    assert server.data_to_send() == b""  # no close frame yet
+    server.receive_data(good)  # nothing more is read
+    assert server.events() == []
+    server.send_text(events[0].data)  # the echo still goes out...
+    server.fail()  # ...before the close frame
+    assert not server.failing and server.state is State.CLOSED
+    assert [type(e).__name__ for e in server.events()] == ["ConnectionClosed"]
+    client.receive_data(server.data_to_send())
+    got = client.events()
+    assert got[0] == wsfast.TextMessage("Hello")
+    assert (got[1].code, got[-1].code) == (1002, 1002)  # CloseReceived, ConnectionClosed
+
+
+def test_deferred_failure_close_sends_the_violation_code() -> None:
+    import wsfast
+
+    server, client = _open_pair_deferred()
+    key = b"\x01\x02\x03\x04"
+    server.receive_data(wsfast.build_header(wsfast.Opcode.CONTINUATION, 0, mask=key))
+    assert server.failing
+    server.close(1000, "bye")  # the violation's code wins
+    frames = wsfast.FrameParser(require_mask=False).feed(server.data_to_send())
+    assert frames[0].payload[:2] == (1002).to_bytes(2, "big")
+
+
+def test_deferred_failure_then_eof() -> None:
+    import wsfast
+    from wsfast.connection import State
+
+    server, client = _open_pair_deferred()
+    server.receive_data(wsfast.build_header(wsfast.Opcode.CONTINUATION, 0, mask=b"abcd"))
+    assert server.failing
+    server.receive_eof()
+    assert not server.failing and server.state is State.CLOSED
+    assert server.events()[-1] == wsfast.ConnectionClosed(1006, "")

@@ -39,6 +39,8 @@ cdef class Connection:
     cdef list _keys
     cdef object _close_code
     cdef str _close_reason
+    cdef bint _defer_failure
+    cdef object _failing
 
     @cython.locals(frame=_Frame, payload=bytes, frames=list, events=list, skip=Py_ssize_t,
                    decode_text=bint)

@@ -195,6 +195,12 @@ class Connection:
     Limits (RFC 6455 §10.4): a frame whose header declares more than ``max_frame_size`` bytes,
     or a message whose size so far exceeds ``max_message_size``, fails the connection with
     1009. None disables a limit.
+
+    ``defer_failure=True``: when the peer breaks the protocol, the messages that arrived before
+    the bad frame are delivered, then a ProtocolViolation event, and nothing more is read; the
+    application may still answer those messages, and the close frame goes out when it calls
+    :meth:`fail` (or :meth:`close`). For I/O layers whose application runs later than
+    ``events()`` (a task reading a queue). The default fails at once.
     """
 
     __slots__ = (
@@ -225,6 +231,8 @@ class Connection:
         "_keys",
         "_close_code",
         "_close_reason",
+        "_defer_failure",
+        "_failing",
     )
 
     _client: bool
@@ -254,6 +262,8 @@ class Connection:
     _keys: list[bytes]
     _close_code: int | None
     _close_reason: str
+    _defer_failure: bool
+    _failing: tuple[int, str] | None
 
     def __init__(
         self,
@@ -265,6 +275,7 @@ class Connection:
         decode_text: bool = True,
         max_head_size: int = MAX_HEAD_SIZE,
         max_header_lines: int = MAX_HEADER_LINES,
+        defer_failure: bool = False,
     ) -> None:
         self._client = client
         self._state = _CONNECTING
@@ -278,6 +289,8 @@ class Connection:
         self._max_frame_size = _check_limit("max_frame_size", max_frame_size)
         self._max_head_size = max_head_size
         self._max_header_lines = max_header_lines
+        self._defer_failure = defer_failure
+        self._failing = None
         # The parser enforces a size from the frame header alone: give it the smaller of both
         # limits. The running total of a fragmented message is checked per fragment (from the
         # header too when a frame spans several receive_data calls: see _check_pending).
@@ -358,6 +371,8 @@ class Connection:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the transport; then read events() and data_to_send()."""
+        if self._failing is not None:
+            return  # a deferred failure: nothing more is read (RFC 6455 §7.1.7)
         state = self._state
         if state is not _OPEN and state is not _CLOSING:
             if self._eof:
@@ -441,6 +456,7 @@ class Connection:
             return
         self._eof = True
         self._should_close = True
+        self._failing = None
         if self._state is _CONNECTING:
             self._handshake_eof()
         if self._state is not _CLOSED:
@@ -504,6 +520,9 @@ class Connection:
         ``code`` must be one a close frame may carry (1000-1003, 1007-1014, 3000-4999), or
         1005 to send a close frame without a code. Nothing is sent after it.
         """
+        if self._failing is not None:
+            self.fail()
+            return
         state = self._state
         if state is _CLOSING or state is _CLOSED:
             return
@@ -537,9 +556,35 @@ class Connection:
             self._msg_parts = []
             self._events.append(ConnectionClosed(code, reason))
 
+    def fail(self) -> None:
+        """Complete a deferred failure (``defer_failure=True``): send the close frame with the
+        violation's code and go to CLOSED. A no-op when no failure is pending."""
+        failing = self._failing
+        if failing is None:
+            return
+        self._failing = None
+        code, message = failing
+        if self._state is _OPEN:
+            self._send_frame(_CLOSE, _close_payload(code, _truncate_utf8(message, 123)), True)
+        if self._state is not _CLOSED:
+            self._transition("fail", code, message)
+
+    @property
+    def failing(self) -> bool:
+        """A protocol violation was found and the failure is deferred until :meth:`fail`."""
+        return self._failing is not None
+
     def _fail(self, code: int, message: str) -> None:
-        """Fail the WebSocket connection (RFC 6455 §7.1.7): our close frame, then CLOSED."""
+        """Fail the WebSocket connection (RFC 6455 §7.1.7): our close frame, then CLOSED.
+
+        With ``defer_failure=True`` and the connection OPEN, only the ProtocolViolation event
+        comes now: nothing more is read, the application may still answer the messages that
+        arrived before the bad frame, and :meth:`fail` (or :meth:`close`) sends the close frame.
+        """
         self._events.append(ProtocolViolation(code, message))
+        if self._defer_failure and self._state is _OPEN:
+            self._failing = (code, message)
+            return
         if self._state is _OPEN:
             self._send_frame(_CLOSE, _close_payload(code, _truncate_utf8(message, 123)), True)
         self._transition("fail", code, message)
@@ -844,6 +889,7 @@ class ServerConnection(Connection):
         max_head_size: int = MAX_HEAD_SIZE,
         max_header_lines: int = MAX_HEADER_LINES,
         plain_http: bool = False,
+        defer_failure: bool = False,
     ) -> None:
         super().__init__(
             client=False,
@@ -853,6 +899,7 @@ class ServerConnection(Connection):
             decode_text=decode_text,
             max_head_size=max_head_size,
             max_header_lines=max_header_lines,
+            defer_failure=defer_failure,
         )
         self._reader = HeadReader(max_head_size)
         self._request = None
@@ -1032,6 +1079,7 @@ class ClientConnection(Connection):
         decode_text: bool = True,
         max_head_size: int = MAX_HEAD_SIZE,
         max_header_lines: int = MAX_HEADER_LINES,
+        defer_failure: bool = False,
     ) -> None:
         super().__init__(
             client=True,
@@ -1041,6 +1089,7 @@ class ClientConnection(Connection):
             decode_text=decode_text,
             max_head_size=max_head_size,
             max_header_lines=max_header_lines,
+            defer_failure=defer_failure,
         )
         self._key = generate_key()
         self._offered = tuple(subprotocols)

@@ -94,6 +94,7 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
             "max_message_size": max_message_size,
             "max_frame_size": max_frame_size,
             "decode_text": decode_text,
+            "defer_failure": True,
         }
         self._websocket_options: dict[str, Any] = {
             "on_message": on_message,

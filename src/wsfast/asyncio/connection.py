@@ -179,6 +179,11 @@ class WebSocket(asyncio.BufferedProtocol):
                 return message
             if self._close_exc is not None:
                 raise self._close_exc
+            if self._conn.failing:
+                # The messages before the peer's bad frame are answered: now fail.
+                self._conn.fail()
+                self._process()
+                continue
             waiter = self._waiter = self._loop.create_future()
             try:
                 await waiter
@@ -311,7 +316,20 @@ class WebSocket(asyncio.BufferedProtocol):
 
     def _process(self) -> None:
         """Hand the connection's new events on, then write what it has to send."""
-        for event in self._conn.events():
+        conn = self._conn
+        while True:
+            self._dispatch(conn.events())
+            # A protocol violation waits (defer_failure) until the messages that came before
+            # the bad frame have been handed over: at once for callbacks, at the next recv()
+            # that finds the queue empty otherwise (bounded by close_timeout).
+            if conn.failing and (self._on_message is not None or not self._messages):
+                conn.fail()
+                continue
+            break
+        self._flush()
+
+    def _dispatch(self, events: list[Any]) -> None:
+        for event in events:
             kind = type(event)
             if kind is TextMessage or kind is BinaryMessage or kind is TextBytes:
                 if self._on_message is None:
@@ -325,6 +343,10 @@ class WebSocket(asyncio.BufferedProtocol):
             elif kind is ProtocolViolation:
                 self._violation = event.message  # type: ignore[attr-defined]
                 logger.debug("failing the connection: %s", self._violation)
+                if self._closer_handle is None:
+                    self._closer_handle = self._loop.call_later(
+                        self._close_timeout, self._fail_now
+                    )
             elif kind is Request:
                 self._on_request(event)  # type: ignore[arg-type]
             elif kind is Accepted:
@@ -333,7 +355,6 @@ class WebSocket(asyncio.BufferedProtocol):
                 self._on_refused(event)  # type: ignore[arg-type]
             else:
                 self._on_other_event(event)
-        self._flush()
 
     def _flush(self) -> None:
         conn = self._conn
@@ -421,10 +442,20 @@ class WebSocket(asyncio.BufferedProtocol):
                 waiter_.set_exception(self._close_exc)
         self._pings.clear()
         self._cancel_keepalive()
+        if self._closer_handle is not None:
+            self._closer_handle.cancel()
+            self._closer_handle = None
         transport = self._transport
         if transport is not None and not transport.is_closing():
             # A client waits for the server to close TCP first (RFC 6455 §7.1.1), not forever.
             self._closer_handle = self._loop.call_later(self._close_timeout, transport.abort)
+
+    def _fail_now(self) -> None:
+        """The application did not come back for more within close_timeout: fail now."""
+        self._closer_handle = None
+        if self._conn.failing:
+            self._conn.fail()
+            self._process()
 
     def _start_keepalive(self) -> None:
         if self._ping_interval is not None:

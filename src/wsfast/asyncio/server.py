@@ -12,6 +12,7 @@ from ..connection import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, State
 from ..events import HandshakeFailed, Rejected, Request
 from ..handshake import Headers
 from .connection import OnMessage, WebSocket
+from .exceptions import ConnectionClosed
 
 __all__ = ["Server", "ServerWebSocket", "serve"]
 
@@ -98,6 +99,8 @@ class ServerWebSocket(WebSocket):
                 await self.wait_closed()  # on_message does the work
                 return
             await self._server._handler(self)
+        except ConnectionClosed:
+            pass  # e.g. recv() after the peer broke the protocol: nothing to report
         except Exception:
             logger.exception("connection handler failed")
             if self._conn.state is State.OPEN:
@@ -239,6 +242,7 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
                 "max_message_size": max_message_size,
                 "max_frame_size": max_frame_size,
                 "decode_text": decode_text,
+                "defer_failure": True,
             },
             websocket_options={
                 "on_message": on_message,
