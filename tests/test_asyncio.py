@@ -410,3 +410,29 @@ def test_on_message_callbacks() -> None:
             serve(None, HOST, 0)
 
     run(main())
+
+
+def test_http_handler_serves_plain_requests_on_the_websocket_port() -> None:
+    def pages(path: str, headers: Any) -> Any:
+        if path == "/":
+            return (200, [("Content-Type", "text/html; charset=utf-8")], b"<h1>shop</h1>")
+        return None  # anything else: 426
+
+    async def fetch(port: int, path: str) -> bytes:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        data = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        return data
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0, http_handler=pages) as server:
+            page = await fetch(server.port, "/")
+            assert page.startswith(b"HTTP/1.1 200") and page.endswith(b"<h1>shop</h1>")
+            other = await fetch(server.port, "/ws")
+            assert other.startswith(b"HTTP/1.1 426") and b"Sec-WebSocket-Version: 13" in other
+            async with connect(uri(server, "/ws")) as ws:  # upgrades still work
+                await ws.send("hi")
+                assert await ws.recv() == "hi"
+
+    run(main())

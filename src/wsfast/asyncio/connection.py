@@ -333,26 +333,26 @@ class WebSocket(asyncio.BufferedProtocol):
             kind = type(event)
             if kind is TextMessage or kind is BinaryMessage or kind is TextBytes:
                 if self._on_message is None:
-                    self._push(event.data)  # type: ignore[attr-defined]
+                    self._push(event.data)
                 else:
-                    self._deliver(event.data)  # type: ignore[attr-defined]
+                    self._deliver(event.data)
             elif kind is Pong:
-                self._on_pong(event.payload)  # type: ignore[attr-defined]
+                self._on_pong(event.payload)
             elif kind is ConnectionClosed:
-                self._on_closed(event.code, event.reason)  # type: ignore[attr-defined]
+                self._on_closed(event.code, event.reason)
             elif kind is ProtocolViolation:
-                self._violation = event.message  # type: ignore[attr-defined]
+                self._violation = event.message
                 logger.debug("failing the connection: %s", self._violation)
                 if self._closer_handle is None:
                     self._closer_handle = self._loop.call_later(
                         self._close_timeout, self._fail_now
                     )
             elif kind is Request:
-                self._on_request(event)  # type: ignore[arg-type]
+                self._on_request(event)
             elif kind is Accepted:
-                self._on_accepted(event)  # type: ignore[arg-type]
+                self._on_accepted(event)
             elif kind is Rejected or kind is HandshakeFailed:
-                self._on_refused(event)  # type: ignore[arg-type]
+                self._on_refused(event)
             else:
                 self._on_other_event(event)
 

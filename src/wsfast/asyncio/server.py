@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Collection, Generator, Iterable
 from typing import Any
 
 from ..connection import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, State
-from ..events import HandshakeFailed, Rejected, Request
+from ..events import HandshakeFailed, HttpRequest, Rejected, Request
 from ..handshake import Headers
 from .connection import OnMessage, WebSocket
 from .exceptions import ConnectionClosed
@@ -21,6 +21,13 @@ logger = logging.getLogger("wsfast")
 Handler = Callable[["ServerWebSocket"], Awaitable[Any]]
 HttpResponse = tuple[int, Iterable[tuple[str, str]], bytes]
 ProcessRequest = Callable[["ServerWebSocket", Request], "HttpResponse | None"]
+HttpHandler = Callable[[str, Headers], "HttpResponse | None"]
+
+_UPGRADE_REQUIRED: HttpResponse = (
+    426,
+    [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
+    b"This is a WebSocket endpoint: it needs an Upgrade: websocket request.\n",
+)
 
 
 class ServerWebSocket(WebSocket):
@@ -89,6 +96,25 @@ class ServerWebSocket(WebSocket):
         self._start_keepalive()
         self._handler_task = self._loop.create_task(self._run_handler())
 
+    def _on_other_event(self, event: Any) -> None:
+        if type(event) is HttpRequest:
+            self._on_http_request(event)
+
+    def _on_http_request(self, event: HttpRequest) -> None:
+        """A plain GET on the WebSocket port: the server's http_handler answers it."""
+        conn = self._conn
+        assert isinstance(conn, ServerConnection)
+        handler = self._server._http_handler
+        response = None
+        if handler is not None:
+            try:
+                response = handler(event.path, event.headers)
+            except Exception:
+                logger.exception("http_handler failed")
+                response = (500, [], b"Internal Server Error\n")
+        status, headers, body = response if response is not None else _UPGRADE_REQUIRED
+        conn.respond(status, body, headers=headers)
+
     def _on_refused(self, event: Rejected | HandshakeFailed) -> None:
         if isinstance(event, HandshakeFailed):
             logger.debug("refused a handshake: %s %s", event.status, event.message)
@@ -123,6 +149,7 @@ class Server:
         handler: Handler | None,
         *,
         process_request: ProcessRequest | None,
+        http_handler: HttpHandler | None = None,
         open_timeout: float | None,
         close_timeout: float,
         connection_options: dict[str, Any],
@@ -130,6 +157,7 @@ class Server:
     ) -> None:
         self._handler = handler
         self._process_request = process_request
+        self._http_handler = http_handler
         self._open_timeout = open_timeout
         self._close_timeout = close_timeout
         self._connection_options = connection_options
@@ -197,7 +225,9 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
     ``on_message(ws, message)`` instead delivers each message by a plain callback, answered
     with ``ws.send_nowait()`` (then ``handler`` may be None: connections live until closed).
     ``process_request(ws, request)`` may answer the handshake itself with
-    ``(status, headers, body)`` instead of accepting it. Options:
+    ``(status, headers, body)`` instead of accepting it. ``http_handler(path, headers)``
+    answers plain (non-upgrade) GET requests on the same port with ``(status, headers, body)``,
+    e.g. a page and its WebSocket endpoint on one port; None from it means 426. Options:
     ``subprotocols``/``select_subprotocol``, ``origins`` (allowed Origin values; None in the
     collection allows requests without one), ``max_message_size`` (default 1 MiB; None:
     unlimited), ``max_frame_size``, ``decode_text``, ``max_queue``, ``write_limit``,
@@ -216,6 +246,7 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
         select_subprotocol: Callable[[Sequence[str]], str | None] | None = None,
         origins: Collection[str | None] | None = None,
         process_request: ProcessRequest | None = None,
+        http_handler: HttpHandler | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         max_frame_size: int | None = None,
         decode_text: bool = True,
@@ -233,6 +264,7 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
         self._server = Server(
             handler,
             process_request=process_request,
+            http_handler=http_handler,
             open_timeout=open_timeout,
             close_timeout=close_timeout,
             connection_options={
@@ -243,6 +275,7 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
                 "max_frame_size": max_frame_size,
                 "decode_text": decode_text,
                 "defer_failure": True,
+                "plain_http": http_handler is not None,
             },
             websocket_options={
                 "on_message": on_message,

@@ -1,4 +1,4 @@
-"""The command line: ``python -m wsfast {info,bench,serve,client}``."""
+"""The command line: ``python -m wsfast {info,bench,serve,demo,client}``."""
 
 from __future__ import annotations
 
@@ -17,9 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("info", help="version, implementation, Python, platform and CPU features")
     sub.add_parser("bench", help="quick table: wsfast against its pure twins and peers")
-    from . import client, serve
+    from . import client, demo, serve
 
     serve.add_arguments(sub.add_parser("serve", help="an echo server"))
+    demo.add_arguments(
+        sub.add_parser("demo", help="a live order board page and its WebSocket, on one port")
+    )
     client.add_arguments(sub.add_parser("client", help="an interactive client"))
     if args[:1] == ["bench"]:
         from . import bench
@@ -32,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         return info_main()
     if ns.command == "serve":
         return serve.main(ns)
+    if ns.command == "demo":
+        return demo.main(ns)
     if ns.command == "client":
         return client.main(ns)
     parser.print_help()
