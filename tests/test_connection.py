@@ -1270,3 +1270,16 @@ def test_deferred_failure_then_eof() -> None:
     server.receive_eof()
     assert not server.failing and server.state is State.CLOSED
     assert server.events()[-1] == wsfast.ConnectionClosed(1006, "")
+
+
+def test_chunks_to_send_keeps_large_payloads_whole() -> None:
+    server, client = _open_pair_deferred()
+    big = b"a" * 100_000
+    server.send_binary(big)
+    server.send_text("hi")
+    chunks = server.chunks_to_send()
+    assert b"".join(chunks)[-100_004:-4] == big
+    assert any(chunk is big for chunk in chunks)  # the payload itself, not a copy
+    assert server.chunks_to_send() == [] and server.data_to_send() == b""
+    client.receive_data(b"".join(chunks))
+    assert [type(e).__name__ for e in client.events()] == ["BinaryMessage", "TextMessage"]

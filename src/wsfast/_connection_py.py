@@ -369,6 +369,15 @@ class Connection:
             return out[0]
         return b"".join(out)
 
+    def chunks_to_send(self) -> list[bytes]:
+        """What :meth:`data_to_send` would return, as the list of its pieces: a large
+        payload is a piece of its own, never joined to its header, so an I/O layer can write
+        the pieces one by one without copying it."""
+        out = self._out
+        if out:
+            self._out = []
+        return out
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the transport; then read events() and data_to_send()."""
         if self._failing is not None:

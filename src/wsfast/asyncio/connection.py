@@ -48,6 +48,7 @@ _CLOSED = State.CLOSED
 _CONNECTING = State.CONNECTING
 
 _READ_SIZE = 256 * 1024
+_BIG_WRITE = 64 * 1024
 _read_buffers = threading.local()
 
 
@@ -361,9 +362,11 @@ class WebSocket(asyncio.BufferedProtocol):
         transport = self._transport
         if transport is None:
             return
-        data = conn.data_to_send()
-        if data:
-            transport.write(data)
+        chunks = conn.chunks_to_send()
+        for chunk in chunks:
+            # A large payload goes as a view: a transport that cannot send it all at once then
+            # keeps one copy of the rest (bytes slicing would make another).
+            transport.write(chunk if len(chunk) < _BIG_WRITE else memoryview(chunk))
         if conn.should_close_transport and not transport.is_closing():
             transport.close()
 

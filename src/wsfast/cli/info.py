@@ -18,9 +18,12 @@ def describe() -> dict[str, str]:
     else:
         simd = "none (pure Python kernels)"
     forced = os.environ.get("WSFAST_ISA")
+    from wsfast import connection
+
     return {
         "wsfast": wsfast.__version__,
         "implementation": wsfast.implementation,
+        "connection": f"{connection.implementation} ({connection.ServerConnection.__module__})",
         "kernel instruction set": simd + (f" (WSFAST_ISA={forced})" if forced else ""),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": f"{platform.system()} {platform.machine()} ({platform.platform()})",
