@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import json
 import re
+import select
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,10 +21,9 @@ from wsfast.asyncio import InvalidHandshake, connect, serve
 from wsfast.cli import demo
 
 STATUSES = list(demo.STATUSES)
-HAS_HTTP_HANDLER = "http_handler" in inspect.signature(serve).parameters
 
 
-# --- the order board -----------------------------------------------------------------------
+# --- the order board -------------------------------------------------------------------------
 
 
 def test_board_moves_orders_one_step_at_a_time() -> None:
@@ -61,7 +64,7 @@ def test_board_needs_an_order() -> None:
         demo.OrderBoard(size=0)
 
 
-# --- the page and the HTTP side ------------------------------------------------------------
+# --- the page and the HTTP side --------------------------------------------------------------
 
 
 def test_page_is_self_contained() -> None:
@@ -92,11 +95,11 @@ def test_interval_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--interval" in capsys.readouterr().err
 
 
-# --- the WebSocket side --------------------------------------------------------------------
+# --- the WebSocket side ----------------------------------------------------------------------
 
 
 def run_demo(
-    test: Callable[[int, demo.Shop], Awaitable[None]], interval: float = 0.05, **options: Any
+    test: Callable[[int, demo.Shop], Awaitable[None]], interval: float = 0.02, **options: Any
 ) -> None:
     """Serve the demo's handler on a free port of 127.0.0.1 and run ``test(port, shop)``."""
 
@@ -194,7 +197,7 @@ def test_websocket_only_on_ws_path() -> None:
     run_demo(test)
 
 
-# --- one port for both (needs serve(http_handler=...)) ---------------------------------------
+# --- one port for both: serve(http_handler=...) ----------------------------------------------
 
 
 async def http_get(port: int, target: str) -> tuple[int, dict[str, str], bytes]:
@@ -211,15 +214,60 @@ async def http_get(port: int, target: str) -> tuple[int, dict[str, str], bytes]:
     return int(lines[0].split()[1]), headers, body
 
 
-@pytest.mark.skipif(not HAS_HTTP_HANDLER, reason="wsfast.asyncio.serve() has no http_handler yet")
 def test_page_and_websocket_on_one_port() -> None:
     async def test(port: int, shop: demo.Shop) -> None:
         status, headers, body = await http_get(port, "/")
         assert status == 200 and body == demo.page()
         assert headers["Content-Type"] == "text/html; charset=utf-8"
         assert (await http_get(port, "/nope"))[0] == 404
-        assert (await http_get(port, "/ws"))[0] != 200  # a WebSocket endpoint
+        assert (await http_get(port, "/ws"))[0] == 426  # Upgrade Required
         async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
             assert json.loads(await ws.recv())["type"] == "snapshot"
 
     run_demo(test, http_handler=demo.http_handler)
+
+
+def test_cli_demo_command() -> None:
+    """``python -m wsfast demo``: the banner, the page, the endpoint, and a clean exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wsfast", "demo", "--port", "0", "--interval", "0.05"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 20)
+        assert ready, "the demo printed nothing in 20 s"
+        banner = process.stdout.readline().decode()
+        match = re.match(r"wsfast demo on http://127\.0\.0\.1:(\d+)/ \(WebSocket ws://", banner)
+        assert match, banner
+        port = int(match.group(1))
+
+        async def check() -> None:
+            status, _, body = await http_get(port, "/")
+            assert status == 200 and body == demo.page()
+            async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                assert json.loads(await ws.recv())["type"] == "snapshot"
+                assert json.loads(await ws.recv())["type"] in ("order", "remove")
+
+        asyncio.run(asyncio.wait_for(check(), 20))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        assert process.stderr is not None
+        assert process.stderr.read() == b""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def test_cli_demo_port_taken(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        parser = argparse.ArgumentParser()
+        demo.add_arguments(parser)
+        assert demo.main(parser.parse_args(["--port", str(port)])) == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err

@@ -205,7 +205,8 @@ class Chromium:
             self._pending.pop(command["id"], None)
         if "error" in reply:
             raise CDPError(f"{method}: {reply['error']}")
-        return reply.get("result", {})
+        result: dict[str, Any] = reply.get("result", {})
+        return result
 
     def on(
         self, session_id: str | None, method: str, listener: Callable[[dict[str, Any]], None]
@@ -403,13 +404,3 @@ class ServerProcess:
         err = self._err()
         self._stderr.close()
         return err
-
-
-class Demo:
-    """A running demo: its port, and the address to load its page from."""
-
-    def __init__(self, port: int, page_url: str, same_port: bool) -> None:
-        self.port = port
-        self.ws_url = f"ws://127.0.0.1:{port}/ws"
-        self.page_url = page_url
-        self.same_port = same_port  # the page comes from the demo's own port

@@ -10,10 +10,7 @@ server's start 20 s and its stop 10 s before SIGKILL).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from browser_support import (
@@ -21,7 +18,6 @@ from browser_support import (
     NO_CHROMIUM,
     REQUIRE_BROWSER,
     Chromium,
-    Demo,
     LoopThread,
     ServerProcess,
     SyncPage,
@@ -68,40 +64,10 @@ def echo_server() -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def demo_server(cdp_loop: LoopThread) -> Iterator[Demo]:
+def demo_server() -> Iterator[ServerProcess]:
     """``python -m wsfast demo`` on a free port of 127.0.0.1, changing an order every 0.2 s."""
-    import inspect
-
-    import wsfast.asyncio
-
-    if "http_handler" in inspect.signature(wsfast.asyncio.serve).parameters:
-        server = ServerProcess(
-            "demo", "--host", "127.0.0.1", "--port", "0", "--interval", str(DEMO_INTERVAL)
-        )
-        yield Demo(server.port, f"http://127.0.0.1:{server.port}/", same_port=True)
-        print(server.stop())
-        return
-    # Until serve() takes http_handler: the demo's WebSocket side in this process, and the
-    # page from its file, pointed at it with ?ws=.
-    from importlib import resources
-
-    from wsfast.cli import demo
-
-    async def start() -> tuple[Any, Any]:
-        shop = demo.Shop(demo.OrderBoard(), DEMO_INTERVAL)
-        server = await wsfast.asyncio.serve(
-            shop.handler, "127.0.0.1", 0, process_request=demo.process_request
-        )
-        return server, asyncio.get_running_loop().create_task(shop.run())
-
-    async def stop(server: Any, ticker: Any) -> None:
-        ticker.cancel()
-        server.close()
-        await server.wait_closed()
-
-    server, ticker = cdp_loop.run(start(), 10)
-    page = Path(str(resources.files("wsfast.cli").joinpath("demo.html")))
-    running = Demo(server.port, "", same_port=False)
-    running.page_url = f"{page.as_uri()}?ws={running.ws_url}"
-    yield running
-    cdp_loop.run(stop(server, ticker), 15)
+    server = ServerProcess(
+        "demo", "--host", "127.0.0.1", "--port", "0", "--interval", str(DEMO_INTERVAL)
+    )
+    yield server
+    print(server.stop())

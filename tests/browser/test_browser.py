@@ -9,11 +9,12 @@ page of ``python -m wsfast demo`` and read its DOM as the server pushes order up
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import CHROMIUM, NO_CHROMIUM, REQUIRE_BROWSER, Demo, ServerProcess, SyncPage
+from browser_support import CHROMIUM, NO_CHROMIUM, REQUIRE_BROWSER, ServerProcess, SyncPage
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None and not REQUIRE_BROWSER, reason=NO_CHROMIUM)
 
@@ -113,8 +114,8 @@ def call(function: str, *args: Any) -> str:
     return f"({function.strip()})({', '.join(json.dumps(a) for a in args)})"
 
 
-def test_demo_page_shows_pushed_order_updates(page: SyncPage, demo_server: Demo) -> None:
-    page.goto(demo_server.page_url)
+def test_demo_page_shows_pushed_order_updates(page: SyncPage, demo_server: ServerProcess) -> None:
+    page.goto(f"http://127.0.0.1:{demo_server.port}/")
     page.evaluate(WAIT_FOR_ORDERS, 15)
     state = json.loads(page.evaluate(call(WATCH_ORDERS, 8), 15))
     changes = state["changes"]
@@ -128,12 +129,12 @@ def test_demo_page_shows_pushed_order_updates(page: SyncPage, demo_server: Demo)
         else:  # one step on at a time
             assert STATUSES.index(new) == STATUSES.index(old) + 1, change
     assert sorted(state["last"]) == state["known"]  # the table shows what the page knows
-    assert state["url"] == demo_server.ws_url
+    assert state["url"] == f"ws://127.0.0.1:{demo_server.port}/ws"
     assert state["updates"] > 1
 
 
-def test_demo_echo_box(page: SyncPage, demo_server: Demo) -> None:
-    page.goto(demo_server.page_url)
+def test_demo_echo_box(page: SyncPage, demo_server: ServerProcess) -> None:
+    page.goto(f"http://127.0.0.1:{demo_server.port}/")
     page.evaluate(WAIT_FOR_ORDERS, 15)
     text = "h\u00e9llo, \u4e16\u754c \U0001f680"
     page.evaluate("document.getElementById('echo-input').focus()")
@@ -145,12 +146,20 @@ def test_demo_echo_box(page: SyncPage, demo_server: Demo) -> None:
     assert page.evaluate("document.getElementById('echo-input').value") == ""
 
 
-def test_demo_page_from_the_websocket_port(page: SyncPage, demo_server: Demo) -> None:
-    if not demo_server.same_port:
-        pytest.skip("wsfast.asyncio.serve() has no http_handler yet")
-    page.goto(demo_server.page_url)
+def test_demo_page_from_the_websocket_port(page: SyncPage, demo_server: ServerProcess) -> None:
+    page.goto(f"http://127.0.0.1:{demo_server.port}/")
     page.evaluate(WAIT_FOR_ORDERS, 15)
     # The page found its WebSocket on its own host and port, and loaded nothing else.
-    assert page.evaluate("demo.url") == demo_server.ws_url
+    assert page.evaluate("demo.url") == f"ws://127.0.0.1:{demo_server.port}/ws"
     assert page.evaluate("performance.getEntriesByType('resource').map((e) => e.name)") == []
     assert page.evaluate("document.title") == "wsfast demo: live orders"
+
+
+def test_demo_page_with_ws_parameter(page: SyncPage, demo_server: ServerProcess) -> None:
+    # The page opened from its file, pointed at the demo's endpoint with ?ws=.
+    ws_url = f"ws://127.0.0.1:{demo_server.port}/ws"
+    html = Path(str(resources.files("wsfast.cli").joinpath("demo.html")))
+    page.goto(f"{html.as_uri()}?ws={ws_url}")
+    page.evaluate(WAIT_FOR_ORDERS, 15)
+    assert page.evaluate("demo.url") == ws_url
+    assert page.evaluate("document.getElementById('url').textContent") == ws_url

@@ -106,7 +106,7 @@ class OrderBoard:
             order["status"] = STATUSES[i % (len(STATUSES) - 1)]
 
     def _new_order(self) -> Order:
-        order = {
+        order: Order = {
             "id": f"A{self._next_id}",
             "customer": self._rng.choice(_CUSTOMERS),
             "item": self._rng.choice(_ITEMS),
@@ -248,6 +248,11 @@ def main(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         print("error: --interval must be positive", file=sys.stderr)
         return 2
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(run(args.host, args.port, args.interval))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:  # e.g. the port is taken
+        print(f"cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
     return 0
