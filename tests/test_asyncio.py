@@ -436,3 +436,26 @@ def test_http_handler_serves_plain_requests_on_the_websocket_port() -> None:
                 assert await ws.recv() == "hi"
 
     run(main())
+
+
+def test_close_completes_with_unread_messages_queued() -> None:
+    """Reading is paused (max_queue reached): close() still reaches the peer's close frame."""
+
+    async def flood(ws: ServerWebSocket) -> None:
+        for i in range(100):
+            await ws.send(f"message {i}")
+        async for _ in ws:
+            pass
+
+    async def main() -> None:
+        async with serve(flood, HOST, 0) as server:
+            ws = await connect(uri(server), max_queue=4, close_timeout=3)
+            assert await ws.recv() == "message 0"
+            await asyncio.sleep(0.2)  # the queue fills, reading pauses
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            await ws.close()
+            assert ws.close_code == 1000
+            assert loop.time() - start < 2
+
+    run(main())

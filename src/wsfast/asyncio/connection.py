@@ -261,6 +261,9 @@ class WebSocket(asyncio.BufferedProtocol):
             self._flush()
         elif conn.state is _CONNECTING and self._transport is not None:
             self._transport.abort()
+        if self._reading_paused:
+            # The peer's close frame waits behind unread messages: read on to reach it.
+            self._resume_reading()
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
@@ -376,7 +379,11 @@ class WebSocket(asyncio.BufferedProtocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        if len(messages) >= self._max_queue and not self._reading_paused:
+        if (
+            len(messages) >= self._max_queue
+            and not self._reading_paused
+            and self._conn.state is _OPEN  # once closing, read on to the close frame and EOF
+        ):
             transport = self._transport
             if transport is not None and not transport.is_closing():
                 self._reading_paused = True
