@@ -209,29 +209,24 @@ class WebSocket(asyncio.BufferedProtocol):
 
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send one text (``str``) or binary (bytes-like) message."""
-        conn = self._conn
-        if conn.state is not _OPEN:
+        if self._conn.state is not _OPEN:
             await self._raise_closed()
-        if type(message) is str:
-            conn.send_text(message)
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            conn.send_binary(message)
-        else:
-            raise TypeError(f"a message is str or bytes-like, not {type(message).__name__}")
-        self._flush()
+        self._write_message(message)
         if self._writing_paused:
             await self._drain()
 
     def send_nowait(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a message without waiting for the write buffer to drain (for ``on_message``
         callbacks); raises ConnectionClosed if the connection is not open."""
-        conn = self._conn
-        if conn.state is not _OPEN:
+        if self._conn.state is not _OPEN:
             raise self._close_exc or ConnectionClosedException(1006, "the connection is closing")
+        self._write_message(message)
+
+    def _write_message(self, message: str | bytes | bytearray | memoryview) -> None:
         if type(message) is str:
-            conn.send_text(message)
+            self._conn.send_text(message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            conn.send_binary(message)
+            self._conn.send_binary(message)
         else:
             raise TypeError(f"a message is str or bytes-like, not {type(message).__name__}")
         self._flush()
