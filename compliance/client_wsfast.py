@@ -11,9 +11,9 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from echo_client_driver import run  # noqa: E402
+from echo_client_driver import run
 
-from wsfast.asyncio import ConnectionClosed, InvalidHandshake, connect  # noqa: E402
+from wsfast.asyncio import ConnectionClosed, InvalidHandshake, connect
 
 
 def connect_for_driver(uri: str, max_size: int | None = None) -> Any:

@@ -932,7 +932,8 @@ def test_pending_payload_streams_exactly_the_payload(impl, payload, masked, cuts
         if pending is not None:
             assert header is None or pending is header  # the same object until it completes
             header = pending
-            assert (pending.opcode, pending.length, pending.mask) == (Opcode.TEXT, len(payload), mask)
+            expected = (Opcode.TEXT, len(payload), mask)
+            assert (pending.opcode, pending.length, pending.mask) == expected
             seen += parser.pending_payload(len(seen))
             assert payload.startswith(seen)
         if pos >= len(stream):
