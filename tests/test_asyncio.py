@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import ssl
 import subprocess
 from collections.abc import Awaitable
@@ -457,5 +458,73 @@ def test_close_completes_with_unread_messages_queued() -> None:
             await ws.close()
             assert ws.close_code == 1000
             assert loop.time() - start < 2
+
+    run(main())
+
+
+def test_keepalive_timeout_drops_a_peer_that_stopped_reading() -> None:
+    """The 1011 close frame cannot be flushed to a peer that reads nothing: the transport is
+    dropped after close_timeout, and a handler blocked in send() gets ConnectionClosed."""
+
+    async def main() -> None:
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        async def blaster(ws: ServerWebSocket) -> None:
+            try:
+                while True:
+                    await ws.send(b"x" * 65536)
+            except ConnectionClosed as exc:
+                done.set_result(type(exc).__name__)
+
+        async with serve(
+            blaster, HOST, 0, ping_interval=0.2, ping_timeout=0.2, close_timeout=0.5
+        ) as server:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, (HOST, server.port))
+            await asyncio.get_running_loop().sock_sendall(sock, _raw_upgrade(server.port))
+            # Never read again.
+            assert await asyncio.wait_for(done, 5) == "ConnectionClosedError"
+            sock.close()
+
+    run(main())
+
+
+def test_cancelling_one_blocked_send_leaves_the_others_waiting() -> None:
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as ws:
+                ws.pause_writing()  # as the transport does above write_limit
+                a = asyncio.ensure_future(ws.send(b"a"))
+                b = asyncio.ensure_future(ws.send(b"b"))
+                await asyncio.sleep(0.05)
+                assert not a.done() and not b.done()
+                a.cancel()
+                await asyncio.sleep(0.05)
+                assert a.cancelled() and not b.done()  # b still waits for the buffer
+                ws.resume_writing()
+                await asyncio.wait_for(b, 5)
+                assert {await ws.recv(), await ws.recv()} == {b"a", b"b"}
+
+    run(main())
+
+
+def test_leaving_serve_stops_handlers_busy_elsewhere() -> None:
+    async def main() -> None:
+        task_box: list[asyncio.Task[Any]] = []
+
+        async def sleeper(ws: ServerWebSocket) -> None:
+            task_box.append(asyncio.current_task())  # type: ignore[arg-type]
+            await asyncio.sleep(3600)
+
+        async with serve(sleeper, HOST, 0, close_timeout=0.5) as server:
+            ws = await connect(uri(server))
+            while not task_box:
+                await asyncio.sleep(0.01)
+        assert task_box[0].done()
+        with pytest.raises(ConnectionClosedOK):
+            await ws.recv()
+        assert ws.close_code == 1001
 
     run(main())

@@ -465,7 +465,12 @@ class Connection:
             return
         self._eof = True
         self._should_close = True
-        self._failing = None
+        if self._failing is not None:
+            # A deferred failure ends as an immediate one would have: with its code.
+            code, message = self._failing
+            self._failing = None
+            self._transition("fail", code, message)
+            return
         if self._state is _CONNECTING:
             self._handshake_eof()
         if self._state is not _CLOSED:

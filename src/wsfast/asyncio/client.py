@@ -50,6 +50,7 @@ class ClientWebSocket(WebSocket):
             self._opened.set_exception(
                 InvalidHandshake("the connection closed during the opening handshake")
             )
+            self._opened.exception()  # nobody may await it any more (connect() timed out)
 
 
 class connect:  # used like a function: `await connect(...)` or `async with connect(...)`

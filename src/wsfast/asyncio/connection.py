@@ -246,7 +246,11 @@ class WebSocket(asyncio.BufferedProtocol):
         conn.send_ping(payload)
         self._pings[payload] = (waiter, self._loop.time())
         self._flush()
-        return await waiter
+        try:
+            return await waiter
+        finally:
+            if not waiter.done() or waiter.cancelled():
+                self._pings.pop(payload, None)  # cancelled: forget it
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Start (or join) the closing handshake and wait until the connection is closed."""
@@ -366,7 +370,18 @@ class WebSocket(asyncio.BufferedProtocol):
             # keeps one copy of the rest (bytes slicing would make another).
             transport.write(chunk if len(chunk) < _BIG_WRITE else memoryview(chunk))
         if conn.should_close_transport and not transport.is_closing():
-            transport.close()
+            self._close_transport()
+
+    def _close_transport(self) -> None:
+        """Close the transport once its buffer is flushed, and drop it after close_timeout if
+        the peer never reads that far."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.close()
+        if self._closer_handle is not None:
+            self._closer_handle.cancel()
+        self._closer_handle = self._loop.call_later(self._close_timeout, transport.abort)
 
     def _push(self, message: Message) -> None:
         messages = self._messages
@@ -404,7 +419,8 @@ class WebSocket(asyncio.BufferedProtocol):
     async def _drain(self) -> None:
         if self._drain_waiter is None or self._drain_waiter.done():
             self._drain_waiter = self._loop.create_future()
-        await self._drain_waiter
+        # Shielded: cancelling one waiting send() must not cancel the others.
+        await asyncio.shield(self._drain_waiter)
         if self._close_exc is not None and self._conn.state is _CLOSED:
             raise self._close_exc
 
@@ -483,8 +499,7 @@ class WebSocket(asyncio.BufferedProtocol):
         if conn.state is _OPEN:
             conn.close(1011, "keepalive ping timeout")
             self._flush()
-        if self._transport is not None:
-            self._transport.close()
+        self._close_transport()
 
     def _cancel_keepalive(self) -> None:
         for name in ("_keepalive_handle", "_ping_deadline"):

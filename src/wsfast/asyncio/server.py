@@ -79,17 +79,19 @@ class ServerWebSocket(WebSocket):
         assert isinstance(conn, ServerConnection)
         response = None
         process_request = self._server._process_request
-        if process_request is not None:
-            try:
+        try:
+            if process_request is not None:
                 response = process_request(self, event)
-            except Exception:
-                logger.exception("process_request failed")
-                response = (500, (), b"Internal Server Error\n")
-        if response is not None:
-            status, headers, body = response
-            conn.reject(status, body, headers=headers)
+            if response is not None:
+                status, headers, body = response
+                conn.reject(status, body, headers=headers)
+                return
+            conn.accept()  # ValueError if select_subprotocol chose a protocol not offered
+        except Exception:
+            logger.exception("answering the opening handshake failed")
+            if conn.state is State.CONNECTING:
+                conn.reject(500, b"Internal Server Error\n")
             return
-        conn.accept()
         if self._open_timer is not None:
             self._open_timer.cancel()
             self._open_timer = None
@@ -112,8 +114,13 @@ class ServerWebSocket(WebSocket):
             except Exception:
                 logger.exception("http_handler failed")
                 response = (500, [], b"Internal Server Error\n")
-        status, headers, body = response if response is not None else _UPGRADE_REQUIRED
-        conn.respond(status, body, headers=headers)
+        try:
+            status, headers, body = response if response is not None else _UPGRADE_REQUIRED
+            conn.respond(status, body, headers=headers)
+        except Exception:
+            logger.exception("bad http_handler response")
+            if conn.state is State.CONNECTING:
+                conn.respond(500, b"Internal Server Error\n")
 
     def _on_refused(self, event: Rejected | HandshakeFailed) -> None:
         if isinstance(event, HandshakeFailed):
@@ -163,6 +170,7 @@ class Server:
         self._connection_options = connection_options
         self._websocket_options = websocket_options
         self._connections: set[ServerWebSocket] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
 
     def _protocol(self) -> ServerWebSocket:
@@ -188,7 +196,9 @@ class Server:
             self._server.close()
         for ws in list(self._connections):
             if ws.state is State.OPEN:
-                ws._loop.create_task(ws.close(code, reason))
+                task = ws._loop.create_task(ws.close(code, reason))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
             elif ws.state is State.CONNECTING and ws._transport is not None:
                 ws._transport.abort()
 
@@ -200,9 +210,12 @@ class Server:
             for ws in list(self._connections)
             if ws._handler_task is not None
         ]
-        await asyncio.gather(*waits, return_exceptions=True)
+        await asyncio.gather(*waits, *self._closing, return_exceptions=True)
         if tasks:
-            await asyncio.wait(tasks, timeout=self._close_timeout)
+            _done, pending = await asyncio.wait(tasks, timeout=self._close_timeout)
+            for task in pending:  # handlers still busy (not on the connection): stop them
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
 
