@@ -537,7 +537,29 @@ class ServerProcess:
 # --- clients -----------------------------------------------------------------------------
 
 
-class WsfastClient:
+class _SendRecvClient:
+    """``run``/``close`` for clients whose connection has ``await send(m)``, ``await recv()``:
+    the loop calls the library's own bound methods directly."""
+
+    library: str
+    ws: Any
+
+    async def run(self, payloads: Sequence[bytes | str], count: int) -> None:
+        ws = self.ws
+        send, recv = ws.send, ws.recv
+        n = len(payloads)
+        for i in range(count):
+            sent = payloads[i % n]
+            await send(sent)
+            got = await recv()
+            if got != sent:
+                raise _mismatch(self.library, sent, got)  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+class WsfastClient(_SendRecvClient):
     library = "wsfast"
 
     async def connect(self, url: str, max_size: int | None = None) -> None:
@@ -546,22 +568,8 @@ class WsfastClient:
         kw = {} if max_size is None else {"max_message_size": max_size}
         self.ws = await connect(url, ping_interval=None, **kw)
 
-    async def run(self, payloads: Sequence[bytes | str], count: int) -> None:
-        ws = self.ws
-        send, recv = ws.send, ws.recv
-        n = len(payloads)
-        for i in range(count):
-            sent = payloads[i % n]
-            await send(sent)
-            got = await recv()
-            if got != sent:
-                raise _mismatch("wsfast", sent, got)  # type: ignore[arg-type]
 
-    async def close(self) -> None:
-        await self.ws.close()
-
-
-class WebsocketsClient:
+class WebsocketsClient(_SendRecvClient):
     library = "websockets"
 
     async def connect(self, url: str, max_size: int | None = None) -> None:
@@ -569,20 +577,6 @@ class WebsocketsClient:
 
         kw = {} if max_size is None else {"max_size": max_size}
         self.ws = await connect(url, compression=None, ping_interval=None, **kw)
-
-    async def run(self, payloads: Sequence[bytes | str], count: int) -> None:
-        ws = self.ws
-        send, recv = ws.send, ws.recv
-        n = len(payloads)
-        for i in range(count):
-            sent = payloads[i % n]
-            await send(sent)
-            got = await recv()
-            if got != sent:
-                raise _mismatch("websockets", sent, got)  # type: ignore[arg-type]
-
-    async def close(self) -> None:
-        await self.ws.close()
 
 
 class AiohttpClient:

@@ -528,3 +528,31 @@ def test_leaving_serve_stops_handlers_busy_elsewhere() -> None:
         assert ws.close_code == 1001
 
     run(main())
+
+
+def test_on_message_replies_to_a_batch_in_order() -> None:
+    """Many frames in one read: every reply goes out, in order (written together)."""
+
+    def echo_now(ws: Any, message: Any) -> None:
+        ws.send_nowait(message)
+
+    async def main() -> None:
+        async with serve(None, HOST, 0, on_message=echo_now) as server:
+            reader, writer = await asyncio.open_connection(HOST, server.port)
+            writer.write(_raw_upgrade(server.port))
+            await reader.readuntil(b"\r\n\r\n")
+            key = b"\x0a\x0b\x0c\x0d"
+            batch = b"".join(
+                wsfast.build_header(wsfast.Opcode.BINARY, len(p), mask=key)
+                + wsfast.apply_mask(p, key)
+                for p in (str(i).encode() * (1 + i) for i in range(50))
+            )
+            writer.write(batch)
+            parser = wsfast.FrameParser(require_mask=False)
+            frames: list[Any] = []
+            while len(frames) < 50:
+                frames += parser.feed(await asyncio.wait_for(reader.read(65536), 5))
+            assert [f.payload for f in frames] == [str(i).encode() * (1 + i) for i in range(50)]
+            writer.close()
+
+    run(main())

@@ -596,12 +596,9 @@ class Connection:
         arrived before the bad frame, and :meth:`fail` (or :meth:`close`) sends the close frame.
         """
         self._events.append(ProtocolViolation(code, message))
-        if self._defer_failure and self._state is _OPEN:
-            self._failing = (code, message)
-            return
-        if self._state is _OPEN:
-            self._send_frame(_CLOSE, _close_payload(code, _truncate_utf8(message, 123)), True)
-        self._transition("fail", code, message)
+        self._failing = (code, message)
+        if not (self._defer_failure and self._state is _OPEN):
+            self.fail()
 
     # --- receiving frames ------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from ..events import (
     TextMessage,
 )
 from .exceptions import ConnectionClosed as ConnectionClosedException
-from .exceptions import InvalidHandshake
+from .exceptions import ConnectionClosedOK, InvalidHandshake
 
 __all__ = ["WebSocket", "Message"]
 
@@ -86,6 +86,7 @@ class WebSocket(asyncio.BufferedProtocol):
         "_loop",
         "_rbuf",
         "_on_message",
+        "_dispatching",
         "_transport",
         "_messages",
         "_max_queue",
@@ -123,6 +124,7 @@ class WebSocket(asyncio.BufferedProtocol):
         self._loop = asyncio.get_running_loop()
         self._rbuf = _read_buffer()
         self._on_message = on_message
+        self._dispatching = False  # inside _process: writes wait for its one flush
         self._transport: asyncio.Transport | None = None
         self._messages: deque[Message] = deque()
         self._max_queue = max_queue
@@ -202,10 +204,8 @@ class WebSocket(asyncio.BufferedProtocol):
             return messages.popleft()
         try:
             return await self.recv()
-        except ConnectionClosedException as exc:
-            if exc.code in (1000, 1001, 1005):
-                raise StopAsyncIteration from None
-            raise
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
 
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send one text (``str``) or binary (bytes-like) message."""
@@ -229,7 +229,8 @@ class WebSocket(asyncio.BufferedProtocol):
             self._conn.send_binary(message)
         else:
             raise TypeError(f"a message is str or bytes-like, not {type(message).__name__}")
-        self._flush()
+        if not self._dispatching:
+            self._flush()
 
     async def ping(self, data: bytes | None = None) -> float:
         """Send a ping and wait for its pong; returns the round-trip time in seconds.
@@ -320,16 +321,20 @@ class WebSocket(asyncio.BufferedProtocol):
     def _process(self) -> None:
         """Hand the connection's new events on, then write what it has to send."""
         conn = self._conn
-        while True:
-            self._dispatch(conn.events())
-            # A protocol violation waits (defer_failure) until the messages that came before
-            # the bad frame have been handed over: at once for callbacks, at the next recv()
-            # that finds the queue empty otherwise (bounded by close_timeout).
-            if conn.failing and (self._on_message is not None or not self._messages):
-                conn.fail()
-                continue
-            break
-        self._flush()
+        self._dispatching = True
+        try:
+            while True:
+                self._dispatch(conn.events())
+                # A protocol violation waits (defer_failure) until the messages that came
+                # before the bad frame have been handed over: at once for callbacks, at the
+                # next recv() that finds the queue empty otherwise (bounded by close_timeout).
+                if conn.failing and (self._on_message is not None or not self._messages):
+                    conn.fail()
+                    continue
+                break
+        finally:
+            self._dispatching = False
+        self._flush()  # one write for everything the events produced, replies included
 
     def _dispatch(self, events: list[Any]) -> None:
         for event in events:
@@ -365,10 +370,23 @@ class WebSocket(asyncio.BufferedProtocol):
         if transport is None:
             return
         chunks = conn.chunks_to_send()
-        for chunk in chunks:
-            # A large payload goes as a view: a transport that cannot send it all at once then
-            # keeps one copy of the rest (bytes slicing would make another).
-            transport.write(chunk if len(chunk) < _BIG_WRITE else memoryview(chunk))
+        if len(chunks) == 1 and len(chunks[0]) < _BIG_WRITE:
+            transport.write(chunks[0])
+        elif chunks:
+            # Small pieces are joined into one write; a large payload goes as a view, so that a
+            # transport that cannot send it at once keeps one copy of the rest (bytes slicing
+            # would make another).
+            small: list[bytes] = []
+            for chunk in chunks:
+                if len(chunk) < _BIG_WRITE:
+                    small.append(chunk)
+                    continue
+                if small:
+                    transport.write(b"".join(small))
+                    small = []
+                transport.write(memoryview(chunk))
+            if small:
+                transport.write(b"".join(small))
         if conn.should_close_transport and not transport.is_closing():
             self._close_transport()
 
