@@ -36,7 +36,7 @@ from wsfast._connection_py import ClientConnection, InvalidState, ServerConnecti
 from wsfast.events import (
     BinaryMessage,
     CloseReceived,
-    ConnectionClosed,
+    ConnectionTerminated,
     Event,
     Ping,
     Pong,
@@ -178,7 +178,7 @@ def assert_failed(conn: ServerConnection | ClientConnection, code: int) -> list[
     assert violations[0].code == code, violations[0]
     assert violations[0].message
     position = events.index(violations[0])
-    assert events[position + 1 :] == [ConnectionClosed(code, violations[0].message)]
+    assert events[position + 1 :] == [ConnectionTerminated(code, violations[0].message)]
     frames = sent_frames(conn)
     assert frames[-1].opcode == CLOSE
     assert int.from_bytes(frames[-1].payload[:2], "big") == code
@@ -281,7 +281,7 @@ def test_arguments_are_taken_as_the_python_source_takes_them() -> None:
     assert server.events() == [TextMessage("sub"), BinaryMessage(b"ba")]
     server.close(Number(4000), Text("bye"))
     client.receive_data(server.data_to_send())
-    assert client.events() == [CloseReceived(4000, "bye"), ConnectionClosed(4000, "bye")]
+    assert client.events() == [CloseReceived(4000, "bye"), ConnectionTerminated(4000, "bye")]
 
 
 def test_events_are_frozen_with_slots() -> None:
@@ -581,7 +581,7 @@ def test_client_validates_text_too() -> None:
 def test_valid_close_is_answered_with_the_same_code(code: int) -> None:
     server = open_server()
     server.receive_data(to_server(CLOSE, close_payload(code, "bye ☃".encode())))
-    assert server.events() == [CloseReceived(code, "bye ☃"), ConnectionClosed(code, "bye ☃")]
+    assert server.events() == [CloseReceived(code, "bye ☃"), ConnectionTerminated(code, "bye ☃")]
     (reply,) = sent_frames(server)
     assert reply.opcode == CLOSE and int.from_bytes(reply.payload[:2], "big") == code
     assert server.state is State.CLOSED and server.should_close_transport
@@ -612,7 +612,7 @@ def test_close_reason_must_be_valid_utf8() -> None:
 def test_empty_close_is_1005_and_answered_empty() -> None:
     server = open_server()
     server.receive_data(to_server(CLOSE))
-    assert server.events() == [CloseReceived(1005, ""), ConnectionClosed(1005, "")]
+    assert server.events() == [CloseReceived(1005, ""), ConnectionTerminated(1005, "")]
     (reply,) = sent_frames(server)
     assert reply.opcode == CLOSE and reply.payload == b""
 
@@ -623,11 +623,11 @@ def test_closing_handshake_started_by_the_client() -> None:
     assert client.state is State.CLOSING
     assert client.events() == []
     server.receive_data(client.data_to_send())
-    assert server.events() == [CloseReceived(1000, "done"), ConnectionClosed(1000, "done")]
+    assert server.events() == [CloseReceived(1000, "done"), ConnectionTerminated(1000, "done")]
     # RFC 6455 §7.1.1: the server closes the TCP connection first.
     assert server.should_close_transport
     client.receive_data(server.data_to_send())
-    assert client.events() == [CloseReceived(1000, ""), ConnectionClosed(1000, "")]
+    assert client.events() == [CloseReceived(1000, ""), ConnectionTerminated(1000, "")]
     assert client.state is State.CLOSED and not client.should_close_transport
     client.receive_eof()  # the server's TCP close
     assert client.should_close_transport and client.events() == []
@@ -637,10 +637,13 @@ def test_closing_handshake_started_by_the_server() -> None:
     client, server = open_pair()
     server.close(4001, "go away")
     client.receive_data(server.data_to_send())
-    assert client.events() == [CloseReceived(4001, "go away"), ConnectionClosed(4001, "go away")]
+    assert client.events() == [
+        CloseReceived(4001, "go away"),
+        ConnectionTerminated(4001, "go away"),
+    ]
     assert client.state is State.CLOSED and not client.should_close_transport
     server.receive_data(client.data_to_send())
-    assert server.events() == [CloseReceived(4001, ""), ConnectionClosed(4001, "")]
+    assert server.events() == [CloseReceived(4001, ""), ConnectionTerminated(4001, "")]
     assert server.should_close_transport
 
 
@@ -673,7 +676,7 @@ def test_close_frame_is_validated_while_closing() -> None:
     events = server.events()
     assert events == [
         ProtocolViolation(1007, events[0].message),  # type: ignore[attr-defined]
-        ConnectionClosed(1007, events[0].message),  # type: ignore[attr-defined]
+        ConnectionTerminated(1007, events[0].message),  # type: ignore[attr-defined]
     ]
     assert server.data_to_send() == b""  # our close frame went out already
 
@@ -697,14 +700,14 @@ def test_close_arguments_are_checked() -> None:
 def test_eof_without_close_is_1006() -> None:
     client, server = open_pair()
     server.receive_eof()
-    assert server.events() == [ConnectionClosed(1006, "")]
+    assert server.events() == [ConnectionTerminated(1006, "")]
     assert server.state is State.CLOSED and server.should_close_transport
     server.receive_eof()  # idempotent
     with pytest.raises(InvalidState):
         server.receive_data(b"x")
     fresh = ServerConnection()
     fresh.receive_eof()
-    assert fresh.events() == [ConnectionClosed(1006, "")]
+    assert fresh.events() == [ConnectionTerminated(1006, "")]
 
 
 def test_protocol_error_from_the_client_side_waits_for_the_server() -> None:
@@ -837,7 +840,7 @@ def test_data_after_close_is_ignored() -> None:
     client.close()
     client.data_to_send()
     server.receive_data(to_server(CLOSE, close_payload(1000)) + to_server(TEXT, b"after"))
-    assert server.events() == [CloseReceived(1000, ""), ConnectionClosed(1000, "")]
+    assert server.events() == [CloseReceived(1000, ""), ConnectionTerminated(1000, "")]
     server.receive_data(to_server(TEXT, b"later"))
     assert server.events() == []
 
@@ -990,7 +993,7 @@ def normalize(events: list[Event]) -> list[Any]:
     for event in events:
         if isinstance(event, ProtocolViolation):
             out.append(("violation", event.code))
-        elif isinstance(event, ConnectionClosed) and ("violation", event.code) in out:
+        elif isinstance(event, ConnectionTerminated) and ("violation", event.code) in out:
             out.append(("closed", event.code))
         else:
             out.append(event)
@@ -1046,12 +1049,12 @@ def test_random_bytes_never_raise(chunks: list[bytes]) -> None:
         if violations:
             (i,) = violations
             assert events[i].code in (1002, 1007, 1009)  # type: ignore[attr-defined]
-            assert isinstance(events[i + 1], ConnectionClosed) and len(events) == i + 2
+            assert isinstance(events[i + 1], ConnectionTerminated) and len(events) == i + 2
             frames = sent_frames(conn)
             assert frames[-1].opcode == CLOSE
         conn.receive_eof()
         assert conn.state is State.CLOSED
-        rest = [e for e in conn.events() if not isinstance(e, ConnectionClosed)]
+        rest = [e for e in conn.events() if not isinstance(e, ConnectionTerminated)]
         assert rest == [] or (isinstance(conn, ClientConnection) and len(rest) == 1)
 
 
@@ -1071,7 +1074,7 @@ def test_garbage_after_valid_frames(prefix: bytes, junk: bytes) -> None:
                 Pong,
                 CloseReceived,
                 ProtocolViolation,
-                ConnectionClosed,
+                ConnectionTerminated,
             ),
         )
 
@@ -1241,11 +1244,11 @@ def test_deferred_failure_lets_the_application_answer_first() -> None:
     server.send_text(events[0].data)  # the echo still goes out...
     server.fail()  # ...before the close frame
     assert not server.failing and server.state is State.CLOSED
-    assert [type(e).__name__ for e in server.events()] == ["ConnectionClosed"]
+    assert [type(e).__name__ for e in server.events()] == ["ConnectionTerminated"]
     client.receive_data(server.data_to_send())
     got = client.events()
     assert got[0] == wsfast.TextMessage("Hello")
-    assert (got[1].code, got[-1].code) == (1002, 1002)  # CloseReceived, ConnectionClosed
+    assert (got[1].code, got[-1].code) == (1002, 1002)  # CloseReceived, ConnectionTerminated
 
 
 def test_deferred_failure_close_sends_the_violation_code() -> None:
@@ -1270,7 +1273,7 @@ def test_deferred_failure_then_eof() -> None:
     server.receive_eof()
     assert not server.failing and server.state is State.CLOSED
     closed = server.events()[-1]
-    assert isinstance(closed, wsfast.ConnectionClosed)
+    assert isinstance(closed, wsfast.ConnectionTerminated)
     assert closed.code == 1002  # as an immediate failure would have ended
     assert server.should_close_transport
 
@@ -1286,3 +1289,16 @@ def test_chunks_to_send_keeps_large_payloads_whole() -> None:
     assert server.chunks_to_send() == [] and server.data_to_send() == b""
     client.receive_data(b"".join(chunks))
     assert [type(e).__name__ for e in client.events()] == ["BinaryMessage", "TextMessage"]
+
+
+def test_connection_closed_is_a_deprecated_alias_of_connection_terminated() -> None:
+    # The event was renamed so that it cannot be confused with wsfast.asyncio.ConnectionClosed.
+    import wsfast.events
+
+    with pytest.warns(DeprecationWarning, match="ConnectionTerminated"):
+        assert wsfast.ConnectionClosed is wsfast.ConnectionTerminated
+    with pytest.warns(DeprecationWarning, match="ConnectionTerminated"):
+        assert wsfast.events.ConnectionClosed is wsfast.events.ConnectionTerminated
+    with pytest.raises(AttributeError):
+        wsfast.events.NoSuchEvent  # noqa: B018
+    assert "ConnectionClosed" not in wsfast.__all__

@@ -15,7 +15,7 @@ from wsfast.connection import ClientConnection, InvalidState, ServerConnection, 
 from wsfast.events import (
     Accepted,
     BinaryMessage,
-    ConnectionClosed,
+    ConnectionTerminated,
     HandshakeFailed,
     HttpRequest,
     Rejected,
@@ -287,7 +287,7 @@ def test_server_connection_refuses_with_status_header_and_body(
     server.receive_data(request_bytes(headers, start or "GET / HTTP/1.1"))
     events = server.events()
     assert isinstance(events[0], HandshakeFailed) and events[0].status == status
-    assert events[-1] == ConnectionClosed(1006, "")
+    assert events[-1] == ConnectionTerminated(1006, "")
     assert server.state is State.CLOSED and server.should_close_transport
     got_status, response_headers, body = split_response(server.data_to_send())
     assert got_status == status
@@ -365,7 +365,7 @@ def test_server_reject_sends_status_and_body_then_closes() -> None:
     assert (status, body) == (401, b"who are you?")
     assert headers["WWW-Authenticate"] == "Basic"
     assert server.state is State.CLOSED and server.should_close_transport
-    assert server.events() == [ConnectionClosed(1006, "")]
+    assert server.events() == [ConnectionTerminated(1006, "")]
     with pytest.raises(InvalidState):
         server.accept()
 
@@ -406,7 +406,7 @@ def test_plain_get_is_refused_with_426_by_default() -> None:
     server.receive_data(request_bytes(PAGE_HEADERS, "GET / HTTP/1.1"))
     events = server.events()
     assert isinstance(events[0], HandshakeFailed) and events[0].status == 426
-    assert events[-1] == ConnectionClosed(1006, "")
+    assert events[-1] == ConnectionTerminated(1006, "")
     status, headers, _ = split_response(server.data_to_send())
     assert status == 426 and headers["Upgrade"] == "websocket"
     with pytest.raises(InvalidState):
@@ -439,7 +439,7 @@ def test_plain_get_is_left_to_the_application() -> None:
     assert headers["Content-Length"] == str(len(page))
     assert headers.tokens("Connection") == ["close"]
     assert server.state is State.CLOSED and server.should_close_transport
-    assert server.events() == [ConnectionClosed(1006, "")]
+    assert server.events() == [ConnectionTerminated(1006, "")]
     with pytest.raises(InvalidState):
         server.respond(200)
     server.receive_data(b"GET /again HTTP/1.1\r\n\r\n")  # ignored: CLOSED
@@ -522,7 +522,7 @@ def test_respond_needs_a_pending_http_request() -> None:
     server = ServerConnection(plain_http=True)
     server.receive_data(request_bytes(PAGE_HEADERS, "GET / HTTP/1.1"))
     server.receive_eof()  # the browser went away before the answer
-    assert server.events()[-1] == ConnectionClosed(1006, "")
+    assert server.events()[-1] == ConnectionTerminated(1006, "")
     with pytest.raises(InvalidState):
         server.respond()
 
@@ -828,7 +828,7 @@ def test_client_refuses_an_invalid_101(
     failed, closed = client.events()
     assert isinstance(failed, HandshakeFailed) and failed.status == 101
     assert message in failed.message
-    assert closed == ConnectionClosed(1006, "")
+    assert closed == ConnectionTerminated(1006, "")
     assert client.state is State.CLOSED and client.should_close_transport
 
 
@@ -851,7 +851,7 @@ def test_client_reports_a_rejection_with_its_body() -> None:
     assert isinstance(rejected, Rejected)
     assert (rejected.status, rejected.body) == (403, b"go away!!!")
     assert rejected.headers["Content-Length"] == "10"
-    assert closed == ConnectionClosed(1006, "")
+    assert closed == ConnectionTerminated(1006, "")
     assert client.state is State.CLOSED and client.should_close_transport
 
 

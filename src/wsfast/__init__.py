@@ -34,7 +34,7 @@ from .events import (  # noqa: E402
     Accepted,
     BinaryMessage,
     CloseReceived,
-    ConnectionClosed,
+    ConnectionTerminated,
     Event,
     HandshakeFailed,
     HttpRequest,
@@ -48,13 +48,21 @@ from .events import (  # noqa: E402
 )
 from .handshake import HandshakeError, Headers, accept_key, generate_key  # noqa: E402
 
+
+def __getattr__(name: str) -> object:
+    # Deprecated names (ConnectionClosed, the event now called ConnectionTerminated).
+    from .events import deprecated_alias
+
+    return deprecated_alias(__name__, name)
+
+
 __all__ = [
     "Accepted",
     "BinaryMessage",
     "ClientConnection",
     "CloseReceived",
     "Connection",
-    "ConnectionClosed",
+    "ConnectionTerminated",
     "Event",
     "HandshakeError",
     "HandshakeFailed",

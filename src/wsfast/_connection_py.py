@@ -45,7 +45,7 @@ from .events import (
     Accepted,
     BinaryMessage,
     CloseReceived,
-    ConnectionClosed,
+    ConnectionTerminated,
     Event,
     HandshakeFailed,
     HttpRequest,
@@ -555,7 +555,7 @@ class Connection:
     # --- the state machine -----------------------------------------------------------------
 
     def _transition(self, trigger: str, code: int = 1006, reason: str = "") -> None:
-        """Move along _TRANSITIONS; reaching CLOSED emits the one ConnectionClosed."""
+        """Move along _TRANSITIONS; reaching CLOSED emits the one ConnectionTerminated."""
         new = _TRANSITIONS.get((self._state, trigger))
         if new is None:
             raise InvalidState(f"cannot {trigger} in state {self._state.name}")
@@ -568,7 +568,7 @@ class Connection:
             if not self._client or trigger == "refuse" or trigger == "eof":
                 self._should_close = True
             self._msg_parts = []
-            self._events.append(ConnectionClosed(code, reason))
+            self._events.append(ConnectionTerminated(code, reason))
 
     def fail(self) -> None:
         """Complete a deferred failure (``defer_failure=True``): send the close frame with the

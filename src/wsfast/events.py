@@ -2,12 +2,14 @@
 
 A :class:`~wsfast.connection.ServerConnection` or :class:`~wsfast.connection.ClientConnection`
 returns them from ``events()`` in the order things happened on the wire. Every connection
-ends with exactly one :class:`ConnectionClosed`.
+ends with exactly one :class:`ConnectionTerminated`.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import Any
 
 from ._http import Headers
 
@@ -25,7 +27,7 @@ __all__ = [
     "Pong",
     "CloseReceived",
     "ProtocolViolation",
-    "ConnectionClosed",
+    "ConnectionTerminated",
 ]
 
 
@@ -167,13 +169,33 @@ class ProtocolViolation(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionClosed(Event):
+class ConnectionTerminated(Event):
     """The connection is CLOSED: nothing more will be sent or delivered. Always the last event.
 
     ``code`` and ``reason`` are the peer's close frame's (RFC 6455 §7.1.5, §7.1.6) if one
     arrived; else, if we failed the connection, the code we sent and what was wrong; else
     1006 (closed abnormally: no close frame, e.g. EOF or a refused handshake).
+
+    Named ``ConnectionClosed`` before 0.2; that name is kept as a deprecated alias here and in
+    :mod:`wsfast`, because :class:`wsfast.asyncio.ConnectionClosed` is the asyncio exception.
     """
 
     code: int
     reason: str
+
+
+def deprecated_alias(module: str, name: str) -> Any:
+    """The object a deprecated module-level name stands for, with a DeprecationWarning."""
+    if name == "ConnectionClosed":
+        warnings.warn(
+            f"{module}.ConnectionClosed is deprecated: the event is ConnectionTerminated "
+            "(wsfast.asyncio.ConnectionClosed is the asyncio exception)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return ConnectionTerminated
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+
+def __getattr__(name: str) -> Any:
+    return deprecated_alias(__name__, name)

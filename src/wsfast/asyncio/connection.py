@@ -20,7 +20,7 @@ from ..connection import Connection, State
 from ..events import (
     Accepted,
     BinaryMessage,
-    ConnectionClosed,
+    ConnectionTerminated,
     HandshakeFailed,
     Pong,
     ProtocolViolation,
@@ -346,7 +346,7 @@ class WebSocket(asyncio.BufferedProtocol):
                     self._deliver(event.data)
             elif kind is Pong:
                 self._on_pong(event.payload)
-            elif kind is ConnectionClosed:
+            elif kind is ConnectionTerminated:
                 self._on_closed(event.code, event.reason)
             elif kind is ProtocolViolation:
                 self._violation = event.message
