@@ -48,6 +48,9 @@ from .events import (  # noqa: E402
 )
 from .handshake import HandshakeError, Headers, accept_key, generate_key  # noqa: E402
 
+# Drop-in speedups for other WebSocket libraries (wsfast.dropin).
+from .dropin import patch, patched, unpatch  # noqa: E402
+
 
 def __getattr__(name: str) -> object:
     # Deprecated names (ConnectionClosed, the event now called ConnectionTerminated).
@@ -93,5 +96,8 @@ __all__ = [
     "build_header",
     "implementation",
     "parse_header",
+    "patch",
+    "patched",
+    "unpatch",
     "validate_utf8",
 ]
