@@ -318,6 +318,7 @@ def _apply(host: Host, module: types.ModuleType, *, during_import: bool = False)
     records = [
         r for r in state.records.pop(module.__name__, []) if r.by_name or r.owner is not module
     ]
+    module_level: dict[int, tuple[Any, Any]] = {}
     for b, owner, attr, original in planned:
         key = f"{b.module}.{b.path}"
         reason = b.skip(module, original) if b.skip is not None else None
@@ -331,7 +332,9 @@ def _apply(host: Host, module: types.ModuleType, *, during_import: bool = False)
         setattr(owner, attr, replacement)
         records.append(Record(owner, attr, original, replacement))
         if owner is module:
-            records.extend(_rebind_by_name(module, original, replacement))
+            module_level[id(original)] = (original, replacement)
+    if module_level:
+        records.extend(_rebind_by_name(module, module_level))
     state.records[module.__name__] = records
 
 
@@ -340,22 +343,26 @@ def _refuse(host: Host, state: _State, reason: str, during_import: bool) -> None
     _warn(host, state.version, reason, during_import=during_import)
 
 
-def _rebind_by_name(source: types.ModuleType, original: Any, replacement: Any) -> list[Record]:
-    """Rebind ``original`` to ``replacement`` wherever another loaded module holds it by name
-    (not in the module that defines it: that one keeps the library's own function)."""
+def _rebind_by_name(source: types.ModuleType, swaps: dict[int, tuple[Any, Any]]) -> list[Record]:
+    """Rebind each original (``swaps``: id -> (original, replacement)) wherever another loaded
+    module holds it by name; not in the module that defines it, which keeps the library's own
+    function."""
     out = []
-    home = sys.modules.get(getattr(original, "__module__", None) or "")
+    homes = {getattr(original, "__module__", None) for original, _ in swaps.values()}
     for module in list(sys.modules.values()):
-        if module is source or module is home or not isinstance(module, types.ModuleType):
+        if module is source or not isinstance(module, types.ModuleType):
+            continue
+        if getattr(module, "__name__", None) in homes:
             continue
         try:
             namespace = vars(module)
         except TypeError:
             continue
         for attr, value in list(namespace.items()):
-            if value is original:
-                namespace[attr] = replacement
-                out.append(Record(module, attr, original, replacement, by_name=True))
+            swap = swaps.get(id(value))
+            if swap is not None and value is swap[0]:
+                namespace[attr] = swap[1]
+                out.append(Record(module, attr, swap[0], swap[1], by_name=True))
     return out
 
 
@@ -427,27 +434,24 @@ def status() -> dict[str, dict[str, Any]]:
 
 
 def verify() -> list[str]:
-    """Problems with the patches applied now (empty when every replaced name in every loaded
-    module is still wsfast's and every watched module that is loaded was patched)."""
+    """Problems with the patches applied now: empty when, in every loaded module of every
+    patched library, each name the patch covers is wsfast's replacement (or was left alone
+    on purpose)."""
     problems = []
     for name, state in _ACTIVE.items():
-        for module_name, records in state.records.items():
-            module = sys.modules.get(module_name)
-            for rec in records:
-                if rec.by_name:
-                    continue
-                if isinstance(rec.owner, types.ModuleType) and rec.owner is not module:
-                    problems.append(f"{name}: {module_name} was replaced in sys.modules")
-                    continue
-                try:
-                    current = _get(rec.owner, rec.attr)
-                except AttributeError:
-                    current = None
-                if current is not rec.replacement:
-                    problems.append(f"{name}: {module_name}.{rec.attr} is no longer wsfast's")
-        for module_name, owner in _WATCHED.items():
-            if owner == name and module_name in sys.modules and module_name not in state.records:
-                problems.append(f"{name}: {module_name} is loaded but was not patched")
+        ours = {id(r.replacement) for records in state.records.values() for r in records}
+        for b in _HOSTS[name].bindings:
+            module = sys.modules.get(b.module)
+            key = f"{b.module}.{b.path}"
+            if module is None or key in state.skipped:
+                continue
+            try:
+                owner, attr = _resolve(module, b.path)
+                current = _get(owner, attr)
+            except AttributeError:
+                current = None
+            if id(current) not in ours:
+                problems.append(f"{name}: {key} is not wsfast's")
     return problems
 
 
