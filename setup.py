@@ -41,8 +41,8 @@ REQUIRE_EXTENSIONS = _flag("WSFAST_BUILD_EXTENSIONS")
 # the variable is set (see wsfast/dropin/_startup.py); unset, it costs one environment lookup.
 PTH_NAME = "wsfast_patch.pth"
 PTH_LINE = (
-    "import os; os.environ.get('WSFAST_PATCH', '').strip() "
-    "and __import__('wsfast.dropin._startup')\n"
+    "import os; os.environ.get('WSFAST_PATCH', '').strip().lower() not in "
+    "('', '0', 'no', 'none', 'off', 'false') and __import__('wsfast.dropin._startup')\n"
 )
 
 
