@@ -74,7 +74,8 @@ def _has(*names: str) -> Any:
 
 _WSPROTO_DECODER = _both(
     _methods("process_buffer", "parse_header", "extension_processing", "receive_bytes"),
-    _has("Frame", "Header", "RsvBits", "Opcode", "CloseReason", "ParseFailed", "Buffer"),
+    _has("Frame", "Header", "RsvBits", "Opcode", "CloseReason", "ParseFailed", "Buffer",
+         "XorMaskerNull"),
 )
 
 WSPROTO = Host(
@@ -97,7 +98,7 @@ WSPROTO = Host(
             "FrameDecoder",
             _wsproto.make_frame_decoder,
             check=_WSPROTO_DECODER,
-            counted=("_wsfast_whole_frame",),
+            counted=("_wsfast_fast_path",),
         ),
         Binding(
             "wsproto.frame_protocol",
