@@ -87,7 +87,7 @@ def _wsproto_server() -> Any:
 def _masked_frames(count: int, size: int, opcode: int) -> bytes:
     payload = (b"x" * size) if opcode == 1 else os.urandom(size)
     out = bytearray()
-    for i in range(count):
+    for _i in range(count):
         key = os.urandom(4)
         out += wsfast.build_header(opcode, size, mask=key) + wsfast.apply_mask(payload, key)
     return bytes(out)
@@ -269,8 +269,8 @@ def bench_c_paths(repeat: int, quick: bool) -> list[dict[str, Any]]:
             number = 20000 if size <= 1024 else (300 if size <= 65536 else 20)
             if quick:
                 number = max(number // 20, 1)
-            t = best(lambda: call(theirs, data), repeat, number)
-            o = best(lambda: call(ours, data), repeat, number)
+            t = best(lambda c=call, f=theirs, d=data: c(f, d), repeat, number)
+            o = best(lambda c=call, f=ours, d=data: c(f, d), repeat, number)
             print(f"{label + f', {size} B':<58} {t * 1e9:10.0f} ns {o * 1e9:10.0f} ns "
                   f"{t / o:8.2f}x  (theirs / wsfast adapter)", flush=True)
             rows.append({"case": f"{label}, {size} B", "theirs_s": t, "wsfast_s": o,

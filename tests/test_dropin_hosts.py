@@ -141,7 +141,7 @@ def _run_frame_protocol(
         proto = frame_protocol.FrameProtocol(client, exts)
     seen: list[Any] = []
     bounds = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
-    for lo, hi in zip(bounds, bounds[1:]):
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
         proto.receive_bytes(stream[lo:hi])
         try:
             for frame in proto.received_frames():
@@ -184,7 +184,7 @@ def test_wsproto_differential_uses_what_patch_installs(patched) -> None:
     patched("wsproto")
     names = [b.path for b in _core.registry()["wsproto"].bindings]
     assert names == ["XorMaskerSimple", "FrameDecoder", "FrameProtocol"]
-    for name, ours in zip(names, _wsproto_adapters()):
+    for name, ours in zip(names, _wsproto_adapters(), strict=False):
         assert getattr(fp, name).__mro__[1:] == ours.__mro__[1:]
 
 
@@ -195,7 +195,7 @@ def test_wsproto_masker_carries_the_offset(key, data, cuts) -> None:
     ours = _core.registry()["wsproto"].bindings[0].factory(fp, original)
     a, b = original(bytearray(key)), ours(bytearray(key))
     bounds = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
-    for lo, hi in zip(bounds, bounds[1:]):
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
         x, y = a.process(data[lo:hi]), b.process(data[lo:hi])
         assert type(x) is type(y) is bytearray and x == y
     assert b.process(b"") == bytearray()
@@ -475,7 +475,7 @@ def test_autobahn_masker_matches(key, data, cuts) -> None:
     bounds = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
     for length in (None, 10, 1000):
         theirs, ours = xormasker.create_xor_masker(key, length), factory(key, length)
-        for lo, hi in zip(bounds, bounds[1:]):
+        for lo, hi in zip(bounds, bounds[1:], strict=False):
             assert ours.process(data[lo:hi]) == theirs.process(data[lo:hi])
             assert ours.pointer() == theirs.pointer()
         ours.reset()

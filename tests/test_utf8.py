@@ -643,7 +643,7 @@ def test_feed_count_matches_oracle(impl, data, cuts) -> None:
     bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
     v = impl.Utf8Validator()
     bad = first_bad_index(data)
-    for lo, hi in zip(bounds, bounds[1:]):
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
         expected = hi - lo if bad >= hi else max(bad - lo, 0)
         assert v.feed_count(data[lo:hi]) == expected
     assert v.finish() is decodes(data)

@@ -30,6 +30,9 @@ from .connection import (  # noqa: E402
     ServerConnection,
     State,
 )
+
+# Drop-in speedups for other WebSocket libraries (wsfast.dropin).
+from .dropin import patch, patched, unpatch  # noqa: E402
 from .events import (  # noqa: E402
     Accepted,
     BinaryMessage,
@@ -47,9 +50,6 @@ from .events import (  # noqa: E402
     TextMessage,
 )
 from .handshake import HandshakeError, Headers, accept_key, generate_key  # noqa: E402
-
-# Drop-in speedups for other WebSocket libraries (wsfast.dropin).
-from .dropin import patch, patched, unpatch  # noqa: E402
 
 
 def __getattr__(name: str) -> object:

@@ -74,7 +74,7 @@ def make_ws4py_mask(module: types.ModuleType, original: Any) -> Any:
 
 
 def make_ws4py_validator(module: types.ModuleType, original: Any) -> type:
-    class Utf8Validator(original):  # type: ignore[misc, valid-type]
+    class Utf8Validator(original):  # type: ignore[misc]
         """ws4py's validator; ``validate`` and ``reset`` run on the wsfast kernel."""
 
         def reset(self) -> None:

@@ -188,7 +188,7 @@ def _warn(host: Host, version: str, reason: str, *, during_import: bool = False)
 
 def _names(names: Iterable[str]) -> list[str]:
     _load_builtin_hosts()
-    out = []
+    out: list[str] = []
     for name in names:
         key = name.strip().lower()
         if not key:

@@ -85,7 +85,9 @@ def make_frame_decoder(module: types.ModuleType, original: Any) -> type:
         opcodes[int(op)] = op
     parse_buffer = original.process_buffer
 
-    class FrameDecoder(original):  # type: ignore[misc, valid-type]
+    class FrameDecoder(original):  # type: ignore[misc]
+        header: Any
+        extensions: list[Any]
         def process_buffer(self) -> Any:
             frame = self._wsfast_fast_path()
             if frame is not None:
@@ -221,7 +223,8 @@ def make_frame_protocol(module: types.ModuleType, original: Any) -> type:
     close = module.Opcode.CLOSE
     invalid_payload = module.CloseReason.INVALID_FRAME_PAYLOAD_DATA
 
-    class FrameProtocol(original):  # type: ignore[misc, valid-type]
+    class FrameProtocol(original):  # type: ignore[misc]
+        extensions: list[Any]
         def _parse_more_gen(self) -> Any:
             # wsproto's loop, with one shortcut: a whole text message in one frame, while no
             # other message is open, is decoded as MessageDecoder.process_frame would do it
