@@ -37,12 +37,13 @@ NO_EXTENSIONS = _flag("WSFAST_NO_EXTENSIONS") or platform.python_implementation(
 REQUIRE_EXTENSIONS = _flag("WSFAST_BUILD_EXTENSIONS")
 
 
-# WSFAST_PATCH: one line in site-packages that imports wsfast's patcher at start-up only when
-# the variable is set (see wsfast/dropin/_startup.py); unset, it costs one environment lookup.
+# WSFAST_PATCH: one line in site-packages that, only when the variable is set, imports the
+# small _wsfast_patch module (which imports wsfast when a library it patches is first
+# imported; see wsfast/dropin/_startup.py). Unset, it costs one environment lookup.
 PTH_NAME = "wsfast_patch.pth"
 PTH_LINE = (
     "import os; os.environ.get('WSFAST_PATCH', '').strip().lower() not in "
-    "('', '0', 'no', 'none', 'off', 'false') and __import__('wsfast.dropin._startup')\n"
+    "('', '0', 'no', 'none', 'off', 'false') and __import__('_wsfast_patch')\n"
 )
 
 

@@ -153,3 +153,18 @@ def test_report_at_exit(tmp_path: Path) -> None:
     assert data["patched"] == ["wsproto"]
     assert data["problems"] == []
     assert data["calls"]["wsproto.frame_protocol.XorMaskerSimple.process"] == 1
+
+
+@needs_pth
+def test_environment_variable_imports_wsfast_only_when_a_library_is_used() -> None:
+    code = "import sys, json; print(json.dumps({'wsfast': 'wsfast' in sys.modules}))"
+    [proof] = run(["-c", code], env={"WSFAST_PATCH": "all"})
+    assert proof == {"wsfast": False}
+
+
+def test_startup_packages_match_the_hosts() -> None:
+    import _wsfast_patch
+
+    from wsfast.dropin import _core
+
+    assert _wsfast_patch.PACKAGES == {h.package for h in _core.registry().values()}

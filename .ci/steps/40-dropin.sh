@@ -2,6 +2,7 @@
 # the one wsfast wheel built here (integrations/run.py); a test that passes unpatched must
 # pass patched, and the patches must be proven active to the end. Then the adapters'
 # differential tests with every library installed.
+python -m pip install -q uv  # the harness makes its venvs with uv when it is there (pip otherwise)
 python integrations/run.py --work "$CI_WORK" --jobs 2
 python -m pip install -q ".[dropin]"
 python -m pytest -q -p no:cacheprovider tests/test_dropin_core.py tests/test_dropin_hosts.py tests/test_dropin_run.py
