@@ -133,8 +133,8 @@ def test_environment_variable_off(value: str) -> None:
 @needs_pth
 def test_environment_variable_bad_value_is_reported_not_fatal() -> None:
     out = subprocess.run(
-        [sys.executable, "-c", "print('started')"], capture_output=True, text=True,
-        env={**os.environ, "WSFAST_PATCH": "nosuchlib"}, timeout=60,
+        [sys.executable, "-c", "import wsproto; print('started')"], capture_output=True,
+        text=True, env={**os.environ, "WSFAST_PATCH": "nosuchlib"}, timeout=60,
     )
     assert out.returncode == 0 and out.stdout.strip() == "started"
     assert "nosuchlib" in out.stderr
