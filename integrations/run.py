@@ -116,7 +116,7 @@ SUITES = [
         "aiohttp",
         "aiohttp==3.14.5",
         ["pytest", "pytest-mock", "trustme", "re-assert", "freezegun", "blockbuster",
-         "pytest-codspeed", "isal", "zlib_ng", "brotli"],
+         "pytest-codspeed", "isal", "zlib_ng", "brotli", "coverage"],
         [*PYTEST, "-o", "addopts=", "tests/test_websocket_parser.py",
          "tests/test_websocket_writer.py", "tests/test_websocket_handshake.py",
          "tests/test_client_ws.py", "tests/test_client_ws_functional.py",
@@ -129,7 +129,7 @@ SUITES = [
     Suite(
         "uvicorn",
         "uvicorn==0.54.0",
-        ["pytest", "pytest-mock", "httpx", "trustme", "websockets==17.4", "wsproto==1.3.2",
+        ["pytest", "pytest-mock", "httpx2", "trustme", "websockets==17.4", "wsproto==1.3.2",
          "a2wsgi", "pyyaml", "python-dotenv", "watchfiles", "httptools", "uvloop"],
         [*PYTEST, "-o", "addopts=-rxXs", "tests/protocols/test_websocket.py"],
         "wsproto,websockets",
