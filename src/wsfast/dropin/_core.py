@@ -18,8 +18,6 @@ the host already runs compiled code that is faster.
 from __future__ import annotations
 
 import functools
-import importlib.abc
-import importlib.machinery
 import os
 import sys
 import threading
@@ -458,13 +456,13 @@ def verify() -> list[str]:
 # --- the import hook -----------------------------------------------------------------------
 
 
-class _PatchingLoader(importlib.abc.Loader):
+class _PatchingLoader:
     """Runs the real loader, then applies the patch to the module it made."""
 
     def __init__(self, loader: Any) -> None:
         self._loader = loader
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+    def create_module(self, spec: Any) -> types.ModuleType | None:
         create = getattr(self._loader, "create_module", None)
         return create(spec) if create is not None else None
 
@@ -479,7 +477,7 @@ class _PatchingLoader(importlib.abc.Loader):
         return getattr(self._loader, attr)
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:
     """Finds watched modules with the other finders and wraps their loaders."""
 
     def find_spec(
@@ -487,7 +485,7 @@ class _Finder(importlib.abc.MetaPathFinder):
         fullname: str,
         path: Sequence[str] | None,
         target: types.ModuleType | None = None,
-    ) -> importlib.machinery.ModuleSpec | None:
+    ) -> Any:
         if fullname not in _WATCHED:
             return None
         for finder in list(sys.meta_path):
@@ -501,7 +499,7 @@ class _Finder(importlib.abc.MetaPathFinder):
                 continue
             if spec.loader is not None and hasattr(spec.loader, "exec_module"):
                 spec.loader = _PatchingLoader(spec.loader)
-            return spec  # type: ignore[no-any-return]
+            return spec
         return None
 
 

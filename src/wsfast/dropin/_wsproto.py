@@ -24,14 +24,14 @@ for every other case give the same behaviour by construction.
 
 from __future__ import annotations
 
-import platform
+import sys
 import types
 from codecs import utf_8_decode
 from typing import Any
 
 from .. import apply_mask, apply_mask_inplace
 
-_CPYTHON = platform.python_implementation() == "CPython"
+_CPYTHON = sys.implementation.name == "cpython"
 
 __all__ = ["make_frame_decoder", "make_frame_protocol", "make_masker"]
 

@@ -5,7 +5,6 @@ Figures quoted below are from ``bench/dropin_*.py`` (same run, x86-64 AVX2 path)
 
 from __future__ import annotations
 
-import inspect
 import sys
 import types
 from typing import Any
@@ -23,6 +22,8 @@ def _params(*names: str) -> Any:
     def check(module: types.ModuleType, original: Any) -> str | None:
         if not callable(original):
             return f"{original!r} is not callable"
+        import inspect
+
         try:
             sig = inspect.signature(original)
         except (TypeError, ValueError):
