@@ -254,6 +254,9 @@ def run_once(
         outcomes = parse_unittest(res.stdout)
     else:
         outcomes = parse_trial(res.stdout)
+    ran = re.search(r"^Ran (\d+) tests?", res.stdout, re.M)
+    if ran and only is None and int(ran.group(1)) != len(outcomes):
+        raise RuntimeError(f"{tag}: read {len(outcomes)} outcomes, the runner ran {ran.group(1)}")
     return outcomes, res.stdout
 
 
@@ -279,17 +282,33 @@ def parse_pytest(text: str) -> dict[str, str]:
     return out
 
 
-_UNITTEST = re.compile(
-    r"^(\w+) \(([\w.]+)\)(?:.*\n(?:.*\n){0,3}?)?.*?\.\.\. (ok|FAIL|ERROR|skipped|expected failure"
-    r"|unexpected success)",
-    re.M,
+_UNITTEST_ID = re.compile(r"^\s*(\w+) \(([\w.]+)\)")
+_UNITTEST_STATUS = re.compile(
+    r"\.\.\. (ok|FAIL|ERROR|skipped|expected failure|unexpected success)\b"
 )
 
 
 def parse_unittest(text: str) -> dict[str, str]:
+    """Outcomes from unittest's verbose output: "name (module.Class.name) ... ok", the status
+    possibly a few lines down (after a docstring line or log output)."""
     status = {"ok": "passed", "FAIL": "failed", "ERROR": "failed", "skipped": "skipped",
               "expected failure": "passed", "unexpected success": "failed"}
-    return {f"{m.group(2)}.{m.group(1)}": status[m.group(3)] for m in _UNITTEST.finditer(text)}
+    out: dict[str, str] = {}
+    pending: str | None = None
+    for line in text.splitlines():
+        m = _UNITTEST_ID.match(line)
+        if m:
+            test_id = m.group(2)
+            pending = test_id if test_id.endswith("." + m.group(1)) else f"{test_id}.{m.group(1)}"
+            extra = line[m.end():].split(" ... ")[0].strip()  # subTest parameters
+            if extra:
+                pending += " " + extra
+        found = _UNITTEST_STATUS.search(line)
+        if found and pending is not None:
+            if out.get(pending) != "failed":
+                out[pending] = status[found.group(1)]
+            pending = None
+    return out
 
 
 _TRIAL = re.compile(r"^(\s*)(\S+) \.\.\.(?:.*?)\[(OK|FAIL|ERROR|SKIPPED|TODO|SUCCESS)\]", re.M)
