@@ -116,8 +116,10 @@ SUITES = [
         "aiohttp",
         "aiohttp==3.14.5",
         ["pytest", "pytest-mock", "trustme", "re-assert", "freezegun", "blockbuster",
-         "pytest-codspeed", "isal", "zlib_ng", "brotli", "coverage"],
-        [*PYTEST, "-o", "addopts=", "tests/test_websocket_parser.py",
+         "pytest-codspeed", "isal", "zlib_ng", "brotli", "coverage", "pytest-timeout"],
+        # Its own default selection; addopts (xdist, coverage) left out.
+        [*PYTEST, "-o", "addopts=", "-m", "not dev_mode and not autobahn and not internal",
+         "tests/test_websocket_parser.py",
          "tests/test_websocket_writer.py", "tests/test_websocket_handshake.py",
          "tests/test_client_ws.py", "tests/test_client_ws_functional.py",
          "tests/test_web_websocket.py", "tests/test_web_websocket_functional.py"],
