@@ -132,7 +132,7 @@ SUITES = [
         "uvicorn",
         "uvicorn==0.54.0",
         ["pytest", "pytest-mock", "httpx2", "trustme", "websockets==17.4", "wsproto==1.3.2",
-         "a2wsgi", "pyyaml", "python-dotenv", "watchfiles", "httptools", "uvloop"],
+         "a2wsgi", "pyyaml", "python-dotenv", "watchfiles", "httptools", "uvloop", "zttp"],
         [*PYTEST, "-o", "addopts=-rxXs", "tests/protocols/test_websocket.py"],
         "wsproto,websockets",
         keep=["tests", "pyproject.toml"],
@@ -262,7 +262,7 @@ def run_once(
     return outcomes, res.stdout
 
 
-_PYTEST = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS|SKIPPED) (\S+::\S+)", re.M)
+_PYTEST = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS|SKIPPED) (\S+::.+?)(?: - .*)?$", re.M)
 
 
 def _slug(variant: str) -> str:
