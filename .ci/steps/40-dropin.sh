@@ -4,6 +4,7 @@
 # differential tests with every library installed.
 python -m pip install -q uv  # the harness makes its venvs with uv when it is there (pip otherwise)
 python integrations/run.py --work "$CI_WORK" --jobs 2
-python -m pip install -q ".[dropin]"
+# The libraries of the dropin extra, with the wheel the harness built (no second compile).
+python -m pip install -q "$(ls "$CI_WORK"/dropin/wheel/wsfast-*.whl)[dropin]"
 python -m pytest -q -p no:cacheprovider tests/test_dropin_core.py tests/test_dropin_hosts.py tests/test_dropin_run.py
 python bench/dropin_bench.py --quick
