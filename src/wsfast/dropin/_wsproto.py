@@ -225,37 +225,66 @@ def make_frame_protocol(module: types.ModuleType, original: Any) -> type:
 
     class FrameProtocol(original):  # type: ignore[misc]
         extensions: list[Any]
+        _wsfast_state = 0  # 0 not started, 1 running, 2 finished (a close frame or a failure)
+
         def _parse_more_gen(self) -> Any:
-            # wsproto's loop, with one shortcut: a whole text message in one frame, while no
-            # other message is open, is decoded as MessageDecoder.process_frame would do it
-            # (a fresh incremental UTF-8 decoder given the payload with final=True is one
-            # call of codecs.utf_8_decode; same str, same error).
+            # wsproto's loop (kept for callers of _parse_more), with the shortcut below.
             self.extensions = [ext for ext in self.extensions if ext.enabled()]
-            frames = self._frame_decoder
-            messages = self._message_decoder
             closed = False
             while not closed:
-                frame = frames.process_buffer()
+                frame = self._frame_decoder.process_buffer()
                 if frame is not None:
-                    opcode = frame.opcode
-                    if opcode < 8:
-                        if (
-                            opcode is text
-                            and frame.message_finished
-                            and frame.frame_finished
-                            and messages.opcode is None
-                        ):
-                            try:
-                                data = utf_8_decode(frame.payload, "strict", True)[0]
-                            except UnicodeDecodeError as exc:
-                                raise parse_failed(str(exc), invalid_payload)  # noqa: B904
-                            frame = frame_type(text, data, True, True)
-                        else:
-                            frame = messages.process_frame(frame)
-                    elif opcode == close:
-                        frame = self._process_close(frame)
-                        closed = True
+                    frame, closed = self._wsfast_process(frame)
                 yield frame
+
+        def received_frames(self) -> Any:
+            # What wsproto's received_frames() yields by running _parse_more_gen, in one
+            # generator instead of two: the frames, until a close frame (included) or a
+            # failure, after which nothing more.
+            if self._wsfast_state == 2:
+                return
+            if self._wsfast_state == 0:
+                self.extensions = [ext for ext in self.extensions if ext.enabled()]
+                self._wsfast_state = 1
+            frames = self._frame_decoder
+            while True:
+                try:
+                    frame = frames.process_buffer()
+                    if frame is None:
+                        return
+                    frame, closed = self._wsfast_process(frame)
+                except BaseException:
+                    self._wsfast_state = 2
+                    raise
+                if closed:
+                    self._wsfast_state = 2
+                    yield frame
+                    return
+                yield frame
+
+        def _wsfast_process(self, frame: Any) -> tuple[Any, bool]:
+            # A whole text message in one frame, while no other message is open, is decoded
+            # as MessageDecoder.process_frame would do it: a fresh incremental UTF-8 decoder
+            # given the payload with final=True is one call of codecs.utf_8_decode (same str,
+            # same error); everything else goes through wsproto's own code.
+            opcode = frame.opcode
+            if opcode < 8:
+                messages = self._message_decoder
+                if (
+                    opcode is text
+                    and frame.message_finished
+                    and frame.frame_finished
+                    and messages.opcode is None
+                ):
+                    try:
+                        data = utf_8_decode(frame.payload, "strict", True)[0]
+                    except UnicodeDecodeError as exc:
+                        raise parse_failed(str(exc), invalid_payload)  # noqa: B904
+                    return frame_type(text, data, True, True), False
+                return messages.process_frame(frame), False
+            if opcode == close:
+                return self._process_close(frame), True
+            return frame, False
 
     FrameProtocol.__module__ = module.__name__
     FrameProtocol.__qualname__ = original.__qualname__

@@ -105,7 +105,10 @@ WSPROTO = Host(
             "wsproto.frame_protocol",
             "FrameProtocol",
             _wsproto.make_frame_protocol,
-            check=_both(_methods("_parse_more_gen", "_process_close"), _has("MessageDecoder")),
+            check=_both(
+                _methods("_parse_more_gen", "_process_close", "received_frames"),
+                _has("MessageDecoder"),
+            ),
         ),
     ],
 )
