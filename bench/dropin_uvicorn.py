@@ -36,14 +36,14 @@ def free_port() -> int:
 def start(backend: str, patched: bool, profile: str | None = None) -> tuple[subprocess.Popen, int]:
     port = free_port()
     cmd = [sys.executable]
-    if profile:
-        cmd += ["-m", "cProfile", "-o", profile]
     if patched:
         cmd += ["-m", "wsfast", "run", "--patch", "wsproto,websockets"]
     cmd += ["-m", "uvicorn", "_uvicorn_echo:app", "--host", "127.0.0.1", "--port", str(port),
             "--ws", backend, "--log-level", "warning", "--no-access-log"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("WSFAST_PATCH")}
     env["PYTHONPATH"] = str(HERE)
+    if profile:
+        env["WSFAST_BENCH_PROFILE"] = profile
     proc = subprocess.Popen(cmd, cwd=HERE, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -84,19 +84,23 @@ def measure(port: int, size: int, seconds: float) -> float:
 
 
 def profile_summary(path: str) -> list[tuple[str, float]]:
+    """Share of the server's steady-state time by where it is spent."""
     stats = pstats.Stats(path)
     groups: dict[str, float] = {}
     total = 0.0
-    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, _, func), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
         total += tottime
-        name = "other"
-        for key in ("wsfast", "wsproto", "websockets", "uvicorn", "starlette", "h11",
-                    "asyncio", "selectors", "ssl"):
-            if f"/{key}/" in filename or f"{key}." in Path(filename).name:
-                name = key
-                break
         if filename == "~":
-            name = "builtins (C calls: socket I/O, select, ...)"
+            name = ("event loop and socket I/O (C)" if "run" in func or "poll" in func
+                    or "send" in func or "recv" in func or "write" in func else "other C calls")
+        else:
+            name = "other Python"
+            # uvicorn first: its protocols live under uvicorn/protocols/websockets/.
+            for key in ("wsfast", "uvicorn", "starlette", "wsproto", "websockets", "h11",
+                        "asyncio"):
+                if f"/{key}/" in filename:
+                    name = key
+                    break
         groups[name] = groups.get(name, 0.0) + tottime
     return [(k, v / total) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])]
 
