@@ -65,6 +65,15 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux), else 0."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(port: int, size: int, seconds: float) -> float:
     from websockets.sync.client import connect
 
@@ -125,15 +134,22 @@ def main() -> int:
     for backend in BACKENDS:
         for size in SIZES:
             best = {False: 0.0, True: 0.0}
+            cpu = {False: float("inf"), True: float("inf")}
             for _ in range(ns.repeat):
                 for patched in (False, True):
                     proc, port = start(backend, patched)
                     try:
-                        best[patched] = max(best[patched], measure(port, size, ns.seconds))
+                        c0 = cpu_seconds(proc.pid)
+                        t0 = time.perf_counter()
+                        rate = measure(port, size, ns.seconds)
+                        trips = rate * (time.perf_counter() - t0)
+                        best[patched] = max(best[patched], rate)
+                        cpu[patched] = min(cpu[patched], (cpu_seconds(proc.pid) - c0) / trips)
                     finally:
                         stop(proc)
             print(f"{backend:<18} {size:>6} {best[False]:>12,.0f} {best[True]:>12,.0f} "
-                  f"{best[True] / best[False]:>6.2f}x", flush=True)
+                  f"{best[True] / best[False]:>6.2f}x   server CPU per round trip "
+                  f"{cpu[False] * 1e6:.0f} -> {cpu[True] * 1e6:.0f} us", flush=True)
     if ns.profile:
         for backend in BACKENDS:
             for size in SIZES:
