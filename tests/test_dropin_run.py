@@ -164,7 +164,6 @@ def test_environment_variable_imports_wsfast_only_when_a_library_is_used() -> No
 
 def test_startup_packages_match_the_hosts() -> None:
     import _wsfast_patch
-
     from wsfast.dropin import _core
 
     assert _wsfast_patch.PACKAGES == {h.package for h in _core.registry().values()}

@@ -212,14 +212,15 @@ def patch(*names: str) -> list[str]:
             if name in _ACTIVE:
                 done.append(name)
                 continue
+            if name in _REFUSED:  # warned once already; it stays untouched
+                continue
             host = _HOSTS[name]
             version = installed_version(host)
             if version is None:
                 continue
             problem = _version_problem(host, version)
             if problem is not None:
-                if name not in _REFUSED:
-                    _warn(host, version, problem)
+                _warn(host, version, problem)
                 continue
             _ACTIVE[name] = _State(version)
             for module in host.modules:
