@@ -136,7 +136,8 @@ SUITES = [
         [*PYTEST, "-o", "addopts=-rxXs", "tests/protocols/test_websocket.py"],
         "wsproto,websockets",
         keep=["tests", "pyproject.toml"],
-        calls=["wsproto.frame_protocol.FrameDecoder._wsfast_fast_path"],
+        calls=["wsproto.frame_protocol.FrameDecoder._wsfast_fast_path",
+               "websockets.frames.apply_mask"],
     ),
 ]
 
