@@ -20,6 +20,7 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 KERNELS = ["_mask", "_utf8", "_frames"]
 CONNECTION = "_connection_c"
@@ -34,6 +35,51 @@ def _flag(name: str) -> bool:
 
 NO_EXTENSIONS = _flag("WSFAST_NO_EXTENSIONS") or platform.python_implementation() != "CPython"
 REQUIRE_EXTENSIONS = _flag("WSFAST_BUILD_EXTENSIONS")
+
+
+# WSFAST_PATCH: one line in site-packages that, only when the variable is set, imports the
+# small _wsfast_patch module (which imports wsfast when a library it patches is first
+# imported; see wsfast/dropin/_startup.py). Unset, it costs one environment lookup.
+PTH_NAME = "wsfast_patch.pth"
+PTH_LINE = (
+    "import os; os.environ.get('WSFAST_PATCH', '').strip().lower() not in "
+    "('', '0', 'no', 'none', 'off', 'false') and __import__('_wsfast_patch')\n"
+)
+
+
+class BuildPyWithPth(build_py):
+    """build_py, plus the start-up ``.pth`` at the top of the wheel (regular and editable)."""
+
+    def run(self) -> None:
+        super().run()
+        target = Path(self.build_lib, PTH_NAME)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(PTH_LINE, encoding="ascii")
+
+    def get_outputs(self, include_bytecode: bool = True) -> list[str]:
+        return [*super().get_outputs(include_bytecode), str(Path(self.build_lib, PTH_NAME))]
+
+
+def _editable_wheel_with_pth() -> type | None:
+    """editable_wheel, plus the start-up ``.pth`` (editable wheels skip build_lib's files)."""
+    try:
+        from setuptools.command.editable_wheel import editable_wheel
+    except ImportError:  # an old setuptools without PEP 660 support
+        return None
+
+    class EditableWheelWithPth(editable_wheel):  # type: ignore[misc, valid-type]
+        def _run_build_commands(self, dist_name, unpacked_wheel, build_lib, tmp_dir):  # type: ignore[no-untyped-def]  # noqa: E501
+            result = super()._run_build_commands(dist_name, unpacked_wheel, build_lib, tmp_dir)
+            Path(unpacked_wheel, PTH_NAME).write_text(PTH_LINE, encoding="ascii")
+            return result
+
+    return EditableWheelWithPth
+
+
+COMMANDS: dict[str, type] = {"build_py": BuildPyWithPth}
+_EDITABLE = _editable_wheel_with_pth()
+if _EDITABLE is not None:
+    COMMANDS["editable_wheel"] = _EDITABLE
 
 
 class OptionalBuildExt(build_ext):
@@ -160,7 +206,7 @@ def all_extensions() -> list[Extension]:
 
 
 if NO_EXTENSIONS:
-    setup()
+    setup(cmdclass=COMMANDS)
 else:
     try:
         ext_modules = all_extensions()
@@ -168,6 +214,9 @@ else:
         if REQUIRE_EXTENSIONS:
             raise
         print(f"WARNING: cannot cythonize wsfast's kernels ({exc!r}).", file=sys.stderr)
-        setup()
+        setup(cmdclass=COMMANDS)
     else:
-        setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})
+        setup(
+            ext_modules=ext_modules,
+            cmdclass={**COMMANDS, "build_ext": OptionalBuildExt},
+        )

@@ -599,3 +599,74 @@ def test_threads_on_16_mib(impl) -> None:
     for t in threads:
         t.join()
     assert results == {0: (True, True), 1: (False, False), 2: (True, True), 3: (False, False)}
+
+
+# --- feed_count: where the input became invalid ----------------------------------------------
+
+
+def first_bad_index(data: bytes) -> int:
+    """The oracle for ``feed_count``: the length of the longest viable prefix of ``data``
+    (``len(data)`` when all of it is viable)."""
+    for i in range(len(data)):
+        if not viable(data[: i + 1]):
+            return i
+    return len(data)
+
+
+@pytest.mark.parametrize(
+    "data, count",
+    [(b"", 0), (b"abc", 3), (b"ab\xffc", 2), (b"\xed\xa0\x80", 1), (b"\xe2\x82", 2),
+     (b"caf\xc3\xa9 \xc0", 6), (b"x" * 100 + b"\xf4\x90", 101), (b"\x80", 0)],
+)  # fmt: skip
+def test_feed_count_known(impl, data, count) -> None:
+    v = impl.Utf8Validator()
+    assert v.feed_count(data) == count
+    assert v.finish() is (count == len(data) and decodes(data))
+
+
+def test_feed_count_is_sticky_and_continues(impl) -> None:
+    v = impl.Utf8Validator()
+    assert v.feed_count(b"edited") == 6
+    assert v.feed_count(b"\xe2\x82") == 2  # a character left open...
+    assert v.feed_count(b"\xac!") == 2  # ...and finished
+    assert v.feed_count(b"\xed") == 1
+    assert v.feed_count(b"\xa0\x80") == 0  # the error is the first byte of this chunk
+    assert v.feed_count(b"abc") == 0  # rejected for good
+    assert v.feed_count(b"") == 0
+    assert v.feed(b"a") is False
+    v.reset()
+    assert v.feed_count(b"abc") == 3
+
+
+@given(data=any_input, cuts=st.lists(st.integers(0, 400), max_size=4))
+def test_feed_count_matches_oracle(impl, data, cuts) -> None:
+    bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
+    v = impl.Utf8Validator()
+    bad = first_bad_index(data)
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        expected = hi - lo if bad >= hi else max(bad - lo, 0)
+        assert v.feed_count(data[lo:hi]) == expected
+    assert v.finish() is decodes(data)
+
+
+@pytest.mark.parametrize("size", [64, 1000, 300 * 1024])
+def test_feed_count_long_inputs(impl, size) -> None:
+    good = ("κόσμε " * size).encode()[:size]
+    good = good[: len(good.decode("utf-8", "ignore").encode())]
+    for pos in (0, len(good) // 2, len(good) - 1):
+        bad = bytearray(good)
+        bad[pos : pos + 1] = b"\xff"
+        v = impl.Utf8Validator()
+        assert v.feed_count(bytes(bad)) == pos
+    v = impl.Utf8Validator()
+    assert v.feed_count(memoryview(good)) == len(good)
+
+
+def test_feed_count_refuses_what_feed_refuses(impl) -> None:
+    v = impl.Utf8Validator()
+    for data in NOT_BUFFERS:
+        with pytest.raises(TypeError):
+            v.feed_count(data)
+    with pytest.raises((TypeError, BufferError)):
+        v.feed_count(memoryview(b"a\xffb\xff")[::2])
+    assert v.feed_count(b"ok") == 2

@@ -30,6 +30,9 @@ from .connection import (  # noqa: E402
     ServerConnection,
     State,
 )
+
+# Drop-in speedups for other WebSocket libraries (wsfast.dropin).
+from .dropin import patch, patched, unpatch  # noqa: E402
 from .events import (  # noqa: E402
     Accepted,
     BinaryMessage,
@@ -93,5 +96,8 @@ __all__ = [
     "build_header",
     "implementation",
     "parse_header",
+    "patch",
+    "patched",
+    "unpatch",
     "validate_utf8",
 ]

@@ -7,5 +7,6 @@ cdef uint32_t utf8_continue(uint32_t state, const unsigned char *p, Py_ssize_t n
 cdef class Utf8Validator:
     cdef uint32_t _state
     cpdef bint feed(self, data) except -1
+    cpdef Py_ssize_t feed_count(self, data) except -1
     cpdef bint finish(self) noexcept
     cpdef void reset(self) noexcept

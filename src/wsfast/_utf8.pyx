@@ -9,6 +9,7 @@ from wsfast._mask cimport kernel_isa
 
 cdef extern from "wsf_utf8.h" nogil:
     uint32_t wsf_utf8_validate(int isa, uint32_t state, const unsigned char *p, size_t n)
+    size_t wsf_utf8_reject_index(uint32_t state, const unsigned char *p, size_t n)
     enum:
         WSF_UTF8_ACCEPT
         WSF_UTF8_REJECT
@@ -62,6 +63,30 @@ cdef class Utf8Validator:
         # Once rejected, the kernel returns at once (but still refuses a non-buffer).
         self._state = _run(self._state, data)
         return self._state != WSF_UTF8_REJECT
+
+    cpdef Py_ssize_t feed_count(self, data) except -1:
+        """Like :meth:`feed`, but return how many bytes of ``data`` were accepted: all of
+        them while the bytes so far can begin valid UTF-8, else the index of the first byte
+        that cannot (0 once the validator has rejected)."""
+        cdef Py_buffer view
+        cdef uint32_t before = self._state
+        cdef Py_ssize_t n
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            n = view.len
+            if n >= UTF8_NOGIL_MIN:
+                with nogil:
+                    self._state = wsf_utf8_validate(_isa, before,
+                                                    <const unsigned char *>view.buf, <size_t>n)
+            else:
+                self._state = wsf_utf8_validate(_isa, before, <const unsigned char *>view.buf,
+                                                <size_t>n)
+            if self._state == WSF_UTF8_REJECT:
+                n = <Py_ssize_t>wsf_utf8_reject_index(before, <const unsigned char *>view.buf,
+                                                      <size_t>n)
+        finally:
+            PyBuffer_Release(&view)
+        return n
 
     cpdef bint finish(self) noexcept:
         """True iff everything fed is valid UTF-8 ending on a character boundary."""

@@ -213,4 +213,17 @@ static inline uint32_t wsf_utf8_validate(int isa, uint32_t state, const unsigned
     return wsf_utf8_dfa(state, p + i, n - i);
 }
 
+/* Index of the first byte of p[0:n] at which the DFA, starting from `state`, rejects (n when
+ * none does; 0 when `state` is already a reject). Byte by byte: only called once
+ * wsf_utf8_validate has found an error, to say where it is. */
+static inline size_t wsf_utf8_reject_index(uint32_t state, const unsigned char *p, size_t n) {
+    size_t i;
+    if (state == WSF_UTF8_REJECT) return 0;
+    for (i = 0; i < n; i++) {
+        state = wsf_utf8_next[state][wsf_utf8_class[p[i]]];
+        if (state == WSF_UTF8_REJECT) return i;
+    }
+    return n;
+}
+
 #endif

@@ -1,4 +1,4 @@
-"""The command line: ``python -m wsfast {info,bench,serve,demo,client}``."""
+"""The command line: ``python -m wsfast {info,bench,serve,demo,client,run}``."""
 
 from __future__ import annotations
 
@@ -24,10 +24,17 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_parser("demo", help="a live order board page and its WebSocket, on one port")
     )
     client.add_arguments(sub.add_parser("client", help="an interactive client"))
+    sub.add_parser(
+        "run", help="run a script, -m module or program with the patches applied (see run -h)"
+    )
     if args[:1] == ["bench"]:
         from . import bench
 
         return bench.main(args[1:])
+    if args[:1] == ["run"]:
+        from . import run
+
+        return run.main(args[1:])
     ns = parser.parse_args(args)
     if ns.command == "info":
         from .info import main as info_main

@@ -142,6 +142,23 @@ class Utf8Validator:
         self._state = state
         return state != REJECT
 
+    def feed_count(self, data: Any) -> int:
+        """Like :meth:`feed`, but return how many bytes of ``data`` were accepted: all of
+        them while the bytes so far can begin valid UTF-8, else the index of the first byte
+        that cannot (0 once the validator has rejected)."""
+        view = byte_view(data)
+        before = self._state
+        if self.feed(view):
+            return len(view)
+        if before == REJECT:
+            return 0
+        state = before
+        for i, b in enumerate(view):  # only after an error: find where it is
+            state = TRANSITIONS[state * 12 + BYTE_CLASS[b]]
+            if state == REJECT:
+                return i
+        raise AssertionError("unreachable: feed() rejected but the DFA does not")
+
     def finish(self) -> bool:
         """True iff everything fed is valid UTF-8 ending on a character boundary."""
         return self._state == ACCEPT

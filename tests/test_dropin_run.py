@@ -1,0 +1,169 @@
+"""``python -m wsfast run`` and ``WSFAST_PATCH``, in real subprocesses.
+
+The child-process cases need ``wsfast_patch.pth`` in site-packages (installed by ``pip install``
+of wsfast, regular or editable); everything here needs wsproto as the library to patch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("wsproto")
+
+PROOF = textwrap.dedent(
+    """
+    import json, os, sys
+    import wsproto.frame_protocol as fp
+    mods = sys.modules
+    wsfast = mods.get("wsfast")
+    print(json.dumps({
+        "patched": wsfast.patched() if wsfast else None,
+        "adapter": fp.XorMaskerSimple.process.__module__,
+        "env": os.environ.get("WSFAST_PATCH"),
+        "argv": sys.argv[1:],
+        "main": __name__,
+    }))
+    """
+)
+CHILD = PROOF + textwrap.dedent(
+    """
+    import subprocess
+    out = subprocess.run([sys.executable, "-c", PROOF_SOURCE], capture_output=True, text=True,
+                         check=True).stdout
+    print(out.strip())
+    """
+)
+
+
+def pth_installed() -> bool:
+    from wsfast.cli.info import _pth_installed
+
+    return _pth_installed()
+
+
+needs_pth = pytest.mark.skipif(not pth_installed(), reason="wsfast_patch.pth is not installed")
+
+
+def run(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> list[dict]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("WSFAST_PATCH")}
+    environ.update(env or {})
+    out = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=environ, cwd=cwd,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def test_run_script(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(PROOF)
+    [proof] = run(["-m", "wsfast", "run", str(script), "--flag", "x"])
+    assert "wsproto" in proof["patched"]
+    assert proof["adapter"] == "wsfast.dropin._wsproto"
+    assert proof["argv"] == ["--flag", "x"]
+    assert proof["main"] == "__main__"
+    assert proof["env"] == "all"
+
+
+def test_run_module_with_names(tmp_path: Path) -> None:
+    (tmp_path / "appmod.py").write_text(PROOF)
+    [proof] = run(
+        ["-m", "wsfast", "run", "--patch", "wsproto", "-m", "appmod", "a"],
+        env={"PYTHONPATH": str(tmp_path)},
+    )
+    assert proof["patched"] == ["wsproto"]
+    assert proof["adapter"] == "wsfast.dropin._wsproto"
+    assert proof["argv"] == ["a"]
+    assert proof["env"] == "wsproto"
+
+
+def test_run_console_script(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "wsfast-test-tool"
+    tool.write_text(f"#!{sys.executable}\n" + PROOF)
+    tool.chmod(0o755)
+    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    [proof] = run(["-m", "wsfast", "run", "wsfast-test-tool", "serve"], env={"PATH": path})
+    assert proof["adapter"] == "wsfast.dropin._wsproto"
+    assert proof["argv"] == ["serve"]
+
+
+def test_run_unknown_program() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "wsfast", "run", "no-such-program-here"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 2
+    assert "no-such-program-here" in out.stderr
+
+
+@needs_pth
+def test_run_child_processes_are_patched(tmp_path: Path) -> None:
+    script = tmp_path / "parent.py"
+    script.write_text(f"PROOF_SOURCE = {PROOF!r}\n" + CHILD)
+    parent, child = run(["-m", "wsfast", "run", str(script)])
+    assert parent["adapter"] == child["adapter"] == "wsfast.dropin._wsproto"
+    assert child["env"] == "all"
+
+
+@needs_pth
+@pytest.mark.parametrize("value", ["all", "wsproto", "wsproto, tornado", "1"])
+def test_environment_variable(value: str) -> None:
+    [proof] = run(["-c", PROOF], env={"WSFAST_PATCH": value})
+    assert proof["adapter"] == "wsfast.dropin._wsproto"
+
+
+@needs_pth
+@pytest.mark.parametrize("value", ["", "0", "none", "off"])
+def test_environment_variable_off(value: str) -> None:
+    [proof] = run(["-c", PROOF], env={"WSFAST_PATCH": value})
+    assert proof["adapter"] == "wsproto.frame_protocol"
+    assert proof["patched"] is None  # wsfast was not even imported
+
+
+@needs_pth
+def test_environment_variable_bad_value_is_reported_not_fatal() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", "import wsproto; print('started')"], capture_output=True,
+        text=True, env={**os.environ, "WSFAST_PATCH": "nosuchlib"}, timeout=60,
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "started"
+    assert "nosuchlib" in out.stderr
+
+
+@needs_pth
+def test_report_at_exit(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    run(
+        ["-c", "import wsproto.frame_protocol as fp; fp.XorMaskerSimple(b'abcd').process(b'x')"],
+        env={"WSFAST_PATCH": "wsproto", "WSFAST_PATCH_STATS": "1",
+             "WSFAST_PATCH_REPORT": str(report)},
+    )
+    [path] = tmp_path.glob("report.*.json")
+    data = json.loads(path.read_text())
+    assert data["patched"] == ["wsproto"]
+    assert data["problems"] == []
+    assert data["calls"]["wsproto.frame_protocol.XorMaskerSimple.process"] == 1
+
+
+@needs_pth
+def test_environment_variable_imports_wsfast_only_when_a_library_is_used() -> None:
+    code = "import sys, json; print(json.dumps({'wsfast': 'wsfast' in sys.modules}))"
+    [proof] = run(["-c", code], env={"WSFAST_PATCH": "all"})
+    assert proof == {"wsfast": False}
+
+
+def test_startup_packages_match_the_hosts() -> None:
+    import _wsfast_patch
+    from wsfast.dropin import _core
+
+    assert _wsfast_patch.PACKAGES == {h.package for h in _core.registry().values()}
