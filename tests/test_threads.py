@@ -32,7 +32,6 @@ import pytest
 
 import wsfast
 import wsfast.pure
-from wsfast import ProtocolError
 
 ROUNDS = max(1, int(os.environ.get("WSFAST_THREAD_ROUNDS", "1")))
 THREADS = 4
@@ -156,9 +155,7 @@ def test_one_parser_fed_from_many_threads(impl: ModuleType) -> None:
         module=impl.__name__,
         reps=(30 if impl.__name__ == "wsfast._compiled" else 3) * ROUNDS,
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"exit status {done.returncode}: {done.stdout}{done.stderr}"
 
 
