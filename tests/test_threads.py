@@ -32,6 +32,7 @@ import pytest
 
 import wsfast
 import wsfast.pure
+from wsfast.cli.bench import masked_stream
 
 ROUNDS = max(1, int(os.environ.get("WSFAST_THREAD_ROUNDS", "1")))
 THREADS = 4
@@ -63,17 +64,8 @@ def run_threads(target: Callable[[int], None], count: int = THREADS) -> None:
 
 def masked_frames(sizes: list[int], seed: int = 0) -> tuple[bytes, list[bytes]]:
     """Masked binary frames (as a client sends them) of the given payload sizes."""
-    import random
-
-    rng = random.Random(seed)
-    wire, payloads = [], []
-    for size in sizes:
-        payload = rng.randbytes(size)
-        key = rng.randbytes(4)
-        wire.append(wsfast.pure.build_header(2, size, mask=key))
-        wire.append(wsfast.pure.apply_mask(payload, key))
-        payloads.append(payload)
-    return b"".join(wire), payloads
+    parts = [masked_stream(1, size, seed + i) for i, size in enumerate(sizes)]
+    return b"".join(wire for wire, _ in parts), [p for _, (p,) in parts]
 
 
 # --- stateless kernels, shared inputs -------------------------------------------------------
