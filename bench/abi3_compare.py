@@ -1,6 +1,10 @@
 """Would one abi3 wheel (Limited API, CPython 3.11+) be as fast as the version-specific ones?
 
     python bench/abi3_compare.py [--rounds 5]
+    python bench/abi3_compare.py --against main   # this checkout vs another git ref instead
+
+(``--against REF`` times the checkout's usual build against REF's, with the same workloads:
+e.g. what the free-threading guards cost on a GIL build.)
 
 Builds this checkout twice with the running interpreter (3.11 or later) into scratch
 directories: as usual, and against the Limited API (``Py_LIMITED_API=0x030B0000``; a small
@@ -101,6 +105,13 @@ def build(src: Path, limited: bool, scratch: Path) -> None:
     )
 
 
+def copy_ref(ref: str, dest: Path) -> None:
+    """The tree of git ``ref``, unpacked at ``dest``."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+
+
 def copy_checkout(dest: Path) -> None:
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -129,15 +140,20 @@ def measure(src: Path) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="alternating runs per build")
+    parser.add_argument("--against", metavar="REF", help="compare with git REF, not abi3")
     args = parser.parse_args()
     if sys.version_info < (3, 11):
         print("the Limited API baseline is 3.11: run this with CPython 3.11 or later")
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        builds = {"specific": scratch / "specific", "abi3": scratch / "abi3"}
+        other = args.against or "abi3"
+        builds = {"specific": scratch / "specific", other: scratch / "other"}
         for label, src in builds.items():
-            copy_checkout(src)
+            if label == args.against:
+                copy_ref(label, src)
+            else:
+                copy_checkout(src)
             build(src, label == "abi3", scratch)
             print(f"built {label}", flush=True)
         best: dict[str, dict[str, float]] = {label: {} for label in builds}
@@ -147,14 +163,16 @@ def main() -> int:
                 for name, t in measure(builds[label]).items():
                     best[label][name] = min(best[label].get(name, t), t)
     print(f"\nPython {sys.version.split()[0]}, best of {args.rounds} alternating runs each")
-    print(f"{'workload':46} {'version-specific':>17} {'abi3':>12} {'abi3/specific':>14}")
+    mine = "version-specific" if other == "abi3" else "this checkout"
+    print(f"{'workload':46} {mine:>17} {other:>12} {other + '/this':>14}")
     worst = 0.0
     for name, t in best["specific"].items():
-        ratio = best["abi3"][name] / t
+        ratio = best[other][name] / t
         worst = max(worst, ratio)
-        print(f"{name:46} {t * 1e9:14,.1f} ns {best['abi3'][name] * 1e9:9,.1f} ns {ratio:13.3f}x")
-    verdict = "within" if worst <= 1.05 else "NOT within"
-    print(f"\nslowest abi3 workload: {worst:.3f}x the version-specific build ({verdict} 5%)")
+        print(f"{name:46} {t * 1e9:14,.1f} ns {best[other][name] * 1e9:9,.1f} ns {ratio:13.3f}x")
+    if other == "abi3":
+        verdict = "within" if worst <= 1.05 else "NOT within"
+        print(f"\nslowest abi3 workload: {worst:.3f}x the version-specific build ({verdict} 5%)")
     return 0
 
 
