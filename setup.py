@@ -162,6 +162,8 @@ def extensions() -> list[Extension]:
             "embedsignature": True,
             "embedsignature.format": "clinic",
             "linetrace": trace,
+            # Checked, not assumed: see "Threads" in docs/threads.md and tests/test_threads.py.
+            "freethreading_compatible": True,
         },
     )
 
@@ -188,6 +190,8 @@ def connection_extensions() -> list[Extension]:
             "binding": False,
             "embedsignature": True,
             "linetrace": trace,
+            # Every public method is a critical section (@cython.critical_section).
+            "freethreading_compatible": True,
         },
     )
 

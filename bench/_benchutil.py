@@ -50,12 +50,7 @@ def size_id(n: int) -> str:
     return size_label(n).replace(" ", "")
 
 
-def size_label(n: int) -> str:
-    if n >= MiB and n % MiB == 0:
-        return f"{n // MiB} MiB"
-    if n >= KiB and n % KiB == 0:
-        return f"{n // KiB} KiB"
-    return f"{n} B"
+size_label = wb.size_label
 
 
 @functools.cache

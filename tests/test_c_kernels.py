@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-HEADERS = ROOT / "src" / "wsfast" / "_c"
-SOURCE = ROOT / "tests" / "c" / "selftest.c"
+import wsfast
+
+# The headers as installed (package data): the checkout's in a development install, the
+# wheel's when the suite runs against an installed wheel.
+HEADERS = Path(wsfast.__file__).resolve().parent / "_c"
+SOURCE = Path(__file__).resolve().parent / "c" / "selftest.c"
 
 
 def _build_and_run(cc: str, out: Path, runner: list[str]) -> str:

@@ -30,6 +30,12 @@ This file is the one source of both implementations: imported as it is, and comp
 Cython (setup.py copies it to ``wsfast/_connection_c.py`` at build time), where
 ``_connection_c.pxd`` turns the three classes into extension types with C attributes (the
 ``__slots__`` here). Import the classes from :mod:`wsfast.connection`, which picks one.
+
+Threads: every public method and property is decorated ``@cython.critical_section``. Compiled
+for a free-threaded CPython, that makes each call hold the connection's lock, so two threads
+never race on its C attributes (memory stays safe; the protocol still wants its calls in a
+sensible order, which is the caller's business). On GIL builds, and run as Python
+(:mod:`wsfast._nocython`), the decorator costs nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._speedups import kernels
 from .codes import Opcode
@@ -85,6 +91,12 @@ from .handshake import (
     select_subprotocol,
     serialize_extensions,
 )
+
+if TYPE_CHECKING or __name__ == "wsfast._connection_py":
+    # Run as Python: the decorators below are no-ops.
+    from . import _nocython as cython
+else:  # compiled as wsfast._connection_c: Cython's own directives
+    import cython
 
 __all__ = [
     "State",
@@ -265,6 +277,7 @@ class Connection:
     _defer_failure: bool
     _failing: tuple[int, str] | None
 
+    @cython.critical_section
     def __init__(
         self,
         *,
@@ -320,11 +333,13 @@ class Connection:
     # --- public API ------------------------------------------------------------------------
 
     @property
+    @cython.critical_section
     def state(self) -> State:
         """CONNECTING, OPEN, CLOSING (our close frame sent, theirs awaited) or CLOSED."""
         return self._state
 
     @property
+    @cython.critical_section
     def should_close_transport(self) -> bool:
         """True once the I/O layer should close the transport after writing data_to_send().
 
@@ -334,31 +349,37 @@ class Connection:
         return self._should_close
 
     @property
+    @cython.critical_section
     def subprotocol(self) -> str | None:
         """The negotiated subprotocol, None when none was."""
         return self._subprotocol
 
     @property
+    @cython.critical_section
     def extensions(self) -> tuple[Extension, ...]:
         """The negotiated extensions, in the order they apply to frames we send."""
         return tuple(self._extensions)
 
     @property
+    @cython.critical_section
     def close_code(self) -> int | None:
         """The code of the peer's close frame (1005 if it had none); None if none arrived."""
         return self._close_code
 
     @property
+    @cython.critical_section
     def close_reason(self) -> str:
         """The reason of the peer's close frame ("" if none arrived)."""
         return self._close_reason
 
+    @cython.critical_section
     def events(self) -> list[Event]:
         """The events since the last call, oldest first."""
         events = self._events
         self._events = []
         return events
 
+    @cython.critical_section
     def data_to_send(self) -> bytes:
         """The bytes to write to the transport since the last call (b"" when none)."""
         out = self._out
@@ -369,6 +390,7 @@ class Connection:
             return out[0]
         return b"".join(out)
 
+    @cython.critical_section
     def chunks_to_send(self) -> list[bytes]:
         """What :meth:`data_to_send` would return, as the list of its pieces: a large
         payload is a piece of its own, never joined to its header, so an I/O layer can write
@@ -378,6 +400,7 @@ class Connection:
             self._out = []
         return out
 
+    @cython.critical_section
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the transport; then read events() and data_to_send()."""
         if self._failing is not None:
@@ -459,6 +482,7 @@ class Connection:
         elif self._parser.pending is not None:
             self._check_pending()
 
+    @cython.critical_section
     def receive_eof(self) -> None:
         """The peer closed its side of the transport (idempotent)."""
         if self._eof:
@@ -476,6 +500,7 @@ class Connection:
         if self._state is not _CLOSED:
             self._transition("eof")
 
+    @cython.critical_section
     def send_text(self, data: str, *, fin: bool = True) -> None:
         """Send a text message, or a fragment of one with ``fin=False`` (RFC 6455 §5.4)."""
         payload = data.encode("utf-8")
@@ -495,6 +520,7 @@ class Connection:
         else:
             self._out += (header, payload)
 
+    @cython.critical_section
     def send_binary(self, data: bytes | bytearray | memoryview, *, fin: bool = True) -> None:
         """Send a binary message, or a fragment of one with ``fin=False`` (RFC 6455 §5.4)."""
         if not (self._plain_send and fin):
@@ -520,14 +546,17 @@ class Connection:
         else:
             self._out += (header, payload)
 
+    @cython.critical_section
     def send_ping(self, payload: bytes | bytearray | memoryview = b"") -> None:
         """Send a ping (RFC 6455 §5.5.2); at most 125 bytes of payload."""
         self._send_control(_PING, payload)
 
+    @cython.critical_section
     def send_pong(self, payload: bytes | bytearray | memoryview = b"") -> None:
         """Send a pong (RFC 6455 §5.5.3), e.g. to answer a ping when ``auto_pong=False``."""
         self._send_control(_PONG, payload)
 
+    @cython.critical_section
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake (RFC 6455 §7.1.2); a no-op once closing or closed.
 
@@ -570,6 +599,7 @@ class Connection:
             self._msg_parts = []
             self._events.append(ConnectionTerminated(code, reason))
 
+    @cython.critical_section
     def fail(self) -> None:
         """Complete a deferred failure (``defer_failure=True``): send the close frame with the
         violation's code and go to CLOSED. A no-op when no failure is pending."""
@@ -584,6 +614,7 @@ class Connection:
             self._transition("fail", code, message)
 
     @property
+    @cython.critical_section
     def failing(self) -> bool:
         """A protocol violation was found and the failure is deferred until :meth:`fail`."""
         return self._failing is not None
@@ -886,6 +917,7 @@ class ServerConnection(Connection):
     _extension_factories: tuple[ServerExtensionFactory, ...]
     _origins: Collection[str | None] | None
 
+    @cython.critical_section
     def __init__(
         self,
         *,
@@ -924,10 +956,12 @@ class ServerConnection(Connection):
         self._origins = origins
 
     @property
+    @cython.critical_section
     def request(self) -> UpgradeRequest | None:
         """The checked opening handshake, once it has arrived."""
         return self._request
 
+    @cython.critical_section
     def accept(
         self,
         *,
@@ -965,6 +999,7 @@ class ServerConnection(Connection):
         self._early = []
         self._open(early)
 
+    @cython.critical_section
     def reject(
         self,
         status: int = 403,
@@ -977,6 +1012,7 @@ class ServerConnection(Connection):
             raise InvalidState("reject() needs a pending request")
         self._refuse(reject_response(status, body, headers), None)
 
+    @cython.critical_section
     def respond(
         self,
         status: int = 200,
@@ -1073,6 +1109,7 @@ class ClientConnection(Connection):
     _body: bytearray
     _body_need: int | None
 
+    @cython.critical_section
     def __init__(
         self,
         host: str,

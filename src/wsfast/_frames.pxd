@@ -40,7 +40,9 @@ cdef class FrameParser:
     cdef Py_ssize_t _filled
     cdef FrameHeader _pending      # its header as a Python object, made on demand
     cdef object _error
+    cdef bint _busy                # a feed() is running (see feed)
 
+    cdef _init(self, require_mask, max_frame_size)
     cdef int _check(self, header_t *h) except -1
     cdef bytes _allocate(self, header_t *h)
     cdef list _feed(self, const unsigned char *p, Py_ssize_t n, list frames)

@@ -13,7 +13,7 @@ from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromS
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
-from wsfast._mask cimport MASK_NOGIL_MIN, mask_into
+from wsfast._mask cimport MASK_NOGIL_MIN, WSF_FREE_THREADED, mask_into
 
 from operator import index as _index
 
@@ -244,7 +244,9 @@ cdef inline void _unmask(unsigned char *dst, const unsigned char *src, Py_ssize_
                          header_t *h, Py_ssize_t offset) noexcept:
     if not h.masked:
         memcpy(dst, src, n)
-    elif n >= MASK_NOGIL_MIN:
+    elif n >= MASK_NOGIL_MIN and not WSF_FREE_THREADED:
+        # (Without a GIL there is nothing to release, and detaching would suspend the
+        # parser's critical section in the middle of a payload.)
         with nogil:
             mask_into(dst, src, n, h.key, offset)
     else:
@@ -259,9 +261,19 @@ cdef class FrameParser:
     differs from ``require_mask``, and (1009) as soon as a header declares more than
     ``max_frame_size`` bytes. Frames completed earlier in the same call travel on the
     exception's ``frames``. After an error the parser refuses further input.
+
+    One stream, one thread at a time: a ``feed()`` that meets another one still running
+    (from another thread) waits for it on a free-threaded build, or raises RuntimeError
+    where it cannot wait; the parser's memory is never shared unguarded.
     """
 
     def __init__(self, *, require_mask, max_frame_size=None):
+        with cython.critical_section(self):
+            self._init(require_mask, max_frame_size)
+
+    cdef _init(self, require_mask, max_frame_size):
+        if self._busy:
+            raise RuntimeError("FrameParser.__init__() called during a feed()")
         if max_frame_size is not None:
             max_frame_size = _index(max_frame_size)
             if max_frame_size < 0:
@@ -291,11 +303,12 @@ cdef class FrameParser:
         Lets a connection act on a frame before it completes (e.g. fail fast on invalid
         UTF-8, RFC 6455 §8.1); the same object is returned until that frame completes.
         """
-        if self._payload is None:
-            return None
-        if self._pending is None:
-            self._pending = _make_header(&self._h)
-        return self._pending
+        with cython.critical_section(self):
+            if self._payload is None:
+                return None
+            if self._pending is None:
+                self._pending = _make_header(&self._h)
+            return self._pending
 
     def pending_payload(self, start=0):
         """The unmasked payload bytes of the :attr:`pending` frame received so far, from
@@ -304,11 +317,12 @@ cdef class FrameParser:
         start = _index(start)
         if start < 0:
             raise ValueError(f"start must be >= 0, not {start}")
-        if self._payload is None or start >= self._filled:
-            return _EMPTY
-        return PyBytes_FromStringAndSize(
-            PyBytes_AS_STRING(self._payload) + <Py_ssize_t>start,
-            self._filled - <Py_ssize_t>start)
+        with cython.critical_section(self):
+            if self._payload is None or start >= self._filled:
+                return _EMPTY
+            return PyBytes_FromStringAndSize(
+                PyBytes_AS_STRING(self._payload) + <Py_ssize_t>start,
+                self._filled - <Py_ssize_t>start)
 
     cdef int _check(self, header_t *h) except -1:
         if h.masked != self._require_mask:
@@ -331,14 +345,23 @@ cdef class FrameParser:
         """Append ``data``; return the frames it completed, in order."""
         cdef Py_buffer view
         cdef list frames = []
-        if PyBytes_CheckExact(data):
-            return self._feed(<const unsigned char *>PyBytes_AS_STRING(data),
-                              PyBytes_GET_SIZE(data), frames)
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-        try:
-            return self._feed(<const unsigned char *>view.buf, view.len, frames)
-        finally:
-            PyBuffer_Release(&view)
+        with cython.critical_section(self):
+            # The flag catches what the critical section cannot: a feed() that released
+            # the GIL (or had its critical section suspended) and is still writing.
+            if self._busy:
+                raise RuntimeError("FrameParser.feed() called while another feed() is running")
+            self._busy = True
+            try:
+                if PyBytes_CheckExact(data):
+                    return self._feed(<const unsigned char *>PyBytes_AS_STRING(data),
+                                      PyBytes_GET_SIZE(data), frames)
+                PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+                try:
+                    return self._feed(<const unsigned char *>view.buf, view.len, frames)
+                finally:
+                    PyBuffer_Release(&view)
+            finally:
+                self._busy = False
 
     cdef list _feed(self, const unsigned char *p, Py_ssize_t n, list frames):
         cdef Py_ssize_t pos = 0, take, need

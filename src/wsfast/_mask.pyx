@@ -130,8 +130,9 @@ def apply_mask_inplace(buffer, mask, offset=0):
     cdef unsigned char *p
     cdef Py_ssize_t n
     cdef Py_ssize_t phase = _phase(offset)
-    if PyByteArray_CheckExact(buffer):
-        # The common case, without the buffer protocol's bookkeeping.
+    if not WSF_FREE_THREADED and PyByteArray_CheckExact(buffer):
+        # The common case, without the buffer protocol's bookkeeping (only where the GIL
+        # stops other threads from resizing the bytearray between here and the write).
         _read_key(mask, key)
         p = <unsigned char *>PyByteArray_AS_STRING(buffer)
         n = PyByteArray_GET_SIZE(buffer)

@@ -1,6 +1,7 @@
 """UTF-8 validation (compiled). Technique: see _c/wsf_utf8.h (AVX2 nibble lookups, else a
 DFA that skips ASCII 16/8 bytes at a time); the GIL is released for large buffers."""
 
+cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_GET_SIZE
 from libc.stdint cimport uint32_t
@@ -60,9 +61,12 @@ cdef class Utf8Validator:
 
     cpdef bint feed(self, data) except -1:
         """Add ``data``; False once the bytes so far cannot begin any valid UTF-8 string."""
-        # Once rejected, the kernel returns at once (but still refuses a non-buffer).
-        self._state = _run(self._state, data)
-        return self._state != WSF_UTF8_REJECT
+        # Once rejected, the kernel returns at once (but still refuses a non-buffer). The
+        # state is one 32-bit word: feeds racing from two threads give an unspecified
+        # verdict, never a memory error; the critical section orders them where it can.
+        with cython.critical_section(self):
+            self._state = _run(self._state, data)
+            return self._state != WSF_UTF8_REJECT
 
     cpdef Py_ssize_t feed_count(self, data) except -1:
         """Like :meth:`feed`, but return how many bytes of ``data`` were accepted: all of

@@ -5,18 +5,21 @@ pure-Python twin, a peer library, a baseline such as a plain copy) are timed in 
 rounds of timeit-style loops with the garbage collector off, and each keeps its best round,
 so the printed ratios are same-run ratios that survive a noisy machine reasonably well.
 
-Peers (websockets, aiohttp, wsaccel, wsproto) are imported lazily and skipped when they are
-not installed. Each contender's output is checked against the pure-Python kernels before
-it is timed, so that a wrongly driven peer cannot pass off a no-op as a fast result.
+The scenarios are one table, :data:`SCENARIOS`: a kernel, a size, how to build its
+contenders, and the rows to print with their targets. Peers (websockets, aiohttp, wsaccel,
+wsproto) are imported lazily and skipped when they are not installed. Each contender's
+output is checked against the pure-Python kernels before it is timed, so that a wrongly
+driven peer cannot pass off a no-op as a fast result.
 
-The workload builders and peer drivers below are also used by the pytest-benchmark suite
-in the repository's ``bench/`` directory.
+The workload builders and peer drivers are also used by the pytest-benchmark suite in the
+repository's ``bench/`` directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import os
 import platform
 import random
@@ -26,27 +29,33 @@ import timeit
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
+
+import wsfast
+import wsfast.pure
 
 __all__ = [
-    "KiB",
-    "MiB",
-    "MASK",
     "CHUNK",
+    "KiB",
+    "MASK",
+    "MiB",
+    "SCENARIOS",
     "PeerUnavailable",
-    "random_bytes",
+    "Reader",
+    "Scenario",
+    "aiohttp_mask_inplace",
+    "aiohttp_reader",
     "ascii_text",
-    "mixed_text",
     "corrupt_tail",
+    "main",
     "masked_stream",
+    "mixed_text",
+    "random_bytes",
     "split",
     "websockets_apply_mask",
-    "aiohttp_mask_inplace",
     "wsaccel_utf8_validator",
     "wsfast_reader",
-    "aiohttp_reader",
     "wsproto_reader",
-    "main",
 ]
 
 KiB = 1024
@@ -54,6 +63,7 @@ MiB = 1024 * KiB
 MASK = b"\x37\xfa\x21\x3d"
 CHUNK = 256 * KiB  # read size used to feed the frame parsers
 FRAME_LIMIT = 64 * MiB  # max frame/message size given to every frame parser
+FRAMES = 10_000  # frames per FrameParser scenario
 
 
 class PeerUnavailable(Exception):
@@ -109,16 +119,14 @@ def masked_stream(count: int, size: int, seed: int = 0) -> tuple[bytes, list[byt
 
     Returns the wire bytes and the unmasked payloads.
     """
-    from .. import pure
-
     rng = random.Random(seed)
     parts = []
     payloads = []
     for _ in range(count):
         payload = rng.randbytes(size)
         key = rng.randbytes(4)
-        parts.append(pure.build_header(2, size, mask=key))
-        parts.append(pure.apply_mask(payload, key))
+        parts.append(wsfast.pure.build_header(2, size, mask=key))
+        parts.append(wsfast.pure.apply_mask(payload, key))
         payloads.append(payload)
     return b"".join(parts), payloads
 
@@ -132,8 +140,6 @@ def split(stream: bytes, chunk: int = CHUNK) -> list[bytes]:
 
 
 def _import(name: str) -> ModuleType:
-    import importlib
-
     try:
         return importlib.import_module(name)
     except ImportError as exc:
@@ -147,7 +153,8 @@ def _import(name: str) -> ModuleType:
 
 def websockets_apply_mask() -> Callable[[Any, bytes], bytes]:
     """``websockets.speedups.apply_mask(data, mask) -> bytes`` (C extension)."""
-    return _import("websockets.speedups").apply_mask
+    fn: Callable[[Any, bytes], bytes] = _import("websockets.speedups").apply_mask
+    return fn
 
 
 def aiohttp_mask_inplace() -> Callable[[bytes, bytearray], None]:
@@ -156,13 +163,13 @@ def aiohttp_mask_inplace() -> Callable[[bytes, bytearray], None]:
         mod = _import("aiohttp._websocket.mask")  # aiohttp >= 3.11
     except PeerUnavailable:
         mod = _import("aiohttp._websocket")  # older aiohttp: a compiled module
-    fn = getattr(mod, "_websocket_mask_cython", None)
+    fn: Callable[[bytes, bytearray], None] | None = getattr(mod, "_websocket_mask_cython", None)
     if fn is None:
         raise PeerUnavailable("aiohttp's compiled _websocket_mask_cython not found")
     return fn
 
 
-def wsaccel_utf8_validator() -> type:
+def wsaccel_utf8_validator() -> Any:
     """``wsaccel.utf8validator.Utf8Validator``: ``validate(data)`` returns
     ``(valid, ends_on_codepoint, index, total)`` and keeps state across calls."""
     return _import("wsaccel.utf8validator").Utf8Validator
@@ -177,7 +184,6 @@ Reader = tuple[Callable[[], Any], Callable[[Any], list[bytes]]]
 def wsfast_reader(kernels: Any, chunks: Sequence[bytes]) -> Reader:
     """``kernels.FrameParser(require_mask=True)`` fed each chunk; returns all frames."""
     parser_cls = kernels.FrameParser
-    binary = 2
 
     def run() -> list[Any]:
         parser = parser_cls(require_mask=True, max_frame_size=FRAME_LIMIT)
@@ -187,7 +193,7 @@ def wsfast_reader(kernels: Any, chunks: Sequence[bytes]) -> Reader:
         return frames
 
     def payloads(frames: list[Any]) -> list[bytes]:
-        if not all(f.opcode == binary and f.fin for f in frames):
+        if not all(f.opcode == 2 and f.fin for f in frames):
             raise AssertionError("wsfast produced a frame that is not a final binary frame")
         return [f.payload for f in frames]
 
@@ -216,14 +222,11 @@ def aiohttp_reader(chunks: Sequence[bytes]) -> Reader:
     returns ``(True, ...)`` on a protocol error and queues one ``WSMessage`` per message.
     """
     mod = _import("aiohttp._websocket.reader_c")  # the Cython build; reader_py is pure Python
-    models = _import("aiohttp._websocket.models")
-    queue_cls = mod.WebSocketDataQueue
-    reader_cls = mod.WebSocketReader
-    binary = models.WSMsgType.BINARY
+    binary = _import("aiohttp._websocket.models").WSMsgType.BINARY
 
     def run() -> Any:
-        queue = queue_cls(_Transport(), 1 << 30, loop=None)
-        reader = reader_cls(queue, FRAME_LIMIT, False, True)
+        queue = mod.WebSocketDataQueue(_Transport(), 1 << 30, loop=None)
+        reader = mod.WebSocketReader(queue, FRAME_LIMIT, False, True)
         for chunk in chunks:
             if reader.feed_data(chunk)[0]:
                 raise AssertionError(f"aiohttp reader failed: {queue.exception()!r}")
@@ -248,11 +251,10 @@ def wsproto_reader(chunks: Sequence[bytes]) -> Reader:
     out as pieces; ``message_finished`` marks the last one.
     """
     mod = _import("wsproto.frame_protocol")
-    proto_cls = mod.FrameProtocol
     binary = mod.Opcode.BINARY
 
     def run() -> list[Any]:
-        proto = proto_cls(client=False, extensions=[])
+        proto = mod.FrameProtocol(client=False, extensions=[])
         events: list[Any] = []
         for chunk in chunks:
             proto.receive_bytes(chunk)
@@ -276,17 +278,18 @@ def wsproto_reader(chunks: Sequence[bytes]) -> Reader:
     return run, payloads
 
 
-# --------------------------------------------------------------------------- timing
+# --------------------------------------------------------------------------- contenders
 
 
 @dataclass
 class Contender:
-    """One thing to time: ``stmt`` evaluated in ``namespace``."""
+    """One thing to time: ``stmt`` evaluated in ``namespace`` (inline, so that a 20 ns
+    kernel is not measured through an extra Python call), after ``check()`` passed."""
 
     key: str
     label: str
-    stmt: str
-    namespace: dict[str, Any]
+    stmt: str = "pass"
+    namespace: dict[str, Any] = field(default_factory=dict)
     check: Callable[[], None] | None = None
     skip: str | None = None  # why it is not timed
     loops: int = 0
@@ -297,27 +300,204 @@ class Contender:
         return self.skip is None and self.best != float("inf")
 
 
-@dataclass
+def _equal(what: str, got: object, expected: object) -> None:
+    if got != expected:
+        raise AssertionError(f"{what} returned a different result")
+
+
+def _peer(key: str, build: Callable[[], Contender]) -> Contender:
+    try:
+        return build()
+    except PeerUnavailable as exc:
+        return Contender(key, key, skip=str(exc))
+
+
+# Each builder returns a scenario's contenders for one size; ``pure`` is the twin, and
+# "wsfast" is whatever ``wsfast`` exports (the pure kernels too when nothing was compiled).
+
+
+def _mask(key: str, fn: Callable[[bytes, bytes], bytes], data: bytes) -> Contender:
+    expected = wsfast.pure.apply_mask(data, MASK)
+    ns = {"f": fn, "d": data, "m": MASK}
+    return Contender(key, key, "f(d, m)", ns, lambda: _equal(key, fn(data, MASK), expected))
+
+
+def mask_small(n: int) -> list[Contender]:
+    data = random_bytes(n, n)
+    return [
+        _mask("wsfast", wsfast.apply_mask, data),
+        _peer("websockets", lambda: _mask("websockets", websockets_apply_mask(), data)),
+        _mask("pure", wsfast.pure.apply_mask, data),
+    ]
+
+
+def mask_large(n: int) -> list[Contender]:
+    data = random_bytes(n, n)
+    ns = {"d": data}
+    copy2 = "bytes(bytearray(d))"
+    return [
+        *mask_small(n),
+        Contender("copy", copy2, copy2, ns, lambda: _equal("copy", bytes(bytearray(data)), data)),
+        Contender("copy1", "bytearray(d)", "bytearray(d)", ns),
+    ]
+
+
+def _inplace(key: str, fn: Callable[..., None], data: bytes, stmt: str = "f(b, m)") -> Contender:
+    """``fn`` masks a bytearray in place; ``stmt`` says in which order it takes its
+    arguments (``b`` the buffer, ``m`` the mask)."""
+    expected = wsfast.pure.apply_mask(data, MASK)
+
+    def check() -> None:
+        ns: dict[str, Any] = {"f": fn, "b": bytearray(data), "m": MASK}
+        exec(stmt, ns)
+        _equal(key, bytes(ns["b"]), expected)
+
+    return Contender(key, key, stmt, {"f": fn, "b": bytearray(data), "m": MASK}, check)
+
+
+def mask_inplace(n: int) -> list[Contender]:
+    data = random_bytes(n, n + 1)
+
+    def aiohttp() -> Contender:
+        return _inplace("aiohttp", aiohttp_mask_inplace(), data, "f(m, b)")
+
+    return [
+        _inplace("wsfast", wsfast.apply_mask_inplace, data),
+        _peer("aiohttp", aiohttp),
+        _inplace("pure", wsfast.pure.apply_mask_inplace, data),
+    ]
+
+
+def utf8_ascii(n: int) -> list[Contender]:
+    text, bad = ascii_text(n), corrupt_tail(ascii_text(n))
+
+    def validator(key: str, fn: Callable[[bytes], bool]) -> Contender:
+        def check() -> None:
+            _equal(key, (fn(text), fn(bad)), (True, False))
+
+        return Contender(key, key, "f(d)", {"f": fn, "d": text}, check)
+
+    decode = 'bytes.decode(d, "utf-8")'
+    return [
+        validator("wsfast", wsfast.validate_utf8),
+        Contender("decode", decode, 'f(d, "utf-8")', {"f": bytes.decode, "d": text}),
+        validator("pure", wsfast.pure.validate_utf8),
+    ]
+
+
+def utf8_mixed(n: int) -> list[Contender]:
+    text, bad = mixed_text(n), corrupt_tail(mixed_text(n))
+
+    def feeder(key: str, cls: Any) -> Contender:
+        def check() -> None:
+            v = cls()
+            _equal(key, (v.feed(text), v.feed(text), v.finish()), (True, True, True))
+            _equal(key + " (invalid input)", cls().feed(bad), False)
+
+        return Contender(key, key, "f(d)", {"f": cls().feed, "d": text}, check)
+
+    def wsaccel() -> Contender:
+        cls = wsaccel_utf8_validator()
+
+        def check() -> None:
+            v = cls()
+            r1, r2 = v.validate(text), v.validate(text)
+            _equal("wsaccel", (r1[:2], r2[:2], r2[3]), ((True, True), (True, True), 2 * n))
+            _equal("wsaccel (invalid input)", cls().validate(bad)[0], False)
+
+        return Contender("wsaccel", "wsaccel", "f(d)", {"f": cls().validate, "d": text}, check)
+
+    return [
+        feeder("wsfast", wsfast.Utf8Validator),
+        _peer("wsaccel", wsaccel),
+        feeder("pure", wsfast.pure.Utf8Validator),
+    ]
+
+
+def frame_parsers(n: int) -> list[Contender]:
+    stream, expected = masked_stream(FRAMES, n)
+    chunks = split(stream)
+
+    def reader(key: str, make: Callable[[], Reader]) -> Contender:
+        run, payloads = make()
+        return Contender(
+            key, key, "r()", {"r": run}, lambda: _equal(key, payloads(run()), expected)
+        )
+
+    return [
+        reader("wsfast", lambda: wsfast_reader(wsfast, chunks)),
+        _peer("aiohttp", lambda: reader("aiohttp", lambda: aiohttp_reader(chunks))),
+        _peer("wsproto", lambda: reader("wsproto", lambda: wsproto_reader(chunks))),
+        reader("pure", lambda: wsfast_reader(wsfast.pure, chunks)),
+    ]
+
+
+# --------------------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
 class Row:
-    vs: str  # contender key
-    target: float | None  # minimum wsfast speed / other speed; None: for information
+    """One printed comparison: wsfast against contender ``vs``."""
+
+    vs: str
+    target: float | None = None  # minimum wsfast speed / other speed; None: for information
     note: str = ""
 
 
-@dataclass
+PURE = Row("pure")  # against the twin: shown, and left out when wsfast is the twin itself
+
+Unit = Literal["call", "MB/s", "frame"]
+
+
+@dataclass(frozen=True)
 class Scenario:
     kernel: str
-    size: str
-    nbytes: int  # bytes processed per call (for MB/s), 0 to show time per call
-    per: int  # divide the call time by this for display (frames per call)
-    unit: str  # "call", "MB/s" or "frame"
-    contenders: list[Contender]
-    rows: list[Row]
-    results: dict[str, Contender] = field(default_factory=dict)
+    size: int  # payload bytes per call (per frame for "frame")
+    unit: Unit  # time per call, throughput, or time per frame
+    contenders: Callable[[int], list[Contender]]
+    rows: tuple[Row, ...]
+
+    @property
+    def per(self) -> int:
+        """Calls are divided by this for display (frames per call)."""
+        return FRAMES if self.unit == "frame" else 1
 
 
-def _timer(c: Contender) -> timeit.Timer:
-    return timeit.Timer(c.stmt, globals=c.namespace)
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("apply_mask", 6, "call", mask_small, (Row("websockets", 1.0), PURE)),
+    Scenario("apply_mask", 125, "call", mask_small, (Row("websockets", 1.0), PURE)),
+    *(
+        Scenario(
+            "apply_mask",
+            n,
+            "MB/s",
+            mask_large,
+            (
+                Row("copy", 0.9),
+                Row("copy1", None, "one copy"),
+                Row("websockets"),
+                Row("pure", 50.0) if n == 64 * KiB else PURE,
+            ),
+        )
+        for n in (KiB, 64 * KiB, MiB)
+    ),
+    Scenario("apply_mask_inplace", 6, "call", mask_inplace, (Row("aiohttp", 1.0), PURE)),
+    Scenario("apply_mask_inplace", 64 * KiB, "MB/s", mask_inplace, (Row("aiohttp", 1.0), PURE)),
+    Scenario("validate_utf8 (ASCII)", 64 * KiB, "MB/s", utf8_ascii, (Row("decode", 1.0), PURE)),
+    Scenario(
+        "Utf8Validator.feed (Greek/CJK)", 64 * KiB, "MB/s", utf8_mixed, (Row("wsaccel", 10.0), PURE)
+    ),
+    Scenario(
+        f"FrameParser, {FRAMES:,} masked frames",
+        32,
+        "frame",
+        frame_parsers,
+        (Row("aiohttp", 2.0), Row("wsproto", 10.0), PURE),
+    ),
+)
+
+
+# --------------------------------------------------------------------------- timing
 
 
 def _calibrate(timer: timeit.Timer, target: float) -> int:
@@ -329,22 +509,22 @@ def _calibrate(timer: timeit.Timer, target: float) -> int:
         n *= 10 if t < target * 0.02 else 2
 
 
-def _measure(scenario: Scenario, repeats: int, target: float) -> None:
-    live = []
-    for c in scenario.contenders:
-        scenario.results[c.key] = c
+def measure(contenders: list[Contender], repeats: int, target: float) -> None:
+    """Check, calibrate, then time the contenders in ``repeats`` interleaved rounds."""
+    live: list[tuple[Contender, timeit.Timer]] = []
+    for c in contenders:
         if c.skip is not None:
             continue
-        if c.check is not None:
-            try:
+        try:
+            if c.check is not None:
                 c.check()
-            except PeerUnavailable as exc:
-                c.skip = str(exc)
-                continue
-            except Exception as exc:  # a wrong result: never time it
-                c.skip = f"WRONG RESULT: {exc}"
-                continue
-        live.append((c, _timer(c)))
+        except PeerUnavailable as exc:
+            c.skip = str(exc)
+            continue
+        except Exception as exc:  # a wrong result: never time it
+            c.skip = f"WRONG RESULT: {exc}"
+            continue
+        live.append((c, timeit.Timer(c.stmt, globals=c.namespace)))
     for c, timer in live:
         c.loops = _calibrate(timer, target)
     gc.collect()
@@ -354,256 +534,15 @@ def _measure(scenario: Scenario, repeats: int, target: float) -> None:
             c.best = min(c.best, timer.timeit(c.loops) / c.loops)
 
 
-# --------------------------------------------------------------------------- scenarios
+# --------------------------------------------------------------------------- report
 
 
-def _equal(what: str, got: Any, expected: Any) -> None:
-    if got != expected:
-        raise AssertionError(f"{what} returned a different result")
-
-
-def _unavailable(key: str, label: str, reason: str) -> Contender:
-    return Contender(key, label, "pass", {}, skip=reason)
-
-
-def _peer(key: str, label: str, build: Callable[[], Contender]) -> Contender:
-    try:
-        return build()
-    except PeerUnavailable as exc:
-        return _unavailable(key, label, str(exc))
-
-
-def _size_label(n: int) -> str:
+def size_label(n: int) -> str:
     if n >= MiB and n % MiB == 0:
         return f"{n // MiB} MiB"
     if n >= KiB and n % KiB == 0:
         return f"{n // KiB} KiB"
     return f"{n} B"
-
-
-def _mask_contender(key: str, label: str, fn: Callable[..., bytes], data: bytes) -> Contender:
-    ns = {"f": fn, "d": data, "m": MASK}
-    expected = _pure().apply_mask(data, MASK)
-    return Contender(key, label, "f(d, m)", ns, lambda: _equal(label, fn(data, MASK), expected))
-
-
-def _pure() -> Any:
-    from .. import pure
-
-    return pure
-
-
-def _scenarios(compiled: bool) -> list[Scenario]:
-    import wsfast
-
-    pure = _pure()
-    out: list[Scenario] = []
-    twin = [Row("pure", None)] if compiled else []
-
-    def with_pure(contenders: list[Contender], make: Callable[[], Contender]) -> None:
-        if compiled:
-            contenders.append(make())
-
-    # apply_mask, small: per call against websockets' C speedup
-    for n in (6, 125):
-        data = random_bytes(n, n)
-        cs = [
-            _mask_contender("wsfast", "wsfast", wsfast.apply_mask, data),
-            _peer(
-                "websockets",
-                "websockets",
-                lambda d=data: _mask_contender(
-                    "websockets", "websockets", websockets_apply_mask(), d
-                ),
-            ),
-        ]
-        with_pure(cs, lambda d=data: _mask_contender("pure", "pure", pure.apply_mask, d))
-        out.append(
-            Scenario(
-                "apply_mask", _size_label(n), 0, 1, "call", cs, [Row("websockets", 1.0)] + twin
-            )
-        )
-
-    # apply_mask, large: throughput against copying the buffer
-    for n in (KiB, 64 * KiB, MiB):
-        data = random_bytes(n, n)
-        copy2 = Contender(
-            "copy",
-            "bytes(bytearray(d))",
-            "bytes(bytearray(d))",
-            {"d": data},
-            lambda d=data: _equal("copy", bytes(bytearray(d)), d),
-        )
-        copy1 = Contender(
-            "copy1",
-            "bytearray(d)",
-            "bytearray(d)",
-            {"d": data},
-            lambda d=data: _equal("copy", bytearray(d), d),
-        )
-        cs = [
-            _mask_contender("wsfast", "wsfast", wsfast.apply_mask, data),
-            copy2,
-            copy1,
-            _peer(
-                "websockets",
-                "websockets",
-                lambda d=data: _mask_contender(
-                    "websockets", "websockets", websockets_apply_mask(), d
-                ),
-            ),
-        ]
-        with_pure(cs, lambda d=data: _mask_contender("pure", "pure", pure.apply_mask, d))
-        rows = [Row("copy", 0.9), Row("copy1", None, "one copy"), Row("websockets", None)]
-        if compiled:
-            rows.append(Row("pure", 50.0 if n == 64 * KiB else None))
-        out.append(Scenario("apply_mask", _size_label(n), n, 1, "MB/s", cs, rows))
-
-    # apply_mask_inplace against aiohttp's compiled in-place mask
-    for n in (6, 64 * KiB):
-        data = random_bytes(n, n + 1)
-        expected = pure.apply_mask(data, MASK)
-
-        def ours(
-            fn: Callable[..., None], key: str, data: bytes = data, expected: bytes = expected
-        ) -> Contender:
-            buf = bytearray(data)
-
-            def check() -> None:
-                b = bytearray(data)
-                fn(b, MASK)
-                _equal(key, bytes(b), expected)
-
-            return Contender(key, key, "f(b, m)", {"f": fn, "b": buf, "m": MASK}, check)
-
-        def aiohttp(data: bytes = data, expected: bytes = expected) -> Contender:
-            fn = aiohttp_mask_inplace()
-
-            def check() -> None:
-                b = bytearray(data)
-                fn(MASK, b)
-                _equal("aiohttp", bytes(b), expected)
-
-            ns = {"f": fn, "b": bytearray(data), "m": MASK}
-            return Contender("aiohttp", "aiohttp", "f(m, b)", ns, check)
-
-        cs = [ours(wsfast.apply_mask_inplace, "wsfast"), _peer("aiohttp", "aiohttp", aiohttp)]
-        with_pure(cs, lambda: ours(pure.apply_mask_inplace, "pure"))
-        unit = "call" if n < KiB else "MB/s"
-        out.append(
-            Scenario(
-                "apply_mask_inplace",
-                _size_label(n),
-                n if n >= KiB else 0,
-                1,
-                unit,
-                cs,
-                [Row("aiohttp", 1.0)] + twin,
-            )
-        )
-
-    # validate_utf8 on ASCII against bytes.decode
-    n = 64 * KiB
-    ascii_data = ascii_text(n)
-    ascii_bad = corrupt_tail(ascii_data)
-
-    def validator_fn(fn: Callable[[Any], bool], key: str) -> Contender:
-        def check() -> None:
-            _equal(key, fn(ascii_data), True)
-            _equal(key + " (invalid input)", fn(ascii_bad), False)
-
-        return Contender(key, key, "f(d)", {"f": fn, "d": ascii_data}, check)
-
-    cs = [
-        validator_fn(wsfast.validate_utf8, "wsfast"),
-        Contender(
-            "decode",
-            'bytes.decode(d, "utf-8")',
-            'f(d, "utf-8")',
-            {"f": bytes.decode, "d": ascii_data},
-            lambda: _equal("decode", ascii_data.decode("utf-8"), ascii_data.decode("ascii")),
-        ),
-    ]
-    with_pure(cs, lambda: validator_fn(pure.validate_utf8, "pure"))
-    out.append(
-        Scenario(
-            "validate_utf8 (ASCII)", _size_label(n), n, 1, "MB/s", cs, [Row("decode", 1.0)] + twin
-        )
-    )
-
-    # Utf8Validator.feed on Greek/CJK text against wsaccel
-    mixed_data = mixed_text(n)
-    mixed_bad = corrupt_tail(mixed_data)
-
-    def feed_fn(cls: Any, key: str) -> Contender:
-        def check() -> None:
-            v = cls()
-            _equal(key, (v.feed(mixed_data), v.feed(mixed_data), v.finish()), (True, True, True))
-            _equal(key + " (invalid input)", cls().feed(mixed_bad), False)
-
-        return Contender(key, key, "f(d)", {"f": cls().feed, "d": mixed_data}, check)
-
-    def wsaccel() -> Contender:
-        cls = wsaccel_utf8_validator()
-
-        def check() -> None:
-            v = cls()
-            r1, r2 = v.validate(mixed_data), v.validate(mixed_data)
-            total = 2 * len(mixed_data)
-            _equal("wsaccel", (r1[:2], r2[:2], r2[3]), ((True, True), (True, True), total))
-            _equal("wsaccel (invalid input)", cls().validate(mixed_bad)[0], False)
-
-        ns = {"f": cls().validate, "d": mixed_data}
-        return Contender("wsaccel", "wsaccel", "f(d)", ns, check)
-
-    cs = [feed_fn(wsfast.Utf8Validator, "wsfast"), _peer("wsaccel", "wsaccel", wsaccel)]
-    with_pure(cs, lambda: feed_fn(pure.Utf8Validator, "pure"))
-    out.append(
-        Scenario(
-            "Utf8Validator.feed (Greek/CJK)",
-            _size_label(n),
-            n,
-            1,
-            "MB/s",
-            cs,
-            [Row("wsaccel", 10.0)] + twin,
-        )
-    )
-
-    # FrameParser: 10,000 masked 32-byte binary frames, fed in 256 KiB reads
-    count = 10_000
-    stream, expected_payloads = masked_stream(count, 32)
-    chunks = split(stream)
-
-    def reader(key: str, make: Callable[[], Reader]) -> Contender:
-        run, payloads = make()
-
-        def check() -> None:
-            _equal(key, payloads(run()), expected_payloads)
-
-        return Contender(key, key, "r()", {"r": run}, check)
-
-    cs = [
-        reader("wsfast", lambda: wsfast_reader(wsfast, chunks)),
-        _peer("aiohttp", "aiohttp", lambda: reader("aiohttp", lambda: aiohttp_reader(chunks))),
-        _peer("wsproto", "wsproto", lambda: reader("wsproto", lambda: wsproto_reader(chunks))),
-    ]
-    with_pure(cs, lambda: reader("pure", lambda: wsfast_reader(pure, chunks)))
-    out.append(
-        Scenario(
-            "FrameParser, 10,000 masked frames",
-            "32 B",
-            0,
-            count,
-            "frame",
-            cs,
-            [Row("aiohttp", 2.0), Row("wsproto", 10.0)] + twin,
-        )
-    )
-    return out
-
-
-# --------------------------------------------------------------------------- report
 
 
 def _fmt_time(seconds: float) -> str:
@@ -617,7 +556,7 @@ def _fmt_time(seconds: float) -> str:
 
 def _fmt(s: Scenario, c: Contender) -> str:
     if s.unit == "MB/s":
-        return f"{s.nbytes / c.best / 1e6:,.0f} MB/s"
+        return f"{s.size / c.best / 1e6:,.0f} MB/s"
     if s.unit == "frame":
         return f"{_fmt_time(c.best / s.per)}/frame"
     return f"{_fmt_time(c.best)}/call"
@@ -684,40 +623,50 @@ def _line(cells: Sequence[str]) -> str:
     return "  ".join(out).rstrip()
 
 
-def _report(s: Scenario, row: Row, assess: bool, missed: list[str], unmeasured: list[str]) -> str:
-    ours = s.results["wsfast"]
-    other = s.results[row.vs]
+@dataclass
+class Tally:
+    """The verdicts so far: targets measured, missed, and not measured."""
+
+    assess: bool  # targets are set for the compiled kernels: assessed only with them
+    targets: int = 0
+    missed: list[str] = field(default_factory=list)
+    unmeasured: list[str] = field(default_factory=list)
+
+
+def report(s: Scenario, results: dict[str, Contender], row: Row, tally: Tally) -> str:
+    """One printed line; records the row's verdict in ``tally``."""
+    ours, other = results["wsfast"], results[row.vs]
+    size = size_label(s.size)
     label = other.label + (f" ({row.note})" if row.note else "")
     target = "-" if row.target is None else f">={row.target:g}x"
-    what = f"{s.kernel} {s.size} vs {label}"
+    what = f"{s.kernel} {size} vs {label}"
+    tally.targets += row.target is not None
     if not ours.ok or not other.ok:
         reason = ours.skip if not ours.ok else other.skip
-        if row.target is not None and assess:
-            unmeasured.append(f"{what}: {reason}")
+        if row.target is not None and tally.assess:
+            tally.unmeasured.append(f"{what}: {reason}")
         mine = _fmt(s, ours) if ours.ok else "-"
-        return (
-            _line([s.kernel, s.size, mine, label, "", "", target, "-"])[
-                : sum(w + 2 for _, w, _ in _COLUMNS[:4])
-            ]
-            + f"skipped: {reason}"
+        width = sum(w + 2 for _, w, _ in _COLUMNS[:4])
+        return _line([s.kernel, size, mine, label, "", "", target, "-"])[:width] + (
+            f"skipped: {reason}"
         )
     ratio = other.best / ours.best
     met = "-"
-    if row.target is not None and not assess:
+    if row.target is not None and not tally.assess:
         met = "n/a"
     elif row.target is not None:
         met = "yes" if ratio >= row.target else "NO"
         if ratio < row.target:
             short = (1 - ratio / row.target) * 100
-            missed.append(f"{what}: {ratio:.2f}x, target {row.target:g}x ({short:.0f}% short)")
+            tally.missed.append(
+                f"{what}: {ratio:.2f}x, target {row.target:g}x ({short:.0f}% short)"
+            )
     return _line(
-        [s.kernel, s.size, _fmt(s, ours), label, _fmt(s, other), f"{ratio:,.2f}x", target, met]
+        [s.kernel, size, _fmt(s, ours), label, _fmt(s, other), f"{ratio:,.2f}x", target, met]
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark table; 0 on success, 1 if a wsfast kernel misbehaved (or, with
-    ``--check``, if a target was missed), 2 for bad arguments."""
+def _arguments(argv: list[str]) -> argparse.Namespace | int:
     parser = argparse.ArgumentParser(
         prog="python -m wsfast bench",
         description="Time wsfast's kernels against their pure-Python twins and against "
@@ -738,19 +687,17 @@ def main(argv: list[str] | None = None) -> int:
         "are not available",
     )
     try:
-        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
     if args.repeat is not None and args.repeat < 1:
         parser.print_usage(sys.stderr)
         print("error: --repeat must be at least 1", file=sys.stderr)
         return 2
+    return args
 
-    import wsfast
 
-    repeats = args.repeat or (11 if args.quick else 25)
-    sample = 0.01 if args.quick else 0.02
-    compiled = wsfast.implementation != "python"
+def _header(args: argparse.Namespace, repeats: int, sample: float, compiled: bool) -> None:
     print(f"wsfast {wsfast.__version__} bench{' --quick' if args.quick else ''}")
     print(f"implementation: {wsfast.implementation}")
     print(
@@ -775,36 +722,47 @@ def main(argv: list[str] | None = None) -> int:
     print(_line([title for title, _, _ in _COLUMNS]))
     print(_line(["-" * width for _, width, _ in _COLUMNS]), flush=True)
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark table; 0 on success, 1 if a wsfast kernel misbehaved (or, with
+    ``--check``, if a target was missed), 2 for bad arguments."""
+    args = _arguments(sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        return args
+    repeats = args.repeat or (11 if args.quick else 25)
+    sample = 0.01 if args.quick else 0.02
+    compiled = wsfast.implementation != "python"
+    _header(args, repeats, sample, compiled)
+
     started = time.perf_counter()
-    missed: list[str] = []
-    unmeasured: list[str] = []
-    broken = False
-    targets = 0
-    page_faults = False
-    for s in _scenarios(compiled):
-        _measure(s, repeats, sample)
-        broken = broken or not s.results["wsfast"].ok
+    tally = Tally(assess=compiled)
+    broken = page_faults = False
+    for s in SCENARIOS:
+        contenders = [c for c in s.contenders(s.size) if compiled or c.key != "pure"]
+        measure(contenders, repeats, sample)
+        results = {c.key: c for c in contenders}
+        broken = broken or not results["wsfast"].ok
         for row in s.rows:
-            targets += row.target is not None
-            print(_report(s, row, compiled, missed, unmeasured), flush=True)
-        copy2, copy1 = s.results.get("copy"), s.results.get("copy1")
+            if row.vs in results:
+                print(report(s, results, row, tally), flush=True)
+        copy2, copy1 = results.get("copy"), results.get("copy1")
         if copy2 and copy1 and copy2.ok and copy1.ok and copy2.best > 4 * copy1.best:
             page_faults = True
 
     print()
     elapsed = f"({time.perf_counter() - started:.1f} s)"
     if compiled:
-        measured = targets - len(unmeasured)
-        print(f"targets met: {measured - len(missed)}/{measured} {elapsed}", end="")
-        print(f"; {len(unmeasured)} not measured" if unmeasured else "")
+        measured = tally.targets - len(tally.unmeasured)
+        print(f"targets met: {measured - len(tally.missed)}/{measured} {elapsed}", end="")
+        print(f"; {len(tally.unmeasured)} not measured" if tally.unmeasured else "")
     else:
         print(
             f"targets: not assessed, the compiled kernels are not available {elapsed}; "
             "reinstall wsfast with Cython and a C compiler at hand to build them"
         )
-    for m in missed:
+    for m in tally.missed:
         print(f"  missed: {m}")
-    for m in unmeasured:
+    for m in tally.unmeasured:
         print(f"  not measured: {m}")
     if page_faults:
         print(
@@ -815,7 +773,7 @@ def main(argv: list[str] | None = None) -> int:
     if broken:
         print("error: a wsfast kernel gave a wrong result (see 'skipped' above)", file=sys.stderr)
         return 1
-    if args.check and (missed or not compiled):
+    if args.check and (tally.missed or not compiled):
         return 1
     return 0
 

@@ -1,0 +1,331 @@
+"""Threads: what may be shared, and what happens when the rules are broken.
+
+- The kernel functions (``apply_mask``, ``validate_utf8``, ``parse_header``, ``build_header``)
+  keep no state: any number of threads may call them on shared inputs.
+- A ``FrameParser``, ``Utf8Validator`` or connection belongs to one stream, used by one thread
+  at a time. Breaking that rule gives unspecified results or a ``RuntimeError``, never a crash
+  or corrupted memory: these tests break it on purpose and check that the process survives
+  and every call ends in a result or a Python exception.
+- On a free-threaded CPython, importing wsfast must leave the GIL disabled (the extension
+  modules declare ``freethreading_compatible`` only because of the above).
+
+``WSFAST_THREAD_ROUNDS`` scales the stress loops (default 1; the free-threaded CI step runs
+more). Memory errors show up as a crash of the test process, so every test here is a check.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import os
+import subprocess
+import sys
+import sysconfig
+import textwrap
+import threading
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import wsfast
+import wsfast.pure
+from wsfast.cli.bench import masked_stream
+
+ROUNDS = max(1, int(os.environ.get("WSFAST_THREAD_ROUNDS", "1")))
+THREADS = 4
+MASK = b"\x37\xfa\x21\x3d"
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def run_threads(target: Callable[[int], None], count: int = THREADS) -> None:
+    """Run ``target(i)`` on ``count`` threads started together; re-raise the first error."""
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def body(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            target(i)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    if errors:
+        raise errors[0]
+
+
+def masked_frames(sizes: list[int], seed: int = 0) -> tuple[bytes, list[bytes]]:
+    """Masked binary frames (as a client sends them) of the given payload sizes."""
+    parts = [masked_stream(1, size, seed + i) for i, size in enumerate(sizes)]
+    return b"".join(wire for wire, _ in parts), [p for _, (p,) in parts]
+
+
+# --- stateless kernels, shared inputs -------------------------------------------------------
+
+
+def test_kernels_shared_between_threads(impl: ModuleType) -> None:
+    data = bytes(range(256)) * 1200  # 300 KiB: the compiled kernels release the GIL
+    expected = wsfast.pure.apply_mask(data, MASK)
+    text = ("héllo wörld ✓ " * 20000).encode()
+    bad = text[:-1] + b"\xff"
+    header = impl.build_header(2, 70000, mask=MASK)
+
+    def work(i: int) -> None:
+        for _ in range(20 * ROUNDS):
+            assert impl.apply_mask(data, MASK) == expected
+            assert impl.validate_utf8(text) and not impl.validate_utf8(bad)
+            h = impl.parse_header(header)
+            assert h is not None and h.length == 70000 and h.mask == MASK
+            buf = bytearray(data)
+            impl.apply_mask_inplace(buf, MASK)
+            assert buf == expected
+
+    run_threads(work)
+
+
+def test_one_parser_per_thread(impl: ModuleType) -> None:
+    wire, payloads = masked_frames([0, 5, 125, 126, 4000, 65536, 300_000] * 3)
+
+    def work(i: int) -> None:
+        for _ in range(5 * ROUNDS):
+            parser = impl.FrameParser(require_mask=True)
+            frames = []
+            step = 1000 + 777 * i  # every thread cuts the stream differently
+            for start in range(0, len(wire), step):
+                frames += parser.feed(wire[start : start + step])
+            assert [f.payload for f in frames] == payloads
+
+    run_threads(work)
+
+
+# --- one object, many threads: unspecified results, never a crash ---------------------------
+
+
+PARSER_RACE = """
+import sys, threading
+sys.path.insert(0, {tests!r})
+from test_threads import run_threads
+from wsfast import ProtocolError
+import {module} as impl
+chunk = bytes(4 << 20)  # a masked payload this large is unmasked with the GIL released
+outcomes = {{"frames": 0, "busy": 0, "protocol": 0}}
+for _ in range({reps}):
+    parser = impl.FrameParser(require_mask=True)
+    parser.feed(impl.build_header(2, 4 * len(chunk) + 1, mask=b"abcd"))
+    def work(i):
+        for _ in range(2):
+            try:
+                outcomes["frames"] += len(parser.feed(chunk))
+            except RuntimeError:
+                outcomes["busy"] += 1
+            except ProtocolError:
+                outcomes["protocol"] += 1
+            parser.pending_payload(len(chunk))
+            parser.pending
+    run_threads(work)
+print(outcomes)
+"""
+
+
+def test_one_parser_fed_from_many_threads(impl: ModuleType) -> None:
+    """Four threads feed the payload of one large frame to the same parser. Each feed()
+    returns frames or raises (RuntimeError when it meets another feed() still running,
+    ProtocolError once the bytes interleave into a bad frame); memory stays intact. (Before
+    the parser guarded itself, two feeds unmasking into the same payload at once overran it:
+    a segmentation fault within a few rounds.) Run in a child process, so that a crash is
+    reported as one."""
+    code = PARSER_RACE.format(
+        tests=os.path.dirname(__file__),
+        module=impl.__name__,
+        reps=(30 if impl.__name__ == "wsfast._compiled" else 3) * ROUNDS,
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"exit status {done.returncode}: {done.stdout}{done.stderr}"
+
+
+def test_feed_inside_feed_raises() -> None:
+    """A feed() that starts while another is still running on the same parser raises
+    RuntimeError (compiled parser). Deterministic version: the buffer's own ``__buffer__``
+    calls feed() again while the outer call holds the parser."""
+    if sys.version_info < (3, 12):
+        pytest.skip("Python classes implement the buffer protocol from 3.12 on")
+    compiled = pytest.importorskip("wsfast._compiled")
+    parser = compiled.FrameParser(require_mask=False)
+
+    class Reentrant:
+        def __buffer__(self, flags: int) -> memoryview:
+            with pytest.raises(RuntimeError, match="another feed"):
+                parser.feed(b"\x82\x00")
+            return memoryview(b"\x82\x01x")
+
+    frames = parser.feed(Reentrant())
+    assert [f.payload for f in frames] == [b"x"]
+    assert [f.payload for f in parser.feed(b"\x82\x01y")] == [b"y"]  # usable afterwards
+
+
+def test_one_validator_fed_from_many_threads(impl: ModuleType) -> None:
+    text = ("αβγ δ " * 60000).encode()  # 360 KiB: the compiled validator releases the GIL
+    validator = impl.Utf8Validator()
+
+    def work(i: int) -> None:
+        for _ in range(10 * ROUNDS):
+            assert validator.feed(text) in (True, False)
+            validator.finish()
+            if i == 0:
+                validator.reset()
+
+    run_threads(work)
+    validator.reset()
+    assert validator.feed(b"ok") and validator.finish()
+
+
+# --- connections ----------------------------------------------------------------------------
+
+
+def connection_modules() -> list[Any]:
+    params: list[Any] = [pytest.param("wsfast._connection_py", id="python")]
+    params.append(pytest.param("wsfast._connection_c", id="cython"))
+    return params
+
+
+@pytest.fixture(params=connection_modules())
+def conn_module(request: pytest.FixtureRequest, require_extensions: bool) -> ModuleType:
+    name = request.param
+    if name.endswith("_c"):
+        if wsfast.implementation != "cython":
+            pytest.skip("the compiled connection runs on the compiled kernels only")
+        try:
+            return importlib.import_module(name)
+        except ImportError as exc:
+            if require_extensions:
+                pytest.fail(f"the compiled connection does not import: {exc!r}")
+            pytest.skip(f"the compiled connection is not built ({exc})")
+    return importlib.import_module(name)
+
+
+def open_pair(module: ModuleType) -> tuple[Any, Any]:
+    client = module.ClientConnection("example.com")
+    server = module.ServerConnection()
+    server.receive_data(client.data_to_send())
+    server.events()
+    server.accept()
+    client.receive_data(server.data_to_send())
+    client.events()
+    return client, server
+
+
+def test_one_connection_per_thread(conn_module: ModuleType) -> None:
+    def work(i: int) -> None:
+        client, server = open_pair(conn_module)
+        for n in range(300 * ROUNDS):
+            message = f"{i}:{n}:" + "é" * (n % 50)
+            client.send_text(message)
+            server.receive_data(client.data_to_send())
+            (event,) = server.events()
+            assert event.data == message
+            server.send_binary(message.encode())
+            client.receive_data(server.data_to_send())
+            (event,) = client.events()
+            assert event.data == message.encode()
+        client.close()
+        server.receive_data(client.data_to_send())
+        client.receive_data(server.data_to_send())
+        assert server.state.name == client.state.name == "CLOSED"
+
+    run_threads(work)
+
+
+def test_one_connection_shared_by_threads(conn_module: ModuleType) -> None:
+    """Senders, a reader and a drainer on one server connection at once: every call ends in a
+    result or a Python exception, the process survives, and the connection still closes."""
+    client, server = open_pair(conn_module)
+    incoming = []
+    for n in range(200):
+        client.send_text(f"m{n}")
+        incoming.append(client.data_to_send())
+    sent: list[bytes] = []
+
+    def work(i: int) -> None:
+        for n in range(200 * ROUNDS):
+            if i == 0:
+                server.receive_data(incoming[n % len(incoming)])
+                server.events()
+            elif i == 1:
+                sent.append(server.data_to_send())
+                server.state  # noqa: B018
+                server.should_close_transport  # noqa: B018
+            else:
+                server.send_text(f"t{i}:{n}")
+                server.send_ping(b"p")
+
+    run_threads(work)
+    server.close(1000, "done")
+    sent.append(server.data_to_send())
+    stream = b"".join(sent)
+    frames = wsfast.FrameParser(require_mask=False).feed(stream)
+    assert frames[-1].opcode == wsfast.Opcode.CLOSE
+    texts = [f.payload for f in frames if f.opcode == wsfast.Opcode.TEXT]
+    assert all(t.startswith(b"t") for t in texts)
+    if conn_module.__name__.endswith("_c"):
+        # Compiled, each call is atomic (the GIL, or the critical section without one):
+        # no frame is lost or torn apart by another thread's call.
+        assert len(texts) == (THREADS - 2) * 200 * ROUNDS
+    else:
+        # As Python, a send racing with data_to_send() may land in the list being drained
+        # after it was joined: lost, but whole frames only (the stream parsed above).
+        assert len(texts) <= (THREADS - 2) * 200 * ROUNDS
+
+
+def test_public_connection_methods_are_critical_sections() -> None:
+    """Every public method and property of the three connection classes is decorated with
+    ``@cython.critical_section`` in the one source, so the compiled connection takes its lock
+    on a free-threaded build. A method added without it would race on the C attributes."""
+    source = inspect.getsource(importlib.import_module("wsfast._connection_py"))
+    missing = []
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.ClassDef) or not node.name.endswith("Connection"):
+            continue
+        for item in node.body:
+            if not isinstance(item, ast.FunctionDef):
+                continue
+            if item.name.startswith("_") and item.name != "__init__":
+                continue
+            names = [ast.unparse(d) for d in item.decorator_list]
+            if "classmethod" in names or "staticmethod" in names:
+                continue
+            if "cython.critical_section" not in names:
+                missing.append(f"{node.name}.{item.name}")
+    assert not missing, f"not decorated with @cython.critical_section: {missing}"
+
+
+# --- free-threaded CPython ------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not FREE_THREADED, reason="needs a free-threaded CPython")
+def test_import_keeps_the_gil_disabled(require_extensions: bool) -> None:
+    code = textwrap.dedent(
+        """
+        import sys, warnings
+        warnings.simplefilter("error")  # "the GIL has been enabled" is a RuntimeWarning
+        import wsfast, wsfast.asyncio, wsfast.connection
+        mods = ["wsfast._mask", "wsfast._utf8", "wsfast._frames", "wsfast._connection_c"]
+        loaded = [m for m in mods if m in sys.modules]
+        print(wsfast.implementation, wsfast.connection.implementation, len(loaded))
+        sys.exit(3 if sys._is_gil_enabled() else 0)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHON_GIL", "WSFAST_NO_EXTENSIONS"}}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    if require_extensions:
+        assert done.stdout.split() == ["cython", "cython", "4"], done.stdout
