@@ -29,6 +29,7 @@ cdef class Connection:
     cdef list _extensions
     cdef object _subprotocol
     cdef object _msg_op
+    cdef bint _msg_ext
     cdef list _msg_parts
     cdef Py_ssize_t _msg_size
     cdef object _validator

@@ -221,6 +221,7 @@ class Connection:
         "_extensions",
         "_subprotocol",
         "_msg_op",
+        "_msg_ext",
         "_msg_parts",
         "_msg_size",
         "_validator",
@@ -252,6 +253,7 @@ class Connection:
     _extensions: list[Extension]
     _subprotocol: str | None
     _msg_op: int
+    _msg_ext: bool
     _msg_parts: list[bytes]
     _msg_size: int
     _validator: Any
@@ -303,6 +305,7 @@ class Connection:
         self._extensions = []
         self._subprotocol = None
         self._msg_op = 0
+        self._msg_ext = False  # the message in progress began with RSV bits: extensions decode it
         self._msg_parts = []
         self._msg_size = 0
         self._validator = Utf8Validator()
@@ -406,54 +409,50 @@ class Connection:
                 skip = self._validated
                 self._tracked = None
                 self._validated = -1
-            if self._extensions:
-                for frame in frames:
-                    if not self._handle_frame(frame, skip):
-                        return
-                    skip = -1
-            else:
-                events = self._events
-                decode_text = self._decode_text
-                msg_op = self._msg_op
-                event: Event
-                for frame in frames:
-                    payload = frame.payload
-                    op = frame.opcode
-                    # The short path: a whole message in one frame, nothing unusual.
-                    if (
-                        skip < 0
-                        and not msg_op
-                        and frame.fin
-                        and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
-                    ):
-                        if op is _TEXT:
-                            # bytes.decode validates and builds the str in one pass; the str
-                            # needs that pass anyway, so no Utf8Validator pass before it.
-                            if decode_text:
-                                try:
-                                    text = payload.decode()  # UTF-8, strict
-                                except UnicodeDecodeError:
-                                    self._fail(1007, _INVALID_UTF8)
-                                    return
-                                event = _new(TextMessage)
-                                _set_text(event, text)
-                            elif validate_utf8(payload):
-                                event = _new(TextBytes)
-                                _set_text_bytes(event, payload)
-                            else:
+            # A frame without RSV bits of a message that began without any needs no
+            # extension: extensions transform only what they flagged (see _handle_frame).
+            events = self._events
+            decode_text = self._decode_text
+            msg_op = self._msg_op
+            event: Event
+            for frame in frames:
+                payload = frame.payload
+                op = frame.opcode
+                # The short path: a whole message in one frame, nothing unusual.
+                if (
+                    skip < 0
+                    and not msg_op
+                    and frame.fin
+                    and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
+                ):
+                    if op is _TEXT:
+                        # bytes.decode validates and builds the str in one pass; the str
+                        # needs that pass anyway, so no Utf8Validator pass before it.
+                        if decode_text:
+                            try:
+                                text = payload.decode()  # UTF-8, strict
+                            except UnicodeDecodeError:
                                 self._fail(1007, _INVALID_UTF8)
                                 return
-                            events.append(event)
-                            continue
-                        if op is _BINARY:
-                            event = _new(BinaryMessage)
-                            _set_binary(event, payload)
-                            events.append(event)
-                            continue
-                    if not self._handle_frame(frame, skip):
-                        return
-                    skip = -1
-                    msg_op = self._msg_op
+                            event = _new(TextMessage)
+                            _set_text(event, text)
+                        elif validate_utf8(payload):
+                            event = _new(TextBytes)
+                            _set_text_bytes(event, payload)
+                        else:
+                            self._fail(1007, _INVALID_UTF8)
+                            return
+                        events.append(event)
+                        continue
+                    if op is _BINARY:
+                        event = _new(BinaryMessage)
+                        _set_binary(event, payload)
+                        events.append(event)
+                        continue
+                if not self._handle_frame(frame, skip):
+                    return
+                skip = -1
+                msg_op = self._msg_op
         if error is not None:
             self._fail(error.code, str(error))
         elif self._parser.pending is not None:
@@ -608,33 +607,38 @@ class Connection:
         ``skip`` >= 0: that many payload bytes of this text frame were validated already.
         """
         events = self._events
-        if self._extensions:
+        op = frame.opcode
+        msg_op = self._msg_op
+        rsv = frame.rsv1 or frame.rsv2 or frame.rsv3
+        if op is _TEXT or op is _BINARY:
+            if msg_op:
+                self._fail(1002, _NEW_IN_FRAGMENTED)
+                return False
+            self._msg_ext = rsv
+        elif op is _CONT and not msg_op:
+            self._fail(1002, _NOTHING_TO_CONTINUE)
+            return False
+        if self._extensions and (rsv or (op is _CONT and self._msg_ext)):
+            # Extensions see the frames that carry RSV bits and the rest of a message whose
+            # first frame did; they clear the bits they own.
             try:
                 frame = self._decode_frame(frame)
             except ProtocolError as exc:
                 self._fail(exc.code, str(exc))
                 return False
-        if frame.rsv1 or frame.rsv2 or frame.rsv3:
+            rsv = frame.rsv1 or frame.rsv2 or frame.rsv3
+        if rsv:
             self._fail(1002, _RSV_SET)
             return False
-        op = frame.opcode
         payload = frame.payload
-        msg_op = self._msg_op
         validator = self._validator
         if op is _TEXT or op is _BINARY:
-            if msg_op:
-                self._fail(1002, _NEW_IN_FRAGMENTED)
-                return False
             self._msg_op = op
             self._msg_parts = []
             self._msg_size = 0
             if op is _TEXT and skip < 0:
                 validator.reset()
             msg_op = op
-        elif op is _CONT:
-            if not msg_op:
-                self._fail(1002, _NOTHING_TO_CONTINUE)
-                return False
         elif op is _PING:
             events.append(Ping(payload))
             if self._auto_pong and self._state is _OPEN:
@@ -643,7 +647,7 @@ class Connection:
         elif op is _PONG:
             events.append(Pong(payload))  # solicited or not: never an error (§5.5.3)
             return True
-        else:
+        elif op is not _CONT:
             return self._receive_close(payload)
         # A data frame of the message in progress (its first frame included).
         size = self._msg_size + len(payload)
@@ -738,10 +742,13 @@ class Connection:
         """The header checks of a frame still arriving; False after failing the connection."""
         op = header.opcode
         msg_op = self._msg_op
-        plain = not self._extensions
-        if plain and (header.rsv1 or header.rsv2 or header.rsv3):
+        rsv = header.rsv1 or header.rsv2 or header.rsv3
+        if rsv and not self._extensions:
             self._fail(1002, _RSV_SET)
             return False
+        # A payload is the message's own bytes unless an extension transforms it: a frame
+        # with RSV bits, or a continuation of a message whose first frame had some.
+        plain = not rsv and not (op is _CONT and self._msg_ext)
         if op is _TEXT or op is _BINARY:
             if msg_op:
                 self._fail(1002, _NEW_IN_FRAGMENTED)
@@ -753,7 +760,8 @@ class Connection:
         else:
             return True  # a control frame: at most 125 bytes, checked when complete
         # The payload length is the message's share only when no extension transforms it;
-        # a first frame over the limit was refused by the parser (its max_frame_size).
+        # a first frame over the limit was refused by the parser (its max_frame_size), which
+        # holds a compressed frame to the limit too.
         limit = self._max_message_size
         if plain and limit is not None and op is _CONT and self._msg_size + header.length > limit:
             self._fail(1009, f"message larger than max_message_size={limit}")
