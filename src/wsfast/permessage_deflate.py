@@ -193,8 +193,8 @@ class ServerDeflateFactory(_Options):
     - ``server_no_context_takeover`` / ``client_no_context_takeover``: reset the compression
       context after every message on our side / ask the client to. Offers asking for either
       get it.
-    - ``level`` (zlib's, default 6), ``mem_level`` (default 5), ``min_size`` (messages shorter
-      than this many bytes are sent uncompressed; default 128), ``backend`` (see the module).
+    - ``level`` (zlib's, default 1: its fastest), ``mem_level`` (default 5), ``min_size``
+      (messages shorter than this many bytes go uncompressed; default 128), ``backend``.
     """
 
     __slots__ = (
@@ -214,7 +214,7 @@ class ServerDeflateFactory(_Options):
         server_no_context_takeover: bool = False,
         client_no_context_takeover: bool = False,
         require_client_max_window_bits: bool = False,
-        level: int = 6,
+        level: int = 1,
         mem_level: int = 5,
         min_size: int = 128,
         backend: str | None = None,
@@ -297,7 +297,7 @@ class ClientDeflateFactory(_Options):
         server_no_context_takeover: bool = False,
         client_no_context_takeover: bool = False,
         window_bits: int = 12,
-        level: int = 6,
+        level: int = 1,
         mem_level: int = 5,
         min_size: int = 128,
         backend: str | None = None,
@@ -397,7 +397,7 @@ class PerMessageDeflate:
         recv_bits: int = 15,
         send_takeover: bool = True,
         recv_takeover: bool = True,
-        level: int = 6,
+        level: int = 1,
         mem_level: int = 5,
         min_size: int = 0,
         backend: str | None = None,
