@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         + "".join(f"; unavailable: {lib} ({why[lib]})" for lib in wanted if why[lib])
     )
     print(
-        f"servers on the default asyncio loop, each library's defaults (keepalive off, "
+        "servers on the default asyncio loop, each library's defaults (keepalive off, "
         + (
             "permessage-deflate offered as Chrome does"
             if args.compression

@@ -133,3 +133,31 @@ def test_our_client_with_websockets_server() -> None:
                 await round_trips(ws)
 
     run(main())
+
+
+def test_a_burst_of_compressed_messages_is_bounded_by_max_queue() -> None:
+    """The client writes 300 highly compressible 64 KiB messages at once; the server, whose
+    handler reads slowly, inflates them a bounded amount at a time (max_queue messages plus
+    one receive_data budget), and every message still arrives."""
+    state: dict[str, Any] = {}
+
+    async def slow(ws: ServerWebSocket) -> None:
+        await asyncio.sleep(0.3)
+        state["queued"] = len(ws._messages)
+        count = 0
+        async for message in ws:
+            assert message == b"\x00" * 65536
+            count += 1
+            if count == 300:
+                break
+        await ws.send(str(count))
+
+    async def main() -> None:
+        async with serve(slow, HOST, 0, max_queue=4) as server:
+            async with connect(uri(server)) as ws:
+                for _ in range(300):
+                    ws.send_nowait(b"\x00" * 65536)
+                assert await ws.recv() == "300"
+
+    run(main())
+    assert 4 <= state["queued"] <= 4 + 17, state

@@ -900,3 +900,49 @@ def exchange_with_websockets(ours: Any, theirs: Any, *, client_is_ours: bool) ->
             (event,) = ours.events()
             assert event.data == message
 
+
+
+# --- a burst of small compressed messages inflates a bounded amount per call ---------------
+
+
+def test_a_burst_is_inflated_in_bounded_steps(impl: ModuleType) -> None:
+    """200 messages of 64 KiB of zeros arrive in one read (~40 KiB compressed): one
+    receive_data call inflates about 1 MiB of them, the rest waits for receive_data(b"")."""
+    server = deflate_server(impl)
+    message = raw_deflate(b"\x00" * 65536)
+    data = b"".join(to_server(BINARY, message, rsv1=True) for _ in range(200))
+    data += to_server(TEXT, b"plain, after them")
+    server.receive_data(data[:-3])  # the last frame is still arriving
+    batches = [server.events()]
+    while server.backlogged:
+        server.receive_data(b"")
+        batches.append(server.events())
+    for batch in batches:
+        assert sum(len(e.data) for e in batch) <= (1 << 20) + 65536
+    events = [e for batch in batches for e in batch]
+    server.receive_data(data[-3:])
+    events += server.events()
+    assert len(batches) >= 10 and not server.backlogged
+    assert events == [BinaryMessage(b"\x00" * 65536)] * 200 + [TextMessage("plain, after them")]
+
+
+def test_a_backlog_is_delivered_before_eof(impl: ModuleType) -> None:
+    server = deflate_server(impl)
+    message = raw_deflate(b"\x00" * 65536)
+    server.receive_data(b"".join(to_server(BINARY, message, rsv1=True) for _ in range(40)))
+    assert server.backlogged
+    server.receive_eof()
+    events = server.events()
+    assert events[:-1] == [BinaryMessage(b"\x00" * 65536)] * 40
+    assert isinstance(events[-1], ConnectionTerminated) and not server.backlogged
+
+
+def test_a_backlog_then_a_bad_frame(impl: ModuleType) -> None:
+    server = deflate_server(impl)
+    message = raw_deflate(b"\x00" * 65536)
+    server.receive_data(
+        b"".join(to_server(BINARY, message, rsv1=True) for _ in range(40)) + b"\x83\x80xxxx"
+    )
+    while server.backlogged:
+        server.receive_data(b"")
+    assert failed_with(server, 1002) == [BinaryMessage(b"\x00" * 65536)] * 40

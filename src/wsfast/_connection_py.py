@@ -125,6 +125,7 @@ _set_text_bytes: Callable[[Any, bytes], None] = TextBytes.__dict__["data"].__set
 _set_binary: Callable[[Any, bytes], None] = BinaryMessage.__dict__["data"].__set__
 
 _RANDOM_BATCH = 4096  # bytes of os.urandom per refill: 1024 masking keys per system call
+_INFLATE_BUDGET = 1 << 20  # bytes extensions may produce per receive_data call (see backlogged)
 _COALESCE = 4096  # payloads up to this size are joined to their header at once
 
 
@@ -178,6 +179,14 @@ def _truncate_utf8(text: str, limit: int) -> str:
     if len(data) <= limit:
         return text
     return data[:limit].decode("utf-8", "ignore")
+
+
+def _index_of(frames: list[Any], frame: Any) -> int:
+    """The position of ``frame`` itself (not an equal frame) in ``frames``."""
+    for i, item in enumerate(frames):
+        if item is frame:
+            return i
+    raise ValueError("frame not in frames")  # pragma: no cover
 
 
 def _check_limit(name: str, value: int | None) -> int | None:
@@ -234,6 +243,8 @@ class Connection:
         "_close_reason",
         "_defer_failure",
         "_failing",
+        "_inflated",
+        "_backlog",
     )
 
     _client: bool
@@ -266,6 +277,8 @@ class Connection:
     _close_reason: str
     _defer_failure: bool
     _failing: tuple[int, str] | None
+    _inflated: int
+    _backlog: tuple[list[Any], ProtocolError | None] | None
 
     def __init__(
         self,
@@ -293,6 +306,11 @@ class Connection:
         self._max_header_lines = max_header_lines
         self._defer_failure = defer_failure
         self._failing = None
+        # Frames read but not processed yet, because extensions (permessage-deflate) produced
+        # _INFLATE_BUDGET bytes in this receive_data call already, and the parser error that
+        # came after them; receive_data(b"") goes on with them (see backlogged).
+        self._inflated = 0
+        self._backlog = None
         # The parser enforces a size from the frame header alone: give it the smaller of both
         # limits. The running total of a fragmented message is checked per fragment (from the
         # header too when a frame spans several receive_data calls: see _check_pending).
@@ -381,6 +399,14 @@ class Connection:
             self._out = []
         return out
 
+    @property
+    def backlogged(self) -> bool:
+        """Frames already read wait to be processed: an extension (permessage-deflate)
+        produced 1 MiB in one :meth:`receive_data` call, which stops there so that a burst
+        of small compressed messages cannot inflate into unbounded memory at once. Call
+        ``receive_data(b"")`` (or feed more data) when ready for more events."""
+        return self._backlog is not None
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the transport; then read events() and data_to_send()."""
         if self._failing is not None:
@@ -395,12 +421,24 @@ class Connection:
         if type(data) is not bytes:
             data = memoryview(data).cast("B")
         error: ProtocolError | None = None
-        try:
-            frames = self._feed(data)
-        except ProtocolError as exc:
-            # Deliver what arrived before the bad frame, then fail (unless that already did).
-            frames = exc.frames
-            error = exc
+        backlog = self._backlog
+        if backlog is not None:
+            self._backlog = None
+            frames, error = backlog
+            if error is None and len(data):
+                try:
+                    frames = frames + self._feed(data)
+                except ProtocolError as exc:
+                    frames = frames + exc.frames
+                    error = exc
+        else:
+            try:
+                frames = self._feed(data)
+            except ProtocolError as exc:
+                # Deliver what arrived before the bad frame, then fail (unless that already did).
+                frames = exc.frames
+                error = exc
+        self._inflated = 0
         if frames:
             skip = -1
             if self._tracked is not None:
@@ -453,6 +491,11 @@ class Connection:
                     return
                 skip = -1
                 msg_op = self._msg_op
+                if self._inflated > _INFLATE_BUDGET:
+                    rest = frames[_index_of(frames, frame) + 1 :]
+                    if rest or error is not None:
+                        self._backlog = (rest, error)
+                        return
         if error is not None:
             self._fail(error.code, str(error))
         elif self._parser.pending is not None:
@@ -462,6 +505,8 @@ class Connection:
         """The peer closed its side of the transport (idempotent)."""
         if self._eof:
             return
+        while self._backlog is not None and self._failing is None and self._state is not _CLOSED:
+            self.receive_data(b"")  # what was read before the EOF is delivered first
         self._eof = True
         self._should_close = True
         if self._failing is not None:
@@ -626,6 +671,7 @@ class Connection:
             except ProtocolError as exc:
                 self._fail(exc.code, str(exc))
                 return False
+            self._inflated += len(frame.payload)
             rsv = frame.rsv1 or frame.rsv2 or frame.rsv3
         if rsv:
             self._fail(1002, _RSV_SET)
