@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable
 from typing import Any
 
 import pytest
+from test_asyncio import HOST, echo, run, uri
 
 from wsfast.asyncio import ConnectionClosedError, ServerWebSocket, connect, serve
 from wsfast.permessage_deflate import ClientDeflateFactory, ServerDeflateFactory
 
-HOST = "127.0.0.1"
-TIMEOUT = 20.0
 MESSAGES: list[str | bytes] = [
     "",
     "hello",
@@ -24,22 +22,6 @@ MESSAGES: list[str | bytes] = [
     random.Random(5).randbytes(70000),
     b"\x00" * ((1 << 20) - 1),
 ]
-
-
-def run(coro: Awaitable[Any]) -> Any:
-    async def bounded() -> Any:
-        return await asyncio.wait_for(coro, TIMEOUT)
-
-    return asyncio.run(bounded())
-
-
-async def echo(ws: ServerWebSocket) -> None:
-    async for message in ws:
-        await ws.send(message)
-
-
-def uri(server: Any) -> str:
-    return f"ws://{HOST}:{server.port}/"
 
 
 async def round_trips(ws: Any) -> None:

@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from test_connection import raw_header
 
 import wsfast
 from wsfast import FrameParser, ProtocolError, apply_mask
@@ -81,15 +82,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 def header(op: int, n: int, *, fin: bool = True, rsv1: bool = False, rsv2: bool = False,
            mask: bytes | None = MASK) -> bytes:
-    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0) | op
-    m = 0x80 if mask else 0
-    if n < 126:
-        head = bytes([b0, m | n])
-    elif n < 65536:
-        head = bytes([b0, m | 126]) + n.to_bytes(2, "big")
-    else:
-        head = bytes([b0, m | 127]) + n.to_bytes(8, "big")
-    return head + (mask or b"")
+    return raw_header(op, n, fin=fin, rsv=(rsv1, rsv2, False), mask=mask)
 
 
 def to_server(op: int, payload: bytes, **kw: Any) -> bytes:
