@@ -211,7 +211,9 @@ async def serve_wsfast_callbacks(port: int, max_size: int | None) -> Any:
     async def count(ws: Any) -> None:
         OPEN[0] += 1
         try:
-            await ws.wait_closed()
+            # Not wait_closed(): it drops the transport after close_timeout (10 s), which
+            # ended the longer compressed runs.
+            await asyncio.shield(ws._closed)
         finally:
             OPEN[0] -= 1
 

@@ -143,3 +143,20 @@ def test_a_burst_of_compressed_messages_is_bounded_by_max_queue() -> None:
 
     run(main())
     assert 4 <= state["queued"] <= 4 + 17, state
+
+
+def test_an_on_message_server_keeps_connections_past_close_timeout() -> None:
+    """serve(None, on_message=...) used to wait for the end of a connection with
+    wait_closed(), which drops the transport after close_timeout."""
+
+    def echo_now(ws: Any, message: Any) -> None:
+        ws.send_nowait(message)
+
+    async def main() -> None:
+        async with serve(None, HOST, 0, on_message=echo_now, close_timeout=0.2) as server:
+            async with connect(uri(server)) as ws:
+                await asyncio.sleep(0.5)
+                await ws.send("still there")
+                assert await ws.recv() == "still there"
+
+    run(main())

@@ -130,7 +130,9 @@ class ServerWebSocket(WebSocket):
     async def _run_handler(self) -> None:
         try:
             if self._server._handler is None:
-                await self.wait_closed()  # on_message does the work
+                # on_message does the work. (Not wait_closed(): it drops the transport after
+                # close_timeout, which bounds a closing handshake, not a connection's life.)
+                await asyncio.shield(self._closed)
                 return
             await self._server._handler(self)
         except ConnectionClosed:
