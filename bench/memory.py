@@ -146,9 +146,11 @@ def idle_connections(library: str, n: int, trace: bool) -> dict[str, float]:
     return out
 
 
-def echo_big(sock: socket.socket, frame: bytes, payload: bytes, pending: bytes) -> bytes:
+def echo_big(
+    sock: socket.socket, frame: bytes, payload: bytes, pending: bytes, inflater: object = None
+) -> bytes:
+    """Echo one message; ``inflater``: the connection's own (the server keeps its context)."""
     sock.sendall(frame)
-    inflater = zlib.decompressobj(-15) if peers.DEFLATE[0] else None
     opcode, echoed = peers.read_server_frame(sock, pending, inflater)
     if opcode != 2 or echoed != payload:
         raise peers.EchoMismatch(f"echo differs: opcode {opcode}, {len(echoed)} bytes")
@@ -173,7 +175,7 @@ def big_message(library: str, payload: bytes, frame: bytes, trace: bool) -> dict
             before = server.status()["VmRSS"]
             if not server.reset_peak():
                 raise RuntimeError("cannot reset VmHWM through /proc/PID/clear_refs")
-            echo_big(sock, frame, payload, b"")
+            echo_big(sock, frame, payload, b"", inflater)
             status = server.status()
             out["peak"] = status["VmHWM"] - before
             out["rss_before"] = before
@@ -181,7 +183,7 @@ def big_message(library: str, payload: bytes, frame: bytes, trace: bool) -> dict
             if trace:
                 server.command("gc")
                 server.command("trace")
-                echo_big(sock, frame, payload, b"")
+                echo_big(sock, frame, payload, b"", inflater)
                 out["traced_peak"] = int(server.command("peak"))
         finally:
             close_all([sock])
