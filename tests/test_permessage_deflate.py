@@ -564,11 +564,19 @@ def test_compress_is_never_called_with_window_8(impl: ModuleType) -> None:
 
 # --- negotiation: server ------------------------------------------------------------------
 
+# Chrome (and Opera, Edge) send the bare client_max_window_bits, Firefox no parameter; Safari
+# offers one of the two forms (WebKit before Safari 15 offered only x-webkit-deflate-frame,
+# an older draft, declined below).
 BROWSER_OFFERS = {
     "chrome": "permessage-deflate; client_max_window_bits",
     "firefox": "permessage-deflate",
-    "safari": "permessage-deflate",
+    "safari": "permessage-deflate; client_max_window_bits",
 }
+
+
+def test_old_webkit_offer_is_declined(impl: ModuleType) -> None:
+    server = handshake(impl, "x-webkit-deflate-frame")
+    assert answer(server) is None and server.extensions == ()
 
 
 @pytest.mark.parametrize("browser", BROWSER_OFFERS)
