@@ -17,8 +17,9 @@ End of input stops the server. Every server echoes each message back unchanged, 
 its library documents: wsfast, websockets and aiohttp with a handler coroutine (``async for
 message in ws: await ws.send(message)``), "wsfast-cb" with wsfast's ``on_message`` callback
 answered by ``ws.send_nowait``, picows with a :class:`picows.WSListener` whose
-``on_ws_frame`` sends the frame's payload back. Keepalive pings and compression are off
-everywhere.
+``on_ws_frame`` sends the frame's payload back. Keepalive pings are off everywhere, and so is
+compression unless ``--compression`` is given (then permessage-deflate with each library's
+defaults, servers and clients alike; picows has no compression and is left out).
 
 Clients: :data:`CLIENTS` maps a library to a class with ``await connect(url, max_size)``,
 ``await run(payloads, count)`` (``count`` sequential send-then-receive round trips, every
@@ -37,6 +38,12 @@ from collections.abc import Sequence
 from typing import Any
 
 LIBRARIES = ("wsfast", "wsfast-cb", "websockets", "aiohttp", "picows")
+DEFLATE = [False]  # permessage-deflate on (each library's defaults) in this process
+
+
+def set_compression(on: bool) -> None:
+    """Servers and clients made from now on in this process negotiate permessage-deflate."""
+    DEFLATE[0] = on
 
 
 def unavailable(library: str) -> str | None:
@@ -48,6 +55,8 @@ def unavailable(library: str) -> str | None:
     }.get(
         library, library
     )
+    if DEFLATE[0] and library == "picows":
+        return "no permessage-deflate"
     try:
         __import__(module)
     except Exception as exc:
@@ -191,7 +200,8 @@ async def serve_wsfast(port: int, max_size: int | None) -> Any:
             OPEN[0] -= 1
 
     kw = {} if max_size is None else {"max_message_size": max_size}
-    return await serve(echo, "127.0.0.1", port, ping_interval=None, **kw)
+    compression = "deflate" if DEFLATE[0] else None
+    return await serve(echo, "127.0.0.1", port, ping_interval=None, compression=compression, **kw)
 
 
 async def serve_wsfast_callbacks(port: int, max_size: int | None) -> Any:
@@ -201,14 +211,17 @@ async def serve_wsfast_callbacks(port: int, max_size: int | None) -> Any:
     async def count(ws: Any) -> None:
         OPEN[0] += 1
         try:
-            await ws.wait_closed()
+            # Not wait_closed(): it drops the transport after close_timeout (10 s), which
+            # ended the longer compressed runs.
+            await asyncio.shield(ws._closed)
         finally:
             OPEN[0] -= 1
 
     def echo(ws: Any, message: Any) -> None:
         ws.send_nowait(message)
 
-    kw = {} if max_size is None else {"max_message_size": max_size}
+    kw: dict[str, Any] = {} if max_size is None else {"max_message_size": max_size}
+    kw["compression"] = "deflate" if DEFLATE[0] else None
     return await serve(count, "127.0.0.1", port, on_message=echo, ping_interval=None, **kw)
 
 
@@ -227,7 +240,8 @@ async def serve_websockets(port: int, max_size: int | None) -> Any:
             OPEN[0] -= 1
 
     kw = {} if max_size is None else {"max_size": max_size}
-    return await serve(echo, "127.0.0.1", port, compression=None, ping_interval=None, **kw)
+    compression = "deflate" if DEFLATE[0] else None
+    return await serve(echo, "127.0.0.1", port, compression=compression, ping_interval=None, **kw)
 
 
 async def serve_aiohttp(port: int, max_size: int | None) -> Any:
@@ -235,7 +249,7 @@ async def serve_aiohttp(port: int, max_size: int | None) -> Any:
 
     async def echo(request: Any) -> Any:
         ws = web.WebSocketResponse(
-            compress=False,
+            compress=DEFLATE[0],
             heartbeat=None,
             autoping=True,
             max_msg_size=4 * 1024 * 1024 if max_size is None else max_size,
@@ -415,7 +429,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
     parser.add_argument("--settle-malloc", action="store_true", help="see settle_malloc()")
+    parser.add_argument("--compression", action="store_true", help="permessage-deflate on")
     args = parser.parse_args(argv)
+    set_compression(args.compression)
     raise_nofile_limit()
     if args.settle_malloc:
         settle_malloc()
@@ -445,6 +461,7 @@ class ServerProcess:
         max_size: int | None = None,
         cpu: int | None = None,
         settle_malloc: bool = False,
+        compression: bool = False,
         timeout: float = 20.0,
     ) -> None:
         import subprocess
@@ -459,6 +476,8 @@ class ServerProcess:
             args += ["--cpu", str(cpu)]
         if settle_malloc:
             args.append("--settle-malloc")
+        if compression:
+            args.append("--compression")
         self.library = library
         self.proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
@@ -566,7 +585,8 @@ class WsfastClient(_SendRecvClient):
         from wsfast.asyncio import connect
 
         kw = {} if max_size is None else {"max_message_size": max_size}
-        self.ws = await connect(url, ping_interval=None, **kw)
+        compression = "deflate" if DEFLATE[0] else None
+        self.ws = await connect(url, ping_interval=None, compression=compression, **kw)
 
 
 class WebsocketsClient(_SendRecvClient):
@@ -576,7 +596,8 @@ class WebsocketsClient(_SendRecvClient):
         from websockets.asyncio.client import connect
 
         kw = {} if max_size is None else {"max_size": max_size}
-        self.ws = await connect(url, compression=None, ping_interval=None, **kw)
+        compression = "deflate" if DEFLATE[0] else None
+        self.ws = await connect(url, compression=compression, ping_interval=None, **kw)
 
 
 class AiohttpClient:
@@ -588,7 +609,7 @@ class AiohttpClient:
         self.session = aiohttp.ClientSession()
         self.ws = await self.session.ws_connect(
             url,
-            compress=0,
+            compress=15 if DEFLATE[0] else 0,
             heartbeat=None,
             autoping=True,
             max_msg_size=max_size if max_size is not None else 4 * 1024 * 1024,
@@ -690,16 +711,23 @@ CLIENTS: dict[str, type] = {
 # --- a raw client: the same one for every server -------------------------------------------
 
 
+BROWSER_OFFER = "permessage-deflate; client_max_window_bits"  # what Chrome offers
+
+
 def upgrade_request(port: int, key: str = "dGhlIHNhbXBsZSBub25jZQ==") -> bytes:
+    """The opening handshake; it offers permessage-deflate as Chrome does when DEFLATE is on."""
+    offer = f"Sec-WebSocket-Extensions: {BROWSER_OFFER}\r\n" if DEFLATE[0] else ""
     return (
         f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n"
+        f"Sec-WebSocket-Version: 13\r\n{offer}\r\n"
     ).encode()
 
 
-def masked_frame(opcode: int, payload: bytes, mask: bytes = b"\x12\x34\x56\x78") -> bytes:
-    """One client frame (FIN set, masked)."""
+def masked_frame(
+    opcode: int, payload: bytes, mask: bytes = b"\x12\x34\x56\x78", rsv1: bool = False
+) -> bytes:
+    """One client frame (FIN set, masked; RSV1 for a compressed message)."""
     from wsfast.pure import apply_mask
 
     try:
@@ -707,12 +735,13 @@ def masked_frame(opcode: int, payload: bytes, mask: bytes = b"\x12\x34\x56\x78")
     except ImportError:  # pragma: no cover
         fast_mask = apply_mask
     n = len(payload)
+    b0 = 0x80 | opcode | (0x40 if rsv1 else 0)
     if n < 126:
-        header = bytes([0x80 | opcode, 0x80 | n])
+        header = bytes([b0, 0x80 | n])
     elif n < 65536:
-        header = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
+        header = bytes([b0, 0x80 | 126]) + n.to_bytes(2, "big")
     else:
-        header = bytes([0x80 | opcode, 0x80 | 127]) + n.to_bytes(8, "big")
+        header = bytes([b0, 0x80 | 127]) + n.to_bytes(8, "big")
     return header + mask + fast_mask(payload, mask)
 
 
@@ -742,11 +771,15 @@ def recv_exactly(sock: Any, n: int, buf: bytearray) -> None:
         buf += chunk
 
 
-def read_server_frame(sock: Any, pending: bytes = b"") -> tuple[int, bytes]:
-    """One unmasked server frame: (opcode, payload)."""
+def read_server_frame(
+    sock: Any, pending: bytes = b"", inflater: Any = None
+) -> tuple[int, bytes]:
+    """One unmasked server frame: (opcode, payload), inflated with ``inflater`` (a raw zlib
+    decompressobj) when its RSV1 bit says it is compressed."""
     buf = bytearray(pending)
     recv_exactly(sock, 2, buf)
     opcode = buf[0] & 0x0F
+    compressed = bool(buf[0] & 0x40)
     n = buf[1] & 0x7F
     pos = 2
     if n == 126:
@@ -758,6 +791,10 @@ def read_server_frame(sock: Any, pending: bytes = b"") -> tuple[int, bytes]:
         n = int.from_bytes(buf[2:10], "big")
         pos = 10
     recv_exactly(sock, pos + n, buf)
+    if compressed:
+        if inflater is None:
+            raise ConnectionError("a compressed frame, and no inflater")
+        return opcode, inflater.decompress(bytes(buf[pos : pos + n]) + b"\x00\x00\xff\xff")
     return opcode, bytes(buf[pos : pos + n])
 
 

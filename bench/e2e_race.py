@@ -8,6 +8,10 @@ for the echo, checks it is byte-identical, and sends the next. Workloads:
 - ``64 KiB x 1``: one client, 64 KiB binary messages;
 - ``64 B x 100``: 100 concurrent clients, each doing sequential 64-byte round trips.
 
+With ``--compression``, permessage-deflate is negotiated (each library's own defaults, in
+servers and clients; picows has none) and the workloads are one client echoing compressible
+JSON text of 1 KiB and of 64 KiB, and 64 KiB of random (incompressible) bytes.
+
 Libraries are interleaved: every repeat runs each workload for every library (in a rotating
 order) before the next repeat, and the best repeat counts. Keepalive pings and compression
 are off everywhere; each library's own asyncio API is used (see ``_e2e_peers.py``). By
@@ -28,6 +32,7 @@ the machine was besides the benchmark (the goals are marked unreliable if it sti
     python bench/e2e_race.py --uvloop   # the same race with uvloop in every process
     python bench/e2e_race.py --text     # 64-byte messages as text (str) instead
     python bench/e2e_race.py --check    # exit 1 if a stated goal is missed
+    python bench/e2e_race.py --compression  # permessage-deflate on, JSON and random data
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import random
 import statistics
@@ -56,6 +62,7 @@ class Workload:
     clients: int
     count: int  # round trips per client in one timed run
     quick_count: int
+    kind: str = "random"  # "random" bytes, or "json" text
 
 
 WORKLOADS = (
@@ -63,6 +70,17 @@ WORKLOADS = (
     Workload("64 KiB x 1", 64 * KiB, 1, 6_000, 1_500),
     Workload("64 B x 100", 64, 100, 1_000, 250),
 )
+
+COMPRESSED_WORKLOADS = (
+    Workload("JSON 1 KiB x 1", KiB, 1, 10_000, 2_000, "json"),
+    Workload("JSON 64 KiB x 1", 64 * KiB, 1, 1_500, 300, "json"),
+    Workload("random 64 KiB x 1", 64 * KiB, 1, 1_500, 300, "random"),
+)
+
+# With compression: ahead of both peers on every workload.
+COMPRESSED_GOALS = {
+    (w.name, lib): 1.0 for w in COMPRESSED_WORKLOADS for lib in ("websockets", "aiohttp")
+}
 
 # The project's stated goals: (workload, other library) -> minimum wsfast/other ratio.
 GOALS = {
@@ -75,8 +93,31 @@ GOALS = {
 TIMEOUT = 60.0  # seconds for one timed run (connect, warm up, run, close)
 
 
-def payloads(size: int, text: bool) -> list[bytes | str]:
+def json_document(size: int, seed: int) -> str:
+    """A JSON array of records (an API response, say) of about ``size`` bytes."""
+    rnd = random.Random(seed)
+    records: list[str] = []
+    total = 2
+    while total < size:
+        record = json.dumps(
+            {
+                "id": seed * 1_000_000 + len(records),
+                "name": f"user-{rnd.randrange(10**6)}",
+                "email": f"u{rnd.randrange(10**6)}@example.com",
+                "active": rnd.random() < 0.5,
+                "score": round(rnd.random() * 100, 2),
+                "tags": rnd.sample(["red", "green", "blue", "admin", "beta", "new"], 2),
+            }
+        )
+        records.append(record)
+        total += len(record) + 2
+    return "[" + ", ".join(records) + "]"
+
+
+def payloads(size: int, text: bool, kind: str = "random") -> list[bytes | str]:
     """16 distinct messages of ``size`` bytes, so a stale or misrouted echo is caught."""
+    if kind == "json":
+        return [json_document(size, i) for i in range(16)]
     if text:
         alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
         return [
@@ -97,7 +138,7 @@ async def timed_run(
     library: str, server: peers.ServerProcess, work: Workload, count: int, text: bool
 ) -> Sample:
     """``work.clients`` clients doing ``count`` round trips each."""
-    msgs = payloads(work.size, text and work.size <= 64)
+    msgs = payloads(work.size, text and work.size <= 64, work.kind)
     clients = [peers.CLIENTS[library]() for _ in range(work.clients)]
     for client in clients:
         await client.connect(server.url)
@@ -210,7 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default=None, help="comma-separated subset, e.g. '64 B x 1'")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the counts")
     parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
+    parser.add_argument(
+        "--compression", action="store_true", help="permessage-deflate on; JSON and random data"
+    )
     args = parser.parse_args(argv)
+    peers.set_compression(args.compression)
+    goals = COMPRESSED_GOALS if args.compression else GOALS
 
     repeat = args.repeat or (2 if args.quick else 5)
     wanted = [lib.strip() for lib in args.libraries.split(",") if lib.strip()]
@@ -219,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = [f"{lib} ({why[lib]})" for lib in wanted if lib not in libraries]
     workloads = [
         w
-        for w in WORKLOADS
+        for w in (COMPRESSED_WORKLOADS if args.compression else WORKLOADS)
         if args.workloads is None or w.name in [s.strip() for s in args.workloads.split(",")]
     ]
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity")
@@ -245,8 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"loop: {'uvloop ' + peers.version('uvloop') if args.uvloop else 'asyncio (default)'}; "
-        f"64 B messages: {'text' if args.text else 'binary'}; 64 KiB: binary; "
-        f"{'client on CPU 0, servers on CPU 1' if pin else 'not pinned'}; "
+        + (
+            "permessage-deflate on (each library's defaults); "
+            if args.compression
+            else f"64 B messages: {'text' if args.text else 'binary'}; 64 KiB: binary; "
+        )
+        + f"{'client on CPU 0, servers on CPU 1' if pin else 'not pinned'}; "
         f"best of {repeat}, libraries interleaved; "
         f"malloc: {'fresh' if args.fresh_malloc else 'settled (see settle_malloc)'}",
         flush=True,
@@ -263,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                 uvloop=args.uvloop,
                 cpu=1 if pin else None,
                 settle_malloc=not args.fresh_malloc,
+                compression=args.compression,
             )
             load.pids.add(servers[lib].pid)
         load.start()
@@ -338,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {lib}: {error}")
     failed = "wsfast" in failures
     lines = []
-    for (work, lib), goal in GOALS.items():
+    for (work, lib), goal in goals.items():
         per = best.get(work, {})
         if "wsfast" not in per or lib not in per:
             continue

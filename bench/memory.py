@@ -15,9 +15,17 @@ the client library costs nothing on either side. Memory is read from the server'
    through /proc/PID/clear_refs), and tracemalloc's peak in a second echo. The project's
    goal: wsfast's peak extra memory at most 3x the message size.
 
+With ``--compression`` the client offers permessage-deflate as Chrome does and every server
+runs with its library's compression defaults (picows has none): idle connections are measured
+right after the handshake and again after each has echoed one compressed 1 KiB JSON message
+(compressor and inflater in use), and the 16 MiB message is compressible JSON, sent
+compressed; the echo is inflated and compared. Goals: per idle connection at most websockets'
+figure; peak extra memory at most 3x the message.
+
     python bench/memory.py            # about 1 minute
     python bench/memory.py --quick    # about 15 s
     python bench/memory.py --check    # exit 1 if wsfast misses its goal
+    python bench/memory.py --compression  # permessage-deflate negotiated
 """
 
 from __future__ import annotations
@@ -28,10 +36,12 @@ import socket
 import statistics
 import sys
 import time
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _e2e_peers as peers
+from e2e_race import json_document
 
 MiB = 1024 * 1024
 BIG = 16 * MiB
@@ -54,6 +64,20 @@ def open_idle(port: int, n: int) -> list[socket.socket]:
         close_all(socks)
         raise
     return socks
+
+
+def echo_one_each(socks: list[socket.socket], payload: bytes) -> None:
+    """Each connection sends ``payload`` compressed (window 9, within any answer) and
+    checks the echo: its compressor and inflater have then been used once."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -9, 5)
+    data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    frame = peers.masked_frame(1, data[:-4], rsv1=True)
+    for sock in socks:
+        sock.sendall(frame)
+    for sock in socks:
+        _, echoed = peers.read_server_frame(sock, b"", zlib.decompressobj(-15))
+        if echoed != payload:
+            raise peers.EchoMismatch(f"echo differs: {len(echoed)} bytes")
 
 
 def close_all(socks: list[socket.socket]) -> None:
@@ -83,7 +107,7 @@ def wait_count(server: peers.ServerProcess, n: int) -> None:
 
 def idle_connections(library: str, n: int, trace: bool) -> dict[str, float]:
     out: dict[str, float] = {}
-    with peers.ServerProcess(library) as server:
+    with peers.ServerProcess(library, compression=peers.DEFLATE[0]) as server:
         warm = open_idle(server.port, 10)
         wait_count(server, 10)
         close_all(warm)
@@ -97,6 +121,11 @@ def idle_connections(library: str, n: int, trace: bool) -> dict[str, float]:
             server.command("gc")
             time.sleep(0.1)
             after = server.status()["VmRSS"]
+            if peers.DEFLATE[0]:
+                echo_one_each(socks, json_document(1024, 0).encode())
+                server.command("gc")
+                time.sleep(0.1)
+                out["rss_used"] = (server.status()["VmRSS"] - before) / n
         finally:
             close_all(socks)
         out["rss"] = (after - before) / n
@@ -117,9 +146,12 @@ def idle_connections(library: str, n: int, trace: bool) -> dict[str, float]:
     return out
 
 
-def echo_big(sock: socket.socket, frame: bytes, payload: bytes, pending: bytes) -> bytes:
+def echo_big(
+    sock: socket.socket, frame: bytes, payload: bytes, pending: bytes, inflater: object = None
+) -> bytes:
+    """Echo one message; ``inflater``: the connection's own (the server keeps its context)."""
     sock.sendall(frame)
-    opcode, echoed = peers.read_server_frame(sock, pending)
+    opcode, echoed = peers.read_server_frame(sock, pending, inflater)
     if opcode != 2 or echoed != payload:
         raise peers.EchoMismatch(f"echo differs: opcode {opcode}, {len(echoed)} bytes")
     return b""
@@ -127,14 +159,15 @@ def echo_big(sock: socket.socket, frame: bytes, payload: bytes, pending: bytes) 
 
 def big_message(library: str, payload: bytes, frame: bytes, trace: bool) -> dict[str, float]:
     out: dict[str, float] = {}
-    with peers.ServerProcess(library, max_size=LIMIT) as server:
+    with peers.ServerProcess(library, max_size=LIMIT, compression=peers.DEFLATE[0]) as server:
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
         try:
             sock.sendall(peers.upgrade_request(server.port))
             _, pending = peers.read_http_response(sock)
             small = os.urandom(64)
             sock.sendall(peers.masked_frame(2, small))
-            opcode, echoed = peers.read_server_frame(sock, pending)
+            inflater = zlib.decompressobj(-15) if peers.DEFLATE[0] else None
+            opcode, echoed = peers.read_server_frame(sock, pending, inflater)
             if echoed != small:
                 raise peers.EchoMismatch("the 64-byte warm-up echo differs")
             server.command("gc")
@@ -142,7 +175,7 @@ def big_message(library: str, payload: bytes, frame: bytes, trace: bool) -> dict
             before = server.status()["VmRSS"]
             if not server.reset_peak():
                 raise RuntimeError("cannot reset VmHWM through /proc/PID/clear_refs")
-            echo_big(sock, frame, payload, b"")
+            echo_big(sock, frame, payload, b"", inflater)
             status = server.status()
             out["peak"] = status["VmHWM"] - before
             out["rss_before"] = before
@@ -150,7 +183,7 @@ def big_message(library: str, payload: bytes, frame: bytes, trace: bool) -> dict
             if trace:
                 server.command("gc")
                 server.command("trace")
-                echo_big(sock, frame, payload, b"")
+                echo_big(sock, frame, payload, b"", inflater)
                 out["traced_peak"] = int(server.command("peak"))
         finally:
             close_all([sock])
@@ -174,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         "--libraries", default=",".join(peers.LIBRARIES), help="comma-separated subset"
     )
     parser.add_argument("--check", action="store_true", help="exit 1 if wsfast misses its goal")
+    parser.add_argument("--compression", action="store_true", help="permessage-deflate on")
     args = parser.parse_args(argv)
+    peers.set_compression(args.compression)
     repeat = args.repeat or (1 if args.quick else 3)
     trace = not args.quick
     limit = peers.raise_nofile_limit(max(65536, args.connections * 2 + 100))
@@ -191,16 +226,27 @@ def main(argv: list[str] | None = None) -> int:
         + "".join(f"; unavailable: {lib} ({why[lib]})" for lib in wanted if why[lib])
     )
     print(
-        f"servers on the default asyncio loop, each library's defaults (keepalive and "
-        f"compression off); client: raw sockets; {repeat} pass(es), libraries interleaved",
+        "servers on the default asyncio loop, each library's defaults (keepalive off, "
+        + (
+            "permessage-deflate offered as Chrome does"
+            if args.compression
+            else "compression off"
+        )
+        + f"); client: raw sockets; {repeat} pass(es), libraries interleaved",
         flush=True,
     )
 
     idle: dict[str, list[dict[str, float]]] = {lib: [] for lib in libraries}
     big: dict[str, list[dict[str, float]]] = {lib: [] for lib in libraries}
     errors: dict[str, str] = {}
-    payload = os.urandom(BIG)
-    frame = peers.masked_frame(2, payload)
+    if args.compression:
+        payload = json_document(BIG, 1).encode()[:BIG]
+        compressor = zlib.compressobj(1, zlib.DEFLATED, -9, 5)
+        data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        frame = peers.masked_frame(2, data[:-4], rsv1=True)
+    else:
+        payload = os.urandom(BIG)
+        frame = peers.masked_frame(2, payload)
     for r in range(repeat):
         for lib in libraries[r % len(libraries) :] + libraries[: r % len(libraries)]:
             try:
@@ -227,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 lib,
                 fmt_kib(rss),
+                fmt_kib(pick(idle[lib], "rss_used")),
                 " / ".join(fmt_kib(run["rss"]) for run in idle[lib]) or "-",
                 fmt_kib(pick(idle[lib], "heap")),
                 fmt_mib(pick(idle[lib], "rss_before")),
@@ -237,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         [
             "library",
             "RSS KiB/conn (median)",
+            "after 1 message each",
             "each pass",
             "tracemalloc KiB/conn",
             "RSS before MiB",
@@ -245,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         rows,
     )
 
-    print(f"\n2. Echoing one {BIG // MiB} MiB binary message: server peak extra memory")
+    what = "compressible JSON" if args.compression else "random"
+    print(f"\n2. Echoing one {BIG // MiB} MiB binary message ({what}): server peak extra memory")
     rows = []
     goal_lines = []
     failed = False

@@ -217,7 +217,8 @@ def test_reading_pauses_when_the_application_falls_behind() -> None:
 
     async def main() -> None:
         async with serve(slow, HOST, 0, max_queue=4) as server:
-            async with connect(uri(server), write_limit=16 * 1024) as ws:
+            # Uncompressed, so that a read holds a known number of messages.
+            async with connect(uri(server), write_limit=16 * 1024, compression=None) as ws:
                 payload = b"p" * 8192
                 for _ in range(200):
                     await ws.send(payload)

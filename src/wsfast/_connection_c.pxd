@@ -29,6 +29,7 @@ cdef class Connection:
     cdef list _extensions
     cdef object _subprotocol
     cdef object _msg_op
+    cdef bint _msg_ext
     cdef list _msg_parts
     cdef Py_ssize_t _msg_size
     cdef object _validator
@@ -41,6 +42,8 @@ cdef class Connection:
     cdef str _close_reason
     cdef bint _defer_failure
     cdef object _failing
+    cdef Py_ssize_t _inflated
+    cdef object _backlog
 
     @cython.locals(frame=_Frame, payload=bytes, frames=list, events=list, skip=Py_ssize_t,
                    decode_text=bint)

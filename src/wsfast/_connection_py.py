@@ -137,6 +137,7 @@ _set_text_bytes: Callable[[Any, bytes], None] = TextBytes.__dict__["data"].__set
 _set_binary: Callable[[Any, bytes], None] = BinaryMessage.__dict__["data"].__set__
 
 _RANDOM_BATCH = 4096  # bytes of os.urandom per refill: 1024 masking keys per system call
+_INFLATE_BUDGET = 1 << 20  # bytes extensions may produce per receive_data call (see backlogged)
 _COALESCE = 4096  # payloads up to this size are joined to their header at once
 
 
@@ -192,6 +193,14 @@ def _truncate_utf8(text: str, limit: int) -> str:
     return data[:limit].decode("utf-8", "ignore")
 
 
+def _index_of(frames: list[Any], frame: Any) -> int:
+    """The position of ``frame`` itself (not an equal frame) in ``frames``."""
+    for i, item in enumerate(frames):
+        if item is frame:
+            return i
+    raise ValueError("frame not in frames")  # pragma: no cover
+
+
 def _check_limit(name: str, value: int | None) -> int | None:
     if value is None:
         return None
@@ -233,6 +242,7 @@ class Connection:
         "_extensions",
         "_subprotocol",
         "_msg_op",
+        "_msg_ext",
         "_msg_parts",
         "_msg_size",
         "_validator",
@@ -245,6 +255,8 @@ class Connection:
         "_close_reason",
         "_defer_failure",
         "_failing",
+        "_inflated",
+        "_backlog",
     )
 
     _client: bool
@@ -264,6 +276,7 @@ class Connection:
     _extensions: list[Extension]
     _subprotocol: str | None
     _msg_op: int
+    _msg_ext: bool
     _msg_parts: list[bytes]
     _msg_size: int
     _validator: Any
@@ -276,6 +289,8 @@ class Connection:
     _close_reason: str
     _defer_failure: bool
     _failing: tuple[int, str] | None
+    _inflated: int
+    _backlog: tuple[list[Any], ProtocolError | None] | None
 
     @cython.critical_section
     def __init__(
@@ -304,6 +319,11 @@ class Connection:
         self._max_header_lines = max_header_lines
         self._defer_failure = defer_failure
         self._failing = None
+        # Frames read but not processed yet, because extensions (permessage-deflate) produced
+        # _INFLATE_BUDGET bytes in this receive_data call already, and the parser error that
+        # came after them; receive_data(b"") goes on with them (see backlogged).
+        self._inflated = 0
+        self._backlog = None
         # The parser enforces a size from the frame header alone: give it the smaller of both
         # limits. The running total of a fragmented message is checked per fragment (from the
         # header too when a frame spans several receive_data calls: see _check_pending).
@@ -316,6 +336,7 @@ class Connection:
         self._extensions = []
         self._subprotocol = None
         self._msg_op = 0
+        self._msg_ext = False  # the message in progress began with RSV bits: extensions decode it
         self._msg_parts = []
         self._msg_size = 0
         self._validator = Utf8Validator()
@@ -400,6 +421,15 @@ class Connection:
             self._out = []
         return out
 
+    @property
+    @cython.critical_section
+    def backlogged(self) -> bool:
+        """Frames already read wait to be processed: an extension (permessage-deflate)
+        produced 1 MiB in one :meth:`receive_data` call, which stops there so that a burst
+        of small compressed messages cannot inflate into unbounded memory at once. Call
+        ``receive_data(b"")`` (or feed more data) when ready for more events."""
+        return self._backlog is not None
+
     @cython.critical_section
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the transport; then read events() and data_to_send()."""
@@ -415,12 +445,24 @@ class Connection:
         if type(data) is not bytes:
             data = memoryview(data).cast("B")
         error: ProtocolError | None = None
-        try:
-            frames = self._feed(data)
-        except ProtocolError as exc:
-            # Deliver what arrived before the bad frame, then fail (unless that already did).
-            frames = exc.frames
-            error = exc
+        backlog = self._backlog
+        if backlog is not None:
+            self._backlog = None
+            frames, error = backlog
+            if error is None and len(data):
+                try:
+                    frames = frames + self._feed(data)
+                except ProtocolError as exc:
+                    frames = frames + exc.frames
+                    error = exc
+        else:
+            try:
+                frames = self._feed(data)
+            except ProtocolError as exc:
+                # Deliver what arrived before the bad frame, then fail (unless that already did).
+                frames = exc.frames
+                error = exc
+        self._inflated = 0
         if frames:
             skip = -1
             if self._tracked is not None:
@@ -429,54 +471,55 @@ class Connection:
                 skip = self._validated
                 self._tracked = None
                 self._validated = -1
-            if self._extensions:
-                for frame in frames:
-                    if not self._handle_frame(frame, skip):
-                        return
-                    skip = -1
-            else:
-                events = self._events
-                decode_text = self._decode_text
-                msg_op = self._msg_op
-                event: Event
-                for frame in frames:
-                    payload = frame.payload
-                    op = frame.opcode
-                    # The short path: a whole message in one frame, nothing unusual.
-                    if (
-                        skip < 0
-                        and not msg_op
-                        and frame.fin
-                        and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
-                    ):
-                        if op is _TEXT:
-                            # bytes.decode validates and builds the str in one pass; the str
-                            # needs that pass anyway, so no Utf8Validator pass before it.
-                            if decode_text:
-                                try:
-                                    text = payload.decode()  # UTF-8, strict
-                                except UnicodeDecodeError:
-                                    self._fail(1007, _INVALID_UTF8)
-                                    return
-                                event = _new(TextMessage)
-                                _set_text(event, text)
-                            elif validate_utf8(payload):
-                                event = _new(TextBytes)
-                                _set_text_bytes(event, payload)
-                            else:
+            # A frame without RSV bits of a message that began without any needs no
+            # extension: extensions transform only what they flagged (see _handle_frame).
+            events = self._events
+            decode_text = self._decode_text
+            msg_op = self._msg_op
+            event: Event
+            for frame in frames:
+                payload = frame.payload
+                op = frame.opcode
+                # The short path: a whole message in one frame, nothing unusual.
+                if (
+                    skip < 0
+                    and not msg_op
+                    and frame.fin
+                    and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
+                ):
+                    if op is _TEXT:
+                        # bytes.decode validates and builds the str in one pass; the str
+                        # needs that pass anyway, so no Utf8Validator pass before it.
+                        if decode_text:
+                            try:
+                                text = payload.decode()  # UTF-8, strict
+                            except UnicodeDecodeError:
                                 self._fail(1007, _INVALID_UTF8)
                                 return
-                            events.append(event)
-                            continue
-                        if op is _BINARY:
-                            event = _new(BinaryMessage)
-                            _set_binary(event, payload)
-                            events.append(event)
-                            continue
-                    if not self._handle_frame(frame, skip):
+                            event = _new(TextMessage)
+                            _set_text(event, text)
+                        elif validate_utf8(payload):
+                            event = _new(TextBytes)
+                            _set_text_bytes(event, payload)
+                        else:
+                            self._fail(1007, _INVALID_UTF8)
+                            return
+                        events.append(event)
+                        continue
+                    if op is _BINARY:
+                        event = _new(BinaryMessage)
+                        _set_binary(event, payload)
+                        events.append(event)
+                        continue
+                if not self._handle_frame(frame, skip):
+                    return
+                skip = -1
+                msg_op = self._msg_op
+                if self._inflated > _INFLATE_BUDGET:
+                    rest = frames[_index_of(frames, frame) + 1 :]
+                    if rest or error is not None:
+                        self._backlog = (rest, error)
                         return
-                    skip = -1
-                    msg_op = self._msg_op
         if error is not None:
             self._fail(error.code, str(error))
         elif self._parser.pending is not None:
@@ -487,6 +530,8 @@ class Connection:
         """The peer closed its side of the transport (idempotent)."""
         if self._eof:
             return
+        while self._backlog is not None and self._failing is None and self._state is not _CLOSED:
+            self.receive_data(b"")  # what was read before the EOF is delivered first
         self._eof = True
         self._should_close = True
         if self._failing is not None:
@@ -639,33 +684,39 @@ class Connection:
         ``skip`` >= 0: that many payload bytes of this text frame were validated already.
         """
         events = self._events
-        if self._extensions:
+        op = frame.opcode
+        msg_op = self._msg_op
+        rsv = frame.rsv1 or frame.rsv2 or frame.rsv3
+        if op is _TEXT or op is _BINARY:
+            if msg_op:
+                self._fail(1002, _NEW_IN_FRAGMENTED)
+                return False
+            self._msg_ext = rsv
+        elif op is _CONT and not msg_op:
+            self._fail(1002, _NOTHING_TO_CONTINUE)
+            return False
+        if self._extensions and (rsv or (op is _CONT and self._msg_ext)):
+            # Extensions see the frames that carry RSV bits and the rest of a message whose
+            # first frame did; they clear the bits they own.
             try:
                 frame = self._decode_frame(frame)
             except ProtocolError as exc:
                 self._fail(exc.code, str(exc))
                 return False
-        if frame.rsv1 or frame.rsv2 or frame.rsv3:
+            self._inflated += len(frame.payload)
+            rsv = frame.rsv1 or frame.rsv2 or frame.rsv3
+        if rsv:
             self._fail(1002, _RSV_SET)
             return False
-        op = frame.opcode
         payload = frame.payload
-        msg_op = self._msg_op
         validator = self._validator
         if op is _TEXT or op is _BINARY:
-            if msg_op:
-                self._fail(1002, _NEW_IN_FRAGMENTED)
-                return False
             self._msg_op = op
             self._msg_parts = []
             self._msg_size = 0
             if op is _TEXT and skip < 0:
                 validator.reset()
             msg_op = op
-        elif op is _CONT:
-            if not msg_op:
-                self._fail(1002, _NOTHING_TO_CONTINUE)
-                return False
         elif op is _PING:
             events.append(Ping(payload))
             if self._auto_pong and self._state is _OPEN:
@@ -674,7 +725,7 @@ class Connection:
         elif op is _PONG:
             events.append(Pong(payload))  # solicited or not: never an error (§5.5.3)
             return True
-        else:
+        elif op is not _CONT:
             return self._receive_close(payload)
         # A data frame of the message in progress (its first frame included).
         size = self._msg_size + len(payload)
@@ -769,10 +820,13 @@ class Connection:
         """The header checks of a frame still arriving; False after failing the connection."""
         op = header.opcode
         msg_op = self._msg_op
-        plain = not self._extensions
-        if plain and (header.rsv1 or header.rsv2 or header.rsv3):
+        rsv = header.rsv1 or header.rsv2 or header.rsv3
+        if rsv and not self._extensions:
             self._fail(1002, _RSV_SET)
             return False
+        # A payload is the message's own bytes unless an extension transforms it: a frame
+        # with RSV bits, or a continuation of a message whose first frame had some.
+        plain = not rsv and not (op is _CONT and self._msg_ext)
         if op is _TEXT or op is _BINARY:
             if msg_op:
                 self._fail(1002, _NEW_IN_FRAGMENTED)
@@ -784,7 +838,8 @@ class Connection:
         else:
             return True  # a control frame: at most 125 bytes, checked when complete
         # The payload length is the message's share only when no extension transforms it;
-        # a first frame over the limit was refused by the parser (its max_frame_size).
+        # a first frame over the limit was refused by the parser (its max_frame_size), which
+        # holds a compressed frame to the limit too.
         limit = self._max_message_size
         if plain and limit is not None and op is _CONT and self._msg_size + header.length > limit:
             self._fail(1009, f"message larger than max_message_size={limit}")

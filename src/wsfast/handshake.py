@@ -118,13 +118,15 @@ ExtensionParams = tuple[tuple[str, "str | None"], ...]
 
 
 class Extension(Protocol):
-    """A negotiated extension. The connection calls it on every data and control frame.
+    """A negotiated extension (e.g. :class:`wsfast.permessage_deflate.PerMessageDeflate`).
 
-    ``decode`` runs on received frames (extensions in reverse order of negotiation), before
-    any RFC 6455 check that depends on the payload; it must clear the RSV bits it consumes,
-    because the connection fails the connection (1002) on any RSV bit left set (§5.2).
-    ``max_size`` bounds the decoded payload; exceed it with ProtocolError(code=1009).
-    ``encode`` runs on frames we send, in order of negotiation.
+    ``decode`` runs on the received frames that carry an RSV bit, and on every later frame
+    of a message whose first frame carried one (extensions in reverse order of negotiation),
+    before any RFC 6455 check that depends on the payload; the other frames pass it by, as
+    they would unchanged. It must clear the RSV bits it consumes, because the connection
+    fails the connection (1002) on any RSV bit left set (§5.2). ``max_size`` is what the
+    message may still grow by (None: no limit); exceed it with ProtocolError(code=1009).
+    ``encode`` runs on every frame we send, control frames included, in order of negotiation.
     """
 
     name: str

@@ -49,6 +49,15 @@ def test_burst_of_1000_messages_in_order(page: SyncPage, echo_server: ServerProc
     assert [c["name"] for c in checks] == ["1000 messages in order"]
 
 
+def test_compression_negotiated_and_byte_identical(
+    page: SyncPage, echo_server: ServerProcess
+) -> None:
+    checks = run_echo_group(page, echo_server, "compression")
+    assert [c["name"] for c in checks] == ["permessage-deflate negotiated"] + [
+        f"compressed message {i}" for i in range(5)
+    ]
+
+
 def test_clean_close_1000(page: SyncPage, echo_server: ServerProcess) -> None:
     checks = run_echo_group(page, echo_server, "close")
     assert [c["name"] for c in checks] == ["echo before closing", "close event"]

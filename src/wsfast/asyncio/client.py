@@ -10,6 +10,7 @@ from typing import Any
 from ..connection import DEFAULT_MAX_MESSAGE_SIZE, ClientConnection
 from ..events import Accepted, HandshakeFailed, Rejected
 from ..handshake import Headers, parse_uri
+from ..permessage_deflate import ClientDeflateFactory, client_extensions
 from .connection import OnMessage, WebSocket
 from .exceptions import InvalidHandshake
 
@@ -60,7 +61,10 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
     as ws:`` also closes it at the end. Raises :class:`InvalidHandshake` if the server refuses
     or answers wrongly, :class:`OSError` if it cannot be reached, and TimeoutError after
     ``open_timeout``. Options: ``origin``, ``subprotocols``, ``extra_headers``,
-    ``max_message_size`` (default 1 MiB; None: unlimited), ``max_frame_size``,
+    ``max_message_size`` (default 1 MiB; None: unlimited), ``compression`` (``"deflate"``,
+    the default: offer permessage-deflate with the defaults of
+    :class:`~wsfast.permessage_deflate.ClientDeflateFactory`; a factory; None: off),
+    ``max_frame_size``,
     ``decode_text``, ``max_queue``, ``write_limit``, ``ping_interval``, ``ping_timeout``,
     ``close_timeout``, ``ssl`` (a context; wss:// uses a default one), ``on_message``
     (a callback per message instead of ``recv()``; see :class:`WebSocket`), plus any keyword of
@@ -75,6 +79,7 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
         subprotocols: Sequence[str] = (),
         extra_headers: Iterable[tuple[str, str]] = (),
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        compression: str | ClientDeflateFactory | None = "deflate",
         max_frame_size: int | None = None,
         decode_text: bool = True,
         max_queue: int = 16,
@@ -92,6 +97,7 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
             "origin": origin,
             "subprotocols": subprotocols,
             "extra_headers": tuple(extra_headers),
+            "extensions": client_extensions(compression),
             "max_message_size": max_message_size,
             "max_frame_size": max_frame_size,
             "decode_text": decode_text,

@@ -331,6 +331,11 @@ class WebSocket(asyncio.BufferedProtocol):
                 if conn.failing and (self._on_message is not None or not self._messages):
                     conn.fail()
                     continue
+                if conn.backlogged and not self._reading_paused:
+                    # Frames read but not yet inflated (see Connection.backlogged): go on
+                    # until they are done or the queue is full.
+                    conn.receive_data(b"")
+                    continue
                 break
         finally:
             self._dispatching = False
@@ -433,6 +438,8 @@ class WebSocket(asyncio.BufferedProtocol):
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.resume_reading()
+        if self._conn.backlogged and not self._dispatching:
+            self._process()  # (while dispatching, _process itself goes on with them)
 
     async def _drain(self) -> None:
         if self._drain_waiter is None or self._drain_waiter.done():

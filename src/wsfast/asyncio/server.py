@@ -11,6 +11,7 @@ from typing import Any
 from ..connection import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, State
 from ..events import HandshakeFailed, HttpRequest, Rejected, Request
 from ..handshake import Headers
+from ..permessage_deflate import ServerDeflateFactory, server_extensions
 from .connection import OnMessage, WebSocket
 from .exceptions import ConnectionClosed
 
@@ -129,7 +130,9 @@ class ServerWebSocket(WebSocket):
     async def _run_handler(self) -> None:
         try:
             if self._server._handler is None:
-                await self.wait_closed()  # on_message does the work
+                # on_message does the work. (Not wait_closed(): it drops the transport after
+                # close_timeout, which bounds a closing handshake, not a connection's life.)
+                await asyncio.shield(self._closed)
                 return
             await self._server._handler(self)
         except ConnectionClosed:
@@ -243,7 +246,9 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
     e.g. a page and its WebSocket endpoint on one port; None from it means 426. Options:
     ``subprotocols``/``select_subprotocol``, ``origins`` (allowed Origin values; None in the
     collection allows requests without one), ``max_message_size`` (default 1 MiB; None:
-    unlimited), ``max_frame_size``, ``decode_text``, ``max_queue``, ``write_limit``,
+    unlimited), ``compression`` (``"deflate"``, the default: permessage-deflate with the
+    defaults of :class:`~wsfast.permessage_deflate.ServerDeflateFactory`; a factory of your
+    own settings; None: off), ``max_frame_size``, ``decode_text``, ``max_queue``, ``write_limit``,
     ``ping_interval``, ``ping_timeout``, ``open_timeout``, ``close_timeout``, ``ssl``, and
     any keyword of :meth:`asyncio.loop.create_server` (e.g. ``reuse_port``, ``backlog``).
     """
@@ -261,6 +266,7 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
         process_request: ProcessRequest | None = None,
         http_handler: HttpHandler | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        compression: str | ServerDeflateFactory | None = "deflate",
         max_frame_size: int | None = None,
         decode_text: bool = True,
         max_queue: int = 16,
@@ -284,6 +290,7 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
                 "subprotocols": subprotocols,
                 "select_subprotocol": select_subprotocol,
                 "origins": origins,
+                "extensions": server_extensions(compression),
                 "max_message_size": max_message_size,
                 "max_frame_size": max_frame_size,
                 "decode_text": decode_text,
