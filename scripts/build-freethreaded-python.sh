@@ -73,7 +73,7 @@ if ! ls "$SRC"/"${PACKAGE}"_*.orig.tar.* >/dev/null 2>&1; then
   mkdir -p "$SRC"
   (cd "$SRC" && apt-get "${apt_private[@]}" source --download-only -qq "$PACKAGE")
 fi
-orig=$(ls "$SRC"/"${PACKAGE}"_*.orig.tar.* | head -n1)
+orig=$(ls "$SRC"/"${PACKAGE}"_*.orig.tar.* | sed -n 1p)
 echo "== source: $(basename "$orig") ($(ls "$SRC"/*.dsc | xargs -n1 basename))"
 
 BUILD="$HOME_DIR/build"

@@ -86,7 +86,8 @@ step "auditwheel repair --strip"
 PATH="$TOOLS:$PATH" "$TOOLS/auditwheel" repair --strip -w "$OUT/wheelhouse" "$WHEEL" 2>&1 \
   | tail -n 1
 REPAIRED=$(ls "$OUT"/wheelhouse/wsfast-"$VERSION"-*manylinux*.whl)
-"$TOOLS/auditwheel" show "$REPAIRED" | head -n 3
+# (sed, not head: head exits early and the writer dies of SIGPIPE under pipefail)
+"$TOOLS/auditwheel" show "$REPAIRED" | sed -n 1,3p
 
 step "the repaired wheel in a fresh venv, the suite from the sdist's tests/"
 "$PYTHON" -m venv "$OUT/venv"

@@ -32,7 +32,7 @@ trap 'rm -rf "$WORK"' EXIT
 "$PYTHON" -m venv "$WORK/venv"
 VPY="$WORK/venv/bin/python"
 "$VPY" -m pip install -q --upgrade pip
-echo "== install wsfast into a venv of $("$VPY" -VV | head -n 1)"
+echo "== install wsfast into a venv of $("$VPY" -VV | sed -n 1p)"
 # Tests' own needs, without the test extra's uvloop (no free-threaded wheels to install).
 "$VPY" -m pip install -q --only-binary=:all: "pytest>=8" "hypothesis>=6.100"
 # From a copy of the checkout's files (tracked or not, but not ignored): no stale generated
