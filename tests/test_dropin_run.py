@@ -141,6 +141,32 @@ def test_environment_variable_bad_value_is_reported_not_fatal() -> None:
 
 
 @needs_pth
+@pytest.mark.parametrize(
+    "env, flags",
+    [
+        ({"PYTHONPATH": "{shadow}"}, []),  # another "wsfast" first on the path: cannot import
+        ({"WSFAST_ISA": "bogus"}, ["-W", "error"]),  # wsfast warns at import; -W error raises
+    ],
+    ids=["wsfast-not-importable", "warning-as-error"],
+)
+def test_environment_variable_never_breaks_the_library_import(
+    tmp_path: Path, env: dict[str, str], flags: list[str]
+) -> None:
+    shadow = tmp_path / "wsfast"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('a broken wsfast')\n")
+    environ = {k: v.format(shadow=tmp_path) for k, v in env.items()}
+    out = subprocess.run(
+        [sys.executable, *flags, "-c", "import wsproto.frame_protocol as fp; print(fp.__name__)"],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "WSFAST_PATCH": "all", **environ},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "wsproto.frame_protocol"
+    assert "WSFAST_PATCH='all' not applied" in out.stderr
+
+
+@needs_pth
 def test_report_at_exit(tmp_path: Path) -> None:
     report = tmp_path / "report"
     run(
