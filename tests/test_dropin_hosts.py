@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import array
 import importlib
+import json
+import os
 import struct
+import subprocess
 import sys
 from typing import Any
 from unittest import mock
@@ -21,6 +24,10 @@ import wsfast
 from wsfast.dropin import _core
 
 KEY = b"\x37\xfa\x21\x3d"
+# With pure-Python kernels wsfast leaves wsproto and websockets alone (their own code is as fast).
+needs_compiled = pytest.mark.skipif(
+    wsfast.implementation != "cython", reason="left alone when wsfast's kernels are pure Python"
+)
 sizes = st.integers(0, 300) | st.sampled_from([1023, 1024, 4099])
 keys = st.binary(min_size=4, max_size=4)
 
@@ -44,6 +51,50 @@ def outcome(func: Any, *args: Any, **kwargs: Any) -> Any:
         return ("ok", func(*args, **kwargs))
     except Exception as exc:
         return ("error", type(exc))
+
+
+# --- a pure-Python wsfast replaces only what its pure code beats -----------------------------
+
+PURE_PROBE = """
+import importlib, json, warnings
+import wsfast
+warnings.simplefilter("ignore")  # (importing the hosts)
+for m in ["wsproto.frame_protocol", "websocket._abnf", "websocket._utils", "ws4py.framing",
+          "ws4py.streaming", "autobahn.websocket.protocol", "tornado.websocket",
+          "websockets.frames", "aiohttp._websocket.reader_py", "aiohttp._websocket.writer"]:
+    importlib.import_module(m)
+patched = wsfast.patch()
+print(json.dumps({"implementation": wsfast.implementation, "patched": patched,
+                  "replaced": {k: v["replaced"] for k, v in wsfast.dropin.status().items()}}))
+"""
+
+
+@pytest.mark.parametrize("hosts_compiled", [True, False], ids=["hosts-C", "hosts-Python"])
+def test_pure_kernels_replace_only_what_they_beat(hosts_compiled: bool) -> None:
+    for name in ("wsproto", "websocket", "ws4py", "autobahn", "tornado", "websockets", "aiohttp"):
+        pytest.importorskip(name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSFAST_PATCH")}
+    env["WSFAST_NO_EXTENSIONS"] = "1"
+    if not hosts_compiled:
+        env.update(TORNADO_NO_EXTENSION="1", AUTOBAHN_USE_NVX="0", AIOHTTP_NO_EXTENSIONS="1")
+    out = subprocess.run([sys.executable, "-c", PURE_PROBE], capture_output=True, text=True,
+                         env=env, timeout=120, check=True)
+    result = json.loads(out.stdout)
+    assert result["implementation"] == "python"
+    assert len(result["patched"]) == 7
+    replaced = result["replaced"]
+    assert replaced["wsproto"] == []
+    assert replaced["websocket-client"] == ["websocket._utils._validate_utf8"]
+    assert len(replaced["ws4py"]) == 3
+    assert replaced["websockets"] == []
+    assert replaced["aiohttp"] == []
+    protocol = "autobahn.websocket.protocol."
+    if hosts_compiled:  # over C (tornado.speedups, autobahn's NVX masker): left alone
+        assert replaced["autobahn"] == [protocol + "Utf8Validator"]
+        assert replaced["tornado"] == []
+    else:
+        assert replaced["autobahn"] == [protocol + "Utf8Validator", protocol + "create_xor_masker"]
+        assert replaced["tornado"] == ["tornado.websocket._websocket_mask"]
 
 
 # --- wsproto: the frame decoder, differential over random frame streams and chunkings ------
@@ -179,6 +230,7 @@ def _wsproto_adapters() -> list[Any]:
     return _ADAPTERS
 
 
+@needs_compiled
 def test_wsproto_differential_uses_what_patch_installs(patched) -> None:
     fp = pytest.importorskip("wsproto.frame_protocol")
     patched("wsproto")
@@ -299,6 +351,7 @@ def test_websockets_apply_mask_errors(data, mask) -> None:
                 ours(data, mask)
 
 
+@needs_compiled
 def test_websockets_patch_never_imports_legacy(patched) -> None:
     frames = pytest.importorskip("websockets.frames")
     original = frames.apply_mask
@@ -309,6 +362,7 @@ def test_websockets_patch_never_imports_legacy(patched) -> None:
     assert frames.apply_mask(bytearray(b"hi"), bytearray(KEY)) == wsfast.apply_mask(b"hi", KEY)
 
 
+@needs_compiled
 def test_websockets_patch_replaces_the_python_version(patched) -> None:
     frames = pytest.importorskip("websockets.frames")
     utils = sys.modules["websockets.utils"]
