@@ -103,6 +103,29 @@ def test_run_console_script(tmp_path: Path) -> None:
     assert proof["argv"] == ["serve"]
 
 
+@pytest.mark.parametrize(
+    "args, status, message",
+    [
+        ([], 2, "nothing to run"),
+        (["--patch"], 2, "--patch needs a value"),
+        (["--patch=nope", "x.py"], 2, "unknown library 'nope'"),
+        (["--patch", "wsproto,nope", "x.py"], 2, "unknown library 'nope'"),
+        (["--bogus", "x.py"], 2, "unknown option '--bogus'"),
+        (["-m"], 2, "-m needs a module name"),
+        (["-m", "no_such_module_here"], 1, "No module named 'no_such_module_here'"),
+        (["-m", "os.no_such_module"], 1, "No module named 'os.no_such_module'"),
+    ],
+)
+def test_run_bad_arguments(args: list[str], status: int, message: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "wsfast", "run", *args], capture_output=True, text=True,
+        timeout=60,
+    )
+    assert out.returncode == status, out.stderr
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_run_unknown_program() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "wsfast", "run", "no-such-program-here"],

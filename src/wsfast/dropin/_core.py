@@ -32,6 +32,7 @@ __all__ = [
     "Host",
     "Record",
     "calls",
+    "check_names",
     "registry",
     "patch",
     "patched",
@@ -182,6 +183,11 @@ def _warn(host: Host, version: str, reason: str, *, during_import: bool = False)
         warnings.warn(message, RuntimeWarning, stacklevel=2)
     except Warning:
         print(message, file=sys.stderr)
+
+
+def check_names(names: Iterable[str]) -> None:
+    """Raise ValueError, as :func:`patch` would, when ``names`` has an unknown library."""
+    _names(names)
 
 
 def _names(names: Iterable[str]) -> list[str]:
