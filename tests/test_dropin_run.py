@@ -126,6 +126,25 @@ def test_run_bad_arguments(args: list[str], status: int, message: str) -> None:
     assert "Traceback" not in out.stderr
 
 
+def test_run_sets_sys_path_as_python_does(tmp_path: Path) -> None:
+    code = "import json, os, sys; print(json.dumps([os.path.realpath(p) for p in sys.path]))"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = tmp_path / "app.py"
+    script.write_text(code)
+    (elsewhere / "mod.py").write_text(code)
+
+    def paths(args: list[str]) -> list[str]:
+        out = subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                             cwd=elsewhere, timeout=60, check=True)
+        return json.loads(out.stdout)
+
+    # The script's directory first, and the working directory not at all (it would shadow
+    # modules, even the standard library's, for the script).
+    assert paths(["-m", "wsfast", "run", str(script)]) == paths([str(script)])
+    assert paths(["-m", "wsfast", "run", "-m", "mod"]) == paths(["-m", "mod"])
+
+
 def test_run_unknown_program() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "wsfast", "run", "no-such-program-here"],

@@ -89,9 +89,14 @@ def main(argv: list[str]) -> int:
     os.environ["WSFAST_PATCH"] = ",".join(names) if names else "0"
     if names:
         patch(*names)
+    # sys.path[0] as `python SCRIPT` / `python -m MODULE` would set it: the script's directory
+    # or the working directory, not the directory this command was started from (or found in).
+    safe_path = getattr(sys.flags, "safe_path", False)
     if command[0] == "-m":
         if len(command) < 2:
             _usage_error("-m needs a module name")
+        if not safe_path:
+            sys.path[0] = os.getcwd()
         try:
             found = importlib.util.find_spec(command[1]) is not None
         except (ImportError, ValueError):
@@ -111,6 +116,8 @@ def main(argv: list[str]) -> int:
             return 2
         target = script
     sys.argv = [target, *command[1:]]
-    sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
+    if not safe_path:
+        where = os.path.abspath(target)
+        sys.path[0] = where if os.path.isdir(where) else os.path.dirname(where)
     runpy.run_path(target, run_name="__main__")
     return 0
