@@ -217,6 +217,101 @@ def test_wsproto_frames_events_and_failures_match(client, deflate, data, cuts) -
     assert got == expected
 
 
+def _hostile_streams(client: bool) -> dict[str, bytes]:
+    """Streams a peer may send a ``client`` (or server) endpoint, most of them refused."""
+    mk = None if client else KEY  # the mask the role expects, and the wrong one
+    wrong = KEY if client else None
+
+    def f(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, wide: int = 0) -> bytes:
+        return _frame(opcode, payload, fin=fin, rsv=rsv, mask=mk, wide=wide)
+
+    def declared(length: int, data: bytes, opcode: int = 2) -> bytes:  # 8-byte length field
+        head = bytes([0x80 | opcode, (0x80 if mk else 0) | 127]) + struct.pack("!Q", length)
+        return head + (mk + wsfast.apply_mask(data, mk) if mk else data)
+
+    return {
+        "text": f(1, "héllo".encode()),
+        "binary-2-byte-length": f(2, b"x" * 200),
+        "2-byte-length-for-10": f(2, b"z" * 10, wide=1),
+        "8-byte-length-for-300": f(2, b"z" * 300, wide=2),
+        "huge-declared-tiny-data": declared(2**40, b"tiny"),
+        "huge-declared-text": declared(2**33, b"ab\xc3", opcode=1),
+        "length-msb-set": declared(2**63 + 5, b"abc"),
+        "control-fragmented": f(9, b"p", fin=False),
+        "control-126": f(9, b"p" * 126),
+        "control-2-byte-length": f(10, b"p" * 10, wide=1),
+        "opcode-3": f(3, b""),
+        "opcode-11": f(11, b"ab"),
+        "rsv1": f(1, b"ab", rsv=4),
+        "rsv2": f(2, b"ab", rsv=2),
+        "rsv3": f(2, b"ab", rsv=1),
+        "rsv1-control": f(9, b"x", rsv=4),
+        "mask-wrong-for-role": _frame(2, b"ab", fin=True, rsv=0, mask=wrong, wide=0),
+        "text-invalid": f(1, b"ok\xed\xa0\x80"),
+        "text-cut-short": f(1, b"ab\xc3"),
+        "text-invalid-across-frames": f(1, b"a\xe2\x82", fin=False) + f(0, b"A"),
+        "text-valid-across-frames": f(1, b"a\xe2\x82", fin=False) + f(0, b"\xac"),
+        "continuation-first": f(0, b"ab"),
+        "text-then-text": f(1, b"ab", fin=False) + f(1, b"cd"),
+        "ping-inside-message": f(1, b"ab", fin=False) + f(9, b"pp") + f(0, b"cd"),
+        "close-then-more": f(8, b"\x03\xe8bye") + f(1, b"after"),
+        "close-1-byte": f(8, b"\x03"),
+        "close-bad-reason": f(8, b"\x03\xe8\xff"),
+        "close-bad-code": f(8, b"\x03\xed"),
+        "empty-frames": f(2, b"") + f(1, b"") + f(1, b"", fin=False) + f(0, b""),
+        "garbage-after-frame": f(2, b"ok") + b"\xff\xff\xff",
+        "deflated": f(1, _deflate(b"hello hello"), rsv=4) + f(2, _deflate(b"\0" * 99), rsv=4),
+        "deflate-bit-on-continuation": f(1, b"ab", fin=False) + f(0, b"cd", rsv=4),
+        "deflate-garbage": f(1, b"\xff\xff\xff", rsv=4),
+    }
+
+
+def _decoder_state(proto: Any) -> tuple[Any, ...]:
+    d = proto._frame_decoder
+    return (d.header, d.effective_opcode, d.payload_required, d.payload_consumed,
+            bytes(d.buffer.buffer), d.buffer.bytes_used, proto._message_decoder.opcode)
+
+
+def _run_with_state(client: bool, deflate: bool, stream: bytes, bounds: list[int],
+                    ours: bool) -> list[Any]:
+    from wsproto import extensions, frame_protocol
+
+    exts = []
+    if deflate:
+        ext = extensions.PerMessageDeflate()
+        ext.finalize("permessage-deflate") if client else ext.accept("permessage-deflate")
+        exts.append(ext)
+    masker, decoder, protocol = _wsproto_adapters()
+    with mock.patch.object(frame_protocol, "XorMaskerSimple", masker if ours else
+                           frame_protocol.XorMaskerSimple), \
+            mock.patch.object(frame_protocol, "FrameDecoder", decoder if ours else
+                              frame_protocol.FrameDecoder):
+        proto = (protocol if ours else frame_protocol.FrameProtocol)(client, exts)
+        seen: list[Any] = []
+        for lo, hi in zip(bounds, bounds[1:], strict=False):
+            proto.receive_bytes(stream[lo:hi])
+            try:
+                seen.extend(tuple(frame) for frame in proto.received_frames())
+            except frame_protocol.ParseFailed as exc:
+                seen.append(("ParseFailed", int(exc.code), str(exc)))
+            seen.append(_decoder_state(proto))
+    return seen
+
+
+@pytest.mark.parametrize("client", [False, True], ids=["server", "client"])
+@pytest.mark.parametrize("deflate", [False, True], ids=["plain", "deflate"])
+def test_wsproto_hostile_streams_split_everywhere(client: bool, deflate: bool) -> None:
+    """Each stream cut once at every position, and fed a byte at a time: the same frames,
+    failures and decoder state (buffer, header, message in progress) after every piece."""
+    pytest.importorskip("wsproto")
+    for name, stream in _hostile_streams(client).items():
+        n = len(stream)
+        for bounds in [[0, n], *([0, i, n] for i in range(1, n)), list(range(n + 1))]:
+            expected = _run_with_state(client, deflate, stream, bounds, ours=False)
+            got = _run_with_state(client, deflate, stream, bounds, ours=True)
+            assert got == expected, (name, bounds if len(bounds) <= 3 else "bytewise")
+
+
 _ADAPTERS: list[Any] = []
 
 
