@@ -6,8 +6,11 @@ The fake library ``fakews`` has a hot function ``fakews.core.mask`` (used by nam
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import sys
+import threading
+import time
 import types
 import warnings
 from pathlib import Path
@@ -161,6 +164,41 @@ def test_verify_reports_a_lost_patch(fakews) -> None:
     wsfast.patch("fakews")
     fakews.core.mask = lambda key, data: data
     assert _core.verify() == ["fakews: fakews.core.mask is not wsfast's"]
+
+
+def test_readers_wait_for_a_patch_in_progress(fakews) -> None:
+    """verify(), status(), patched() from another thread see a library patched or not, never
+    half-way (nor a dict changing size under them)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_check(module: types.ModuleType, original: object) -> str | None:
+        entered.set()
+        release.wait(10)
+        return None
+
+    host = make_host()
+    host.bindings = [dataclasses.replace(host.bindings[0], check=slow_check), host.bindings[1]]
+    _core.register(host)
+    import fakews.core  # noqa: F401
+
+    patcher = threading.Thread(target=wsfast.patch, args=("fakews",))
+    patcher.start()
+    assert entered.wait(10)
+    seen: list[object] = []
+    readers = [threading.Thread(target=lambda f=f: seen.append(f()))
+               for f in (_core.verify, _core.status, wsfast.patched)]
+    for reader in readers:
+        reader.start()
+    time.sleep(0.2)
+    assert seen == []  # all three wait for the patch to finish
+    release.set()
+    patcher.join(10)
+    for reader in readers:
+        reader.join(10)
+    assert [] in seen  # verify(): nothing half-applied
+    assert any(isinstance(x, list) and "fakews" in x for x in seen)  # patched()
+    [status] = [x for x in seen if isinstance(x, dict)]
+    assert status["fakews"]["replaced"] == ["fakews.core.Validator", "fakews.core.mask"]
 
 
 def test_wrong_version_left_untouched_with_one_warning(fakews) -> None:

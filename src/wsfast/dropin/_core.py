@@ -260,7 +260,8 @@ def unpatch(*names: str) -> list[str]:
 
 def patched() -> list[str]:
     """The libraries patched now (their modules imported later are patched on import)."""
-    return list(_ACTIVE)
+    with _LOCK:
+        return list(_ACTIVE)
 
 
 def _deactivate(name: str) -> None:
@@ -376,7 +377,8 @@ def _rebind_by_name(source: types.ModuleType, swaps: dict[int, tuple[Any, Any]])
 
 def calls() -> dict[str, int]:
     """Calls that reached each adapter, by binding (counted only with WSFAST_PATCH_STATS=1)."""
-    return dict(_CALLS)
+    with _LOCK:
+        return dict(_CALLS)
 
 
 def _count(key: str) -> None:
@@ -419,29 +421,36 @@ def status() -> dict[str, dict[str, Any]]:
     """Per known library: installed version, whether it is patched, the names replaced now,
     the names left alone (with the reason) and the warning given if it was refused."""
     _load_builtin_hosts()
-    out: dict[str, dict[str, Any]] = {}
-    for name, host in _HOSTS.items():
-        state = _ACTIVE.get(name)
-        out[name] = {
-            "version": state.version if state else installed_version(host),
-            "patched": state is not None,
-            "replaced": sorted(
-                f"{r.owner.__name__}.{r.attr}" if isinstance(r.owner, types.ModuleType)
-                else f"{r.owner.__module__}.{r.owner.__qualname__}.{r.attr}"
-                for records in (state.records.values() if state else ())
-                for r in records
-                if not r.by_name
-            ),
-            "left alone": dict(state.skipped) if state else {},
-            "refused": _REFUSED.get(name),
-        }
-    return out
+    with _LOCK:
+        return {name: _status(name, host) for name, host in _HOSTS.items()}
+
+
+def _status(name: str, host: Host) -> dict[str, Any]:
+    state = _ACTIVE.get(name)
+    return {
+        "version": state.version if state else installed_version(host),
+        "patched": state is not None,
+        "replaced": sorted(
+            f"{r.owner.__name__}.{r.attr}" if isinstance(r.owner, types.ModuleType)
+            else f"{r.owner.__module__}.{r.owner.__qualname__}.{r.attr}"
+            for records in (state.records.values() if state else ())
+            for r in records
+            if not r.by_name
+        ),
+        "left alone": dict(state.skipped) if state else {},
+        "refused": _REFUSED.get(name),
+    }
 
 
 def verify() -> list[str]:
     """Problems with the patches applied now: empty when, in every loaded module of every
     patched library, each name the patch covers is wsfast's replacement (or was left alone
     on purpose)."""
+    with _LOCK:
+        return _verify()
+
+
+def _verify() -> list[str]:
     problems = []
     for name, state in _ACTIVE.items():
         ours = {id(r.replacement) for records in state.records.values() for r in records}
