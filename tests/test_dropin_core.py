@@ -201,6 +201,56 @@ def test_readers_wait_for_a_patch_in_progress(fakews) -> None:
     assert status["fakews"]["replaced"] == ["fakews.core.Validator", "fakews.core.mask"]
 
 
+def test_patch_while_another_thread_imports_the_module(fakews) -> None:
+    """patch() while fakews.core is half-way through its import in another thread: it waits
+    for that import and patches the module, instead of refusing it as 'missing' a name."""
+    gate = types.ModuleType("fakews_gate")
+    gate.entered, gate.release = threading.Event(), threading.Event()  # type: ignore[attr-defined]
+    sys.modules["fakews_gate"] = gate
+    (fakews / "fakews" / "core.py").write_text(
+        CORE.replace("class Validator", "import fakews_gate\nfakews_gate.entered.set()\n"
+                     "fakews_gate.release.wait(10)\n\nclass Validator")
+    )
+    importlib.invalidate_caches()
+    try:
+        importer = threading.Thread(target=importlib.import_module, args=("fakews.core",))
+        importer.start()
+        assert gate.entered.wait(10)  # fakews.core is in sys.modules, without Validator yet
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result: list[list[str]] = []
+            patcher = threading.Thread(target=lambda: result.append(wsfast.patch("fakews")))
+            patcher.start()
+            time.sleep(0.2)
+            gate.release.set()
+            importer.join(10)
+            patcher.join(10)
+        assert [str(w.message) for w in caught] == []
+        assert result == [["fakews"]]
+        assert sys.modules["fakews.core"].Validator().validate(b"") == ("fast", b"")
+        assert _core.verify() == []
+    finally:
+        gate.release.set()
+        del sys.modules["fakews_gate"]
+
+
+def test_patch_from_inside_the_module_import(fakews) -> None:
+    """patch() called while this thread executes fakews.core (a circular import): the
+    half-made module is left alone, without a warning that would blame the library."""
+    (fakews / "fakews" / "core.py").write_text(
+        CORE.replace("class Validator", "import wsfast\nPATCHED = wsfast.patch('fakews')\n\n"
+                     "class Validator")
+    )
+    importlib.invalidate_caches()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        import fakews.core
+    assert fakews.core.PATCHED == ["fakews"]
+    assert fakews.core.Validator().validate(b"") == ("slow", b"")
+    assert _core.verify() == ["fakews: fakews.core.mask is not wsfast's",
+                              "fakews: fakews.core.Validator is not wsfast's"]
+
+
 def test_wrong_version_left_untouched_with_one_warning(fakews) -> None:
     _core.register(make_host(((2,), (3,))))
     import fakews.core

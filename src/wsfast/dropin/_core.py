@@ -18,6 +18,7 @@ the host already runs compiled code that is faster.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 import threading
@@ -212,6 +213,7 @@ def patch(*names: str) -> list[str]:
     global _COUNTING
     _COUNTING = os.environ.get("WSFAST_PATCH_STATS", "") not in ("", "0")
     selected = _names(names or ["all"])
+    _wait_for_imports(m for name in selected for m in _HOSTS[name].modules)
     done = []
     with _LOCK:
         for name in selected:
@@ -234,13 +236,31 @@ def patch(*names: str) -> list[str]:
             _install_finder()
             for module in host.modules:
                 loaded = sys.modules.get(module)
-                if loaded is not None:
+                if loaded is not None and not _initializing(loaded):
                     _apply(host, loaded)
                 if name not in _ACTIVE:  # refused by a shape check
                     break
             if name in _ACTIVE:
                 done.append(name)
     return done
+
+
+def _initializing(module: types.ModuleType) -> bool:
+    """Whether ``module`` is still being executed by its import (it is in sys.modules then)."""
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
+def _wait_for_imports(modules: Iterable[str]) -> None:
+    """Let imports of ``modules`` that other threads are running finish first: importing a
+    module that another thread is executing waits for it (a module that this thread is
+    executing, a circular import, is returned at once, and left alone by patch())."""
+    for name in modules:
+        module = sys.modules.get(name)
+        if module is not None and _initializing(module):
+            try:
+                importlib.import_module(name)
+            except Exception:  # that import failed: there is nothing to patch
+                pass
 
 
 def unpatch(*names: str) -> list[str]:
