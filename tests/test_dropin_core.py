@@ -146,6 +146,37 @@ def test_reload_is_patched_again(fakews) -> None:
     assert reloaded.Validator().validate(b"") == ("slow", b"")
 
 
+def test_reload_of_a_module_that_imports_the_name_then_unpatch(fakews) -> None:
+    """As tornado.websocket imports _websocket_mask from tornado.util, which took it from
+    tornado.speedups: the binding is fakews.ws.mask, defined in fakews.fast and re-exported
+    by fakews.util. A reload of fakews.ws imports the name again from fakews.util: the patch
+    must hold, without a warning, and unpatch() must give back the library's own function."""
+    pkg = fakews / "fakews"
+    (pkg / "fast.py").write_text(CORE)
+    (pkg / "util.py").write_text("from fakews.fast import mask\n")
+    (pkg / "ws.py").write_text(USER.replace("fakews.core", "fakews.util"))
+
+    def from_fast(module: types.ModuleType, original: object) -> str | None:
+        return None if getattr(original, "__module__", None) == "fakews.fast" else "not fast's"
+
+    _core.register(_core.Host("fakews", "fakews", "fakews", ((1,), (2,)),
+                              [_core.Binding("fakews.ws", "mask", fast_mask, check=from_fast)]))
+    import fakews.fast
+    import fakews.ws
+
+    original = fakews.fast.mask
+    assert wsfast.patch("fakews") == ["fakews"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        importlib.reload(fakews.ws)
+    assert "fakews" in wsfast.patched()
+    assert fakews.ws.send(b"ab") == wsfast.apply_mask(b"ab", b"abcd") and CALLS == ["mask"]
+    assert _core.verify() == []
+    wsfast.unpatch("fakews")
+    assert fakews.ws.mask is original
+    assert sys.modules["fakews.util"].mask is original
+
+
 def test_deleted_from_sys_modules_and_imported_again(fakews) -> None:
     import fakews.core
 

@@ -13,6 +13,7 @@ import os
 import struct
 import subprocess
 import sys
+import warnings
 from typing import Any
 from unittest import mock
 
@@ -95,6 +96,49 @@ def test_pure_kernels_replace_only_what_they_beat(hosts_compiled: bool) -> None:
     else:
         assert replaced["autobahn"] == [protocol + "Utf8Validator", protocol + "create_xor_masker"]
         assert replaced["tornado"] == ["tornado.websocket._websocket_mask"]
+
+
+# --- reload, then unpatch: the originals come back everywhere ------------------------------
+
+
+@pytest.mark.parametrize(
+    "library, modules",
+    [
+        ("tornado", ["tornado.websocket", "tornado.util"]),
+        ("autobahn", ["autobahn.websocket.protocol", "autobahn.websocket.xormasker",
+                      "autobahn.websocket.utf8validator"]),
+        ("websockets", ["websockets.frames", "websockets.speedups", "websockets.utils"]),
+        ("websocket-client", ["websocket._abnf", "websocket._utils"]),
+        ("ws4py", ["ws4py.framing", "ws4py.streaming", "ws4py.utf8validator"]),
+        ("wsproto", ["wsproto.frame_protocol", "wsproto.connection"]),
+    ],
+)
+def test_reload_then_unpatch_restores_the_originals(library: str, modules: list[str]) -> None:
+    """A patched module reloaded (as some suites do) imports its names again from modules
+    that may hold wsfast's replacements: it stays patched, silently, and unpatch() restores
+    the library's own objects in every module that had them."""
+    for name in modules:
+        pytest.importorskip(name)
+    loaded = [sys.modules[name] for name in modules]
+    before = [dict(vars(m)) for m in loaded]
+    if wsfast.patch(library) != [library]:
+        pytest.skip(f"{library} is not patched here")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            importlib.reload(loaded[0])
+        assert library in wsfast.patched()
+        assert _core.verify() == []
+        ours = [r.replacement for records in _core._ACTIVE[library].records.values()
+                for r in records]
+        assert ours
+    finally:
+        wsfast.unpatch(library)
+    for module, namespace in zip(loaded, before, strict=True):
+        left = [k for k, v in vars(module).items() if any(v is r for r in ours)]
+        assert left == [], module.__name__
+        if module is not loaded[0]:  # (the reloaded one has new objects of its own)
+            assert [k for k, v in namespace.items() if vars(module)[k] is not v] == []
 
 
 # --- wsproto: the frame decoder, differential over random frame streams and chunkings ------

@@ -331,7 +331,7 @@ def _apply(host: Host, module: types.ModuleType, *, during_import: bool = False)
     for b in bindings:
         try:
             owner, attr = _resolve(module, b.path)
-            original = _get(owner, attr)
+            original = _original(state, _get(owner, attr))
         except AttributeError:
             return _refuse(host, state, f"{b.module}.{b.path} is missing", during_import)
         if b.check is not None:
@@ -344,7 +344,7 @@ def _apply(host: Host, module: types.ModuleType, *, during_import: bool = False)
     records = [
         r for r in state.records.pop(module.__name__, []) if r.by_name or r.owner is not module
     ]
-    module_level: dict[int, tuple[Any, Any]] = {}
+    module_level: dict[int, tuple[str, Any, Any]] = {}
     for b, owner, attr, original in planned:
         key = f"{b.module}.{b.path}"
         reason = b.skip(module, original) if b.skip is not None else None
@@ -358,10 +358,21 @@ def _apply(host: Host, module: types.ModuleType, *, during_import: bool = False)
         setattr(owner, attr, replacement)
         records.append(Record(owner, attr, original, replacement))
         if owner is module:
-            module_level[id(original)] = (original, replacement)
+            module_level[id(original)] = (attr, original, replacement)
     if module_level:
         records.extend(_rebind_by_name(module, module_level))
     state.records[module.__name__] = records
+
+
+def _original(state: _State, value: Any) -> Any:
+    """The library's own object behind ``value``. A module that a reload executes again
+    imports the name afresh, from a module that may hold wsfast's replacement by then (a
+    by-name copy): that replacement stands for the original it replaced."""
+    for records in state.records.values():
+        for r in records:
+            if r.replacement is value:
+                return r.original
+    return value
 
 
 def _refuse(host: Host, state: _State, reason: str, during_import: bool) -> None:
@@ -369,12 +380,14 @@ def _refuse(host: Host, state: _State, reason: str, during_import: bool) -> None
     _warn(host, state.version, reason, during_import=during_import)
 
 
-def _rebind_by_name(source: types.ModuleType, swaps: dict[int, tuple[Any, Any]]) -> list[Record]:
-    """Rebind each original (``swaps``: id -> (original, replacement)) wherever another loaded
-    module holds it by name; not in the module that defines it, which keeps the library's own
-    function."""
+def _rebind_by_name(
+    source: types.ModuleType, swaps: dict[int, tuple[str, Any, Any]]
+) -> list[Record]:
+    """Rebind each original (``swaps``: id -> (name, original, replacement)) wherever another
+    loaded module holds it by name; not in the module that defines it, which keeps the
+    library's own function."""
     out = []
-    homes = {getattr(original, "__module__", None) for original, _ in swaps.values()}
+    homes = {getattr(original, "__module__", None) for _, original, _ in swaps.values()}
     for module in list(sys.modules.values()):
         if module is source or not isinstance(module, types.ModuleType):
             continue
@@ -386,9 +399,9 @@ def _rebind_by_name(source: types.ModuleType, swaps: dict[int, tuple[Any, Any]])
             continue
         for attr, value in list(namespace.items()):
             swap = swaps.get(id(value))
-            if swap is not None and value is swap[0]:
-                namespace[attr] = swap[1]
-                out.append(Record(module, attr, swap[0], swap[1], by_name=True))
+            if swap is not None and value is swap[1]:
+                namespace[attr] = swap[2]
+                out.append(Record(module, attr, swap[1], swap[2], by_name=True))
     return out
 
 
