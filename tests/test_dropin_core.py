@@ -177,6 +177,19 @@ def test_reload_of_a_module_that_imports_the_name_then_unpatch(fakews) -> None:
     assert sys.modules["fakews.util"].mask is original
 
 
+def test_other_names_for_the_original_are_left_alone(fakews) -> None:
+    """Only ``from x import y`` copies (the same name) are rebound: a module that keeps the
+    original under another name (to compare with it, say) keeps it."""
+    (fakews / "fakews" / "keeper.py").write_text("from fakews.core import mask as theirs\n")
+    import fakews.core
+    import fakews.keeper
+
+    original = fakews.core.mask
+    wsfast.patch("fakews")
+    assert fakews.core.mask is not original
+    assert fakews.keeper.theirs is original
+
+
 def test_deleted_from_sys_modules_and_imported_again(fakews) -> None:
     import fakews.core
 

@@ -384,8 +384,9 @@ def _rebind_by_name(
     source: types.ModuleType, swaps: dict[int, tuple[str, Any, Any]]
 ) -> list[Record]:
     """Rebind each original (``swaps``: id -> (name, original, replacement)) wherever another
-    loaded module holds it by name; not in the module that defines it, which keeps the
-    library's own function."""
+    loaded module holds it under the same name (a ``from x import name`` copy); not in the
+    module that defines it, which keeps the library's own function, nor under other names
+    (``import name as theirs``: kept on purpose, to compare with it, say)."""
     out = []
     homes = {getattr(original, "__module__", None) for _, original, _ in swaps.values()}
     for module in list(sys.modules.values()):
@@ -399,7 +400,7 @@ def _rebind_by_name(
             continue
         for attr, value in list(namespace.items()):
             swap = swaps.get(id(value))
-            if swap is not None and value is swap[1]:
+            if swap is not None and value is swap[1] and attr == swap[0]:
                 namespace[attr] = swap[2]
                 out.append(Record(module, attr, swap[1], swap[2], by_name=True))
     return out
