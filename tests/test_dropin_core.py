@@ -6,8 +6,11 @@ The fake library ``fakews`` has a hot function ``fakews.core.mask`` (used by nam
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import sys
+import threading
+import time
 import types
 import warnings
 from pathlib import Path
@@ -143,6 +146,50 @@ def test_reload_is_patched_again(fakews) -> None:
     assert reloaded.Validator().validate(b"") == ("slow", b"")
 
 
+def test_reload_of_a_module_that_imports_the_name_then_unpatch(fakews) -> None:
+    """As tornado.websocket imports _websocket_mask from tornado.util, which took it from
+    tornado.speedups: the binding is fakews.ws.mask, defined in fakews.fast and re-exported
+    by fakews.util. A reload of fakews.ws imports the name again from fakews.util: the patch
+    must hold, without a warning, and unpatch() must give back the library's own function."""
+    pkg = fakews / "fakews"
+    (pkg / "fast.py").write_text(CORE)
+    (pkg / "util.py").write_text("from fakews.fast import mask\n")
+    (pkg / "ws.py").write_text(USER.replace("fakews.core", "fakews.util"))
+
+    def from_fast(module: types.ModuleType, original: object) -> str | None:
+        return None if getattr(original, "__module__", None) == "fakews.fast" else "not fast's"
+
+    _core.register(_core.Host("fakews", "fakews", "fakews", ((1,), (2,)),
+                              [_core.Binding("fakews.ws", "mask", fast_mask, check=from_fast)]))
+    import fakews.fast
+    import fakews.ws
+
+    original = fakews.fast.mask
+    assert wsfast.patch("fakews") == ["fakews"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        importlib.reload(fakews.ws)
+    assert "fakews" in wsfast.patched()
+    assert fakews.ws.send(b"ab") == wsfast.apply_mask(b"ab", b"abcd") and CALLS == ["mask"]
+    assert _core.verify() == []
+    wsfast.unpatch("fakews")
+    assert fakews.ws.mask is original
+    assert sys.modules["fakews.util"].mask is original
+
+
+def test_other_names_for_the_original_are_left_alone(fakews) -> None:
+    """Only ``from x import y`` copies (the same name) are rebound: a module that keeps the
+    original under another name (to compare with it, say) keeps it."""
+    (fakews / "fakews" / "keeper.py").write_text("from fakews.core import mask as theirs\n")
+    import fakews.core
+    import fakews.keeper
+
+    original = fakews.core.mask
+    wsfast.patch("fakews")
+    assert fakews.core.mask is not original
+    assert fakews.keeper.theirs is original
+
+
 def test_deleted_from_sys_modules_and_imported_again(fakews) -> None:
     import fakews.core
 
@@ -161,6 +208,91 @@ def test_verify_reports_a_lost_patch(fakews) -> None:
     wsfast.patch("fakews")
     fakews.core.mask = lambda key, data: data
     assert _core.verify() == ["fakews: fakews.core.mask is not wsfast's"]
+
+
+def test_readers_wait_for_a_patch_in_progress(fakews) -> None:
+    """verify(), status(), patched() from another thread see a library patched or not, never
+    half-way (nor a dict changing size under them)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_check(module: types.ModuleType, original: object) -> str | None:
+        entered.set()
+        release.wait(10)
+        return None
+
+    host = make_host()
+    host.bindings = [dataclasses.replace(host.bindings[0], check=slow_check), host.bindings[1]]
+    _core.register(host)
+    import fakews.core  # noqa: F401
+
+    patcher = threading.Thread(target=wsfast.patch, args=("fakews",))
+    patcher.start()
+    assert entered.wait(10)
+    seen: list[object] = []
+    readers = [threading.Thread(target=lambda f=f: seen.append(f()))
+               for f in (_core.verify, _core.status, wsfast.patched)]
+    for reader in readers:
+        reader.start()
+    time.sleep(0.2)
+    assert seen == []  # all three wait for the patch to finish
+    release.set()
+    patcher.join(10)
+    for reader in readers:
+        reader.join(10)
+    assert [] in seen  # verify(): nothing half-applied
+    assert any(isinstance(x, list) and "fakews" in x for x in seen)  # patched()
+    [status] = [x for x in seen if isinstance(x, dict)]
+    assert status["fakews"]["replaced"] == ["fakews.core.Validator", "fakews.core.mask"]
+
+
+def test_patch_while_another_thread_imports_the_module(fakews) -> None:
+    """patch() while fakews.core is half-way through its import in another thread: it waits
+    for that import and patches the module, instead of refusing it as 'missing' a name."""
+    gate = types.ModuleType("fakews_gate")
+    gate.entered, gate.release = threading.Event(), threading.Event()  # type: ignore[attr-defined]
+    sys.modules["fakews_gate"] = gate
+    (fakews / "fakews" / "core.py").write_text(
+        CORE.replace("class Validator", "import fakews_gate\nfakews_gate.entered.set()\n"
+                     "fakews_gate.release.wait(10)\n\nclass Validator")
+    )
+    importlib.invalidate_caches()
+    try:
+        importer = threading.Thread(target=importlib.import_module, args=("fakews.core",))
+        importer.start()
+        assert gate.entered.wait(10)  # fakews.core is in sys.modules, without Validator yet
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result: list[list[str]] = []
+            patcher = threading.Thread(target=lambda: result.append(wsfast.patch("fakews")))
+            patcher.start()
+            time.sleep(0.2)
+            gate.release.set()
+            importer.join(10)
+            patcher.join(10)
+        assert [str(w.message) for w in caught] == []
+        assert result == [["fakews"]]
+        assert sys.modules["fakews.core"].Validator().validate(b"") == ("fast", b"")
+        assert _core.verify() == []
+    finally:
+        gate.release.set()
+        del sys.modules["fakews_gate"]
+
+
+def test_patch_from_inside_the_module_import(fakews) -> None:
+    """patch() called while this thread executes fakews.core (a circular import): the
+    half-made module is left alone, without a warning that would blame the library."""
+    (fakews / "fakews" / "core.py").write_text(
+        CORE.replace("class Validator", "import wsfast\nPATCHED = wsfast.patch('fakews')\n\n"
+                     "class Validator")
+    )
+    importlib.invalidate_caches()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        import fakews.core
+    assert fakews.core.PATCHED == ["fakews"]
+    assert fakews.core.Validator().validate(b"") == ("slow", b"")
+    assert _core.verify() == ["fakews: fakews.core.mask is not wsfast's",
+                              "fakews: fakews.core.Validator is not wsfast's"]
 
 
 def test_wrong_version_left_untouched_with_one_warning(fakews) -> None:

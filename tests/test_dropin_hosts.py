@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import array
 import importlib
+import json
+import os
 import struct
+import subprocess
 import sys
+import warnings
 from typing import Any
 from unittest import mock
 
@@ -21,6 +25,10 @@ import wsfast
 from wsfast.dropin import _core
 
 KEY = b"\x37\xfa\x21\x3d"
+# With pure-Python kernels wsfast leaves wsproto and websockets alone (their own code is as fast).
+needs_compiled = pytest.mark.skipif(
+    wsfast.implementation != "cython", reason="left alone when wsfast's kernels are pure Python"
+)
 sizes = st.integers(0, 300) | st.sampled_from([1023, 1024, 4099])
 keys = st.binary(min_size=4, max_size=4)
 
@@ -44,6 +52,96 @@ def outcome(func: Any, *args: Any, **kwargs: Any) -> Any:
         return ("ok", func(*args, **kwargs))
     except Exception as exc:
         return ("error", type(exc))
+
+
+# --- a pure-Python wsfast replaces only what its pure code beats -----------------------------
+
+PURE_PROBE = """
+import importlib, json, warnings
+import wsfast
+warnings.simplefilter("ignore")  # (importing the hosts)
+for m in ["wsproto.frame_protocol", "websocket._abnf", "websocket._utils", "ws4py.framing",
+          "ws4py.streaming", "autobahn.websocket.protocol", "tornado.websocket",
+          "websockets.frames", "aiohttp._websocket.reader_py", "aiohttp._websocket.writer"]:
+    importlib.import_module(m)
+patched = wsfast.patch()
+print(json.dumps({"implementation": wsfast.implementation, "patched": patched,
+                  "replaced": {k: v["replaced"] for k, v in wsfast.dropin.status().items()}}))
+"""
+
+
+@pytest.mark.parametrize("hosts_compiled", [True, False], ids=["hosts-C", "hosts-Python"])
+def test_pure_kernels_replace_only_what_they_beat(hosts_compiled: bool) -> None:
+    for name in ("wsproto", "websocket", "ws4py", "autobahn", "tornado", "websockets", "aiohttp"):
+        pytest.importorskip(name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSFAST_PATCH")}
+    env["WSFAST_NO_EXTENSIONS"] = "1"
+    if not hosts_compiled:
+        env.update(TORNADO_NO_EXTENSION="1", AUTOBAHN_USE_NVX="0", AIOHTTP_NO_EXTENSIONS="1")
+    out = subprocess.run([sys.executable, "-c", PURE_PROBE], capture_output=True, text=True,
+                         env=env, timeout=120, check=True)
+    result = json.loads(out.stdout)
+    assert result["implementation"] == "python"
+    assert len(result["patched"]) == 7
+    replaced = result["replaced"]
+    assert replaced["wsproto"] == []
+    assert replaced["websocket-client"] == ["websocket._utils._validate_utf8"]
+    assert len(replaced["ws4py"]) == 3
+    assert replaced["websockets"] == []
+    assert replaced["aiohttp"] == []
+    protocol = "autobahn.websocket.protocol."
+    if hosts_compiled:  # over C (tornado.speedups, autobahn's NVX masker): left alone
+        assert replaced["autobahn"] == [protocol + "Utf8Validator"]
+        assert replaced["tornado"] == []
+    else:
+        assert replaced["autobahn"] == [protocol + "Utf8Validator", protocol + "create_xor_masker"]
+        assert replaced["tornado"] == ["tornado.websocket._websocket_mask"]
+
+
+# --- reload, then unpatch: the originals come back everywhere ------------------------------
+
+
+@pytest.mark.parametrize(
+    "library, modules",
+    [
+        ("tornado", ["tornado.websocket", "tornado.util"]),
+        ("autobahn", ["autobahn.websocket.protocol", "autobahn.websocket.xormasker",
+                      "autobahn.websocket.utf8validator"]),
+        ("websockets", ["websockets.frames", "websockets.speedups", "websockets.utils"]),
+        ("websocket-client", ["websocket._abnf", "websocket._utils"]),
+        ("ws4py", ["ws4py.framing", "ws4py.streaming", "ws4py.utf8validator"]),
+        ("wsproto", ["wsproto.frame_protocol", "wsproto.connection"]),
+    ],
+)
+def test_reload_then_unpatch_restores_the_originals(library: str, modules: list[str]) -> None:
+    """A patched module reloaded (as some suites do) imports its names again from modules
+    that may hold wsfast's replacements: it stays patched, silently, and unpatch() restores
+    the library's own objects in every module that had them."""
+    for name in modules:
+        pytest.importorskip(name)
+    loaded = [sys.modules[name] for name in modules]
+    before = [dict(vars(m)) for m in loaded]
+    if wsfast.patch(library) != [library]:
+        pytest.skip(f"{library} is not patched here")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            importlib.reload(loaded[0])
+        assert library in wsfast.patched()
+        assert _core.verify() == []
+        ours = [r.replacement for records in _core._ACTIVE[library].records.values()
+                for r in records]
+        assert ours
+    finally:
+        wsfast.unpatch(library)
+    try:
+        for module, namespace in zip(loaded, before, strict=True):
+            left = [k for k, v in vars(module).items() if any(v is r for r in ours)]
+            assert left == [], module.__name__
+            if module is not loaded[0]:  # (the reloaded one has new objects of its own)
+                assert [k for k, v in namespace.items() if vars(module)[k] is not v] == []
+    finally:  # the classes of the reloaded module are new: put the old ones back for the
+        vars(loaded[0]).update(before[0])  # other tests (wsproto.extensions has the old ones)
 
 
 # --- wsproto: the frame decoder, differential over random frame streams and chunkings ------
@@ -166,6 +264,101 @@ def test_wsproto_frames_events_and_failures_match(client, deflate, data, cuts) -
     assert got == expected
 
 
+def _hostile_streams(client: bool) -> dict[str, bytes]:
+    """Streams a peer may send a ``client`` (or server) endpoint, most of them refused."""
+    mk = None if client else KEY  # the mask the role expects, and the wrong one
+    wrong = KEY if client else None
+
+    def f(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, wide: int = 0) -> bytes:
+        return _frame(opcode, payload, fin=fin, rsv=rsv, mask=mk, wide=wide)
+
+    def declared(length: int, data: bytes, opcode: int = 2) -> bytes:  # 8-byte length field
+        head = bytes([0x80 | opcode, (0x80 if mk else 0) | 127]) + struct.pack("!Q", length)
+        return head + (mk + wsfast.apply_mask(data, mk) if mk else data)
+
+    return {
+        "text": f(1, "héllo".encode()),
+        "binary-2-byte-length": f(2, b"x" * 200),
+        "2-byte-length-for-10": f(2, b"z" * 10, wide=1),
+        "8-byte-length-for-300": f(2, b"z" * 300, wide=2),
+        "huge-declared-tiny-data": declared(2**40, b"tiny"),
+        "huge-declared-text": declared(2**33, b"ab\xc3", opcode=1),
+        "length-msb-set": declared(2**63 + 5, b"abc"),
+        "control-fragmented": f(9, b"p", fin=False),
+        "control-126": f(9, b"p" * 126),
+        "control-2-byte-length": f(10, b"p" * 10, wide=1),
+        "opcode-3": f(3, b""),
+        "opcode-11": f(11, b"ab"),
+        "rsv1": f(1, b"ab", rsv=4),
+        "rsv2": f(2, b"ab", rsv=2),
+        "rsv3": f(2, b"ab", rsv=1),
+        "rsv1-control": f(9, b"x", rsv=4),
+        "mask-wrong-for-role": _frame(2, b"ab", fin=True, rsv=0, mask=wrong, wide=0),
+        "text-invalid": f(1, b"ok\xed\xa0\x80"),
+        "text-cut-short": f(1, b"ab\xc3"),
+        "text-invalid-across-frames": f(1, b"a\xe2\x82", fin=False) + f(0, b"A"),
+        "text-valid-across-frames": f(1, b"a\xe2\x82", fin=False) + f(0, b"\xac"),
+        "continuation-first": f(0, b"ab"),
+        "text-then-text": f(1, b"ab", fin=False) + f(1, b"cd"),
+        "ping-inside-message": f(1, b"ab", fin=False) + f(9, b"pp") + f(0, b"cd"),
+        "close-then-more": f(8, b"\x03\xe8bye") + f(1, b"after"),
+        "close-1-byte": f(8, b"\x03"),
+        "close-bad-reason": f(8, b"\x03\xe8\xff"),
+        "close-bad-code": f(8, b"\x03\xed"),
+        "empty-frames": f(2, b"") + f(1, b"") + f(1, b"", fin=False) + f(0, b""),
+        "garbage-after-frame": f(2, b"ok") + b"\xff\xff\xff",
+        "deflated": f(1, _deflate(b"hello hello"), rsv=4) + f(2, _deflate(b"\0" * 99), rsv=4),
+        "deflate-bit-on-continuation": f(1, b"ab", fin=False) + f(0, b"cd", rsv=4),
+        "deflate-garbage": f(1, b"\xff\xff\xff", rsv=4),
+    }
+
+
+def _decoder_state(proto: Any) -> tuple[Any, ...]:
+    d = proto._frame_decoder
+    return (d.header, d.effective_opcode, d.payload_required, d.payload_consumed,
+            bytes(d.buffer.buffer), d.buffer.bytes_used, proto._message_decoder.opcode)
+
+
+def _run_with_state(client: bool, deflate: bool, stream: bytes, bounds: list[int],
+                    ours: bool) -> list[Any]:
+    from wsproto import extensions, frame_protocol
+
+    exts = []
+    if deflate:
+        ext = extensions.PerMessageDeflate()
+        ext.finalize("permessage-deflate") if client else ext.accept("permessage-deflate")
+        exts.append(ext)
+    masker, decoder, protocol = _wsproto_adapters()
+    with mock.patch.object(frame_protocol, "XorMaskerSimple", masker if ours else
+                           frame_protocol.XorMaskerSimple), \
+            mock.patch.object(frame_protocol, "FrameDecoder", decoder if ours else
+                              frame_protocol.FrameDecoder):
+        proto = (protocol if ours else frame_protocol.FrameProtocol)(client, exts)
+        seen: list[Any] = []
+        for lo, hi in zip(bounds, bounds[1:], strict=False):
+            proto.receive_bytes(stream[lo:hi])
+            try:
+                seen.extend(tuple(frame) for frame in proto.received_frames())
+            except frame_protocol.ParseFailed as exc:
+                seen.append(("ParseFailed", int(exc.code), str(exc)))
+            seen.append(_decoder_state(proto))
+    return seen
+
+
+@pytest.mark.parametrize("client", [False, True], ids=["server", "client"])
+@pytest.mark.parametrize("deflate", [False, True], ids=["plain", "deflate"])
+def test_wsproto_hostile_streams_split_everywhere(client: bool, deflate: bool) -> None:
+    """Each stream cut once at every position, and fed a byte at a time: the same frames,
+    failures and decoder state (buffer, header, message in progress) after every piece."""
+    pytest.importorskip("wsproto")
+    for name, stream in _hostile_streams(client).items():
+        n = len(stream)
+        for bounds in [[0, n], *([0, i, n] for i in range(1, n)), list(range(n + 1))]:
+            expected = _run_with_state(client, deflate, stream, bounds, ours=False)
+            got = _run_with_state(client, deflate, stream, bounds, ours=True)
+            assert got == expected, (name, bounds if len(bounds) <= 3 else "bytewise")
+
+
 _ADAPTERS: list[Any] = []
 
 
@@ -179,6 +372,7 @@ def _wsproto_adapters() -> list[Any]:
     return _ADAPTERS
 
 
+@needs_compiled
 def test_wsproto_differential_uses_what_patch_installs(patched) -> None:
     fp = pytest.importorskip("wsproto.frame_protocol")
     patched("wsproto")
@@ -299,6 +493,7 @@ def test_websockets_apply_mask_errors(data, mask) -> None:
                 ours(data, mask)
 
 
+@needs_compiled
 def test_websockets_patch_never_imports_legacy(patched) -> None:
     frames = pytest.importorskip("websockets.frames")
     original = frames.apply_mask
@@ -309,6 +504,7 @@ def test_websockets_patch_never_imports_legacy(patched) -> None:
     assert frames.apply_mask(bytearray(b"hi"), bytearray(KEY)) == wsfast.apply_mask(b"hi", KEY)
 
 
+@needs_compiled
 def test_websockets_patch_replaces_the_python_version(patched) -> None:
     frames = pytest.importorskip("websockets.frames")
     utils = sys.modules["websockets.utils"]

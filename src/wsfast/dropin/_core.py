@@ -18,6 +18,7 @@ the host already runs compiled code that is faster.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 import threading
@@ -32,6 +33,7 @@ __all__ = [
     "Host",
     "Record",
     "calls",
+    "check_names",
     "registry",
     "patch",
     "patched",
@@ -184,6 +186,11 @@ def _warn(host: Host, version: str, reason: str, *, during_import: bool = False)
         print(message, file=sys.stderr)
 
 
+def check_names(names: Iterable[str]) -> None:
+    """Raise ValueError, as :func:`patch` would, when ``names`` has an unknown library."""
+    _names(names)
+
+
 def _names(names: Iterable[str]) -> list[str]:
     _load_builtin_hosts()
     out: list[str] = []
@@ -206,6 +213,7 @@ def patch(*names: str) -> list[str]:
     global _COUNTING
     _COUNTING = os.environ.get("WSFAST_PATCH_STATS", "") not in ("", "0")
     selected = _names(names or ["all"])
+    _wait_for_imports(m for name in selected for m in _HOSTS[name].modules)
     done = []
     with _LOCK:
         for name in selected:
@@ -228,13 +236,31 @@ def patch(*names: str) -> list[str]:
             _install_finder()
             for module in host.modules:
                 loaded = sys.modules.get(module)
-                if loaded is not None:
+                if loaded is not None and not _initializing(loaded):
                     _apply(host, loaded)
                 if name not in _ACTIVE:  # refused by a shape check
                     break
             if name in _ACTIVE:
                 done.append(name)
     return done
+
+
+def _initializing(module: types.ModuleType) -> bool:
+    """Whether ``module`` is still being executed by its import (it is in sys.modules then)."""
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
+def _wait_for_imports(modules: Iterable[str]) -> None:
+    """Let imports of ``modules`` that other threads are running finish first: importing a
+    module that another thread is executing waits for it (a module that this thread is
+    executing, a circular import, is returned at once, and left alone by patch())."""
+    for name in modules:
+        module = sys.modules.get(name)
+        if module is not None and _initializing(module):
+            try:
+                importlib.import_module(name)
+            except Exception:  # that import failed: there is nothing to patch
+                pass
 
 
 def unpatch(*names: str) -> list[str]:
@@ -254,7 +280,8 @@ def unpatch(*names: str) -> list[str]:
 
 def patched() -> list[str]:
     """The libraries patched now (their modules imported later are patched on import)."""
-    return list(_ACTIVE)
+    with _LOCK:
+        return list(_ACTIVE)
 
 
 def _deactivate(name: str) -> None:
@@ -304,7 +331,7 @@ def _apply(host: Host, module: types.ModuleType, *, during_import: bool = False)
     for b in bindings:
         try:
             owner, attr = _resolve(module, b.path)
-            original = _get(owner, attr)
+            original = _original(state, _get(owner, attr))
         except AttributeError:
             return _refuse(host, state, f"{b.module}.{b.path} is missing", during_import)
         if b.check is not None:
@@ -317,7 +344,7 @@ def _apply(host: Host, module: types.ModuleType, *, during_import: bool = False)
     records = [
         r for r in state.records.pop(module.__name__, []) if r.by_name or r.owner is not module
     ]
-    module_level: dict[int, tuple[Any, Any]] = {}
+    module_level: dict[int, tuple[str, Any, Any]] = {}
     for b, owner, attr, original in planned:
         key = f"{b.module}.{b.path}"
         reason = b.skip(module, original) if b.skip is not None else None
@@ -331,10 +358,21 @@ def _apply(host: Host, module: types.ModuleType, *, during_import: bool = False)
         setattr(owner, attr, replacement)
         records.append(Record(owner, attr, original, replacement))
         if owner is module:
-            module_level[id(original)] = (original, replacement)
+            module_level[id(original)] = (attr, original, replacement)
     if module_level:
         records.extend(_rebind_by_name(module, module_level))
     state.records[module.__name__] = records
+
+
+def _original(state: _State, value: Any) -> Any:
+    """The library's own object behind ``value``. A module that a reload executes again
+    imports the name afresh, from a module that may hold wsfast's replacement by then (a
+    by-name copy): that replacement stands for the original it replaced."""
+    for records in state.records.values():
+        for r in records:
+            if r.replacement is value:
+                return r.original
+    return value
 
 
 def _refuse(host: Host, state: _State, reason: str, during_import: bool) -> None:
@@ -342,12 +380,15 @@ def _refuse(host: Host, state: _State, reason: str, during_import: bool) -> None
     _warn(host, state.version, reason, during_import=during_import)
 
 
-def _rebind_by_name(source: types.ModuleType, swaps: dict[int, tuple[Any, Any]]) -> list[Record]:
-    """Rebind each original (``swaps``: id -> (original, replacement)) wherever another loaded
-    module holds it by name; not in the module that defines it, which keeps the library's own
-    function."""
+def _rebind_by_name(
+    source: types.ModuleType, swaps: dict[int, tuple[str, Any, Any]]
+) -> list[Record]:
+    """Rebind each original (``swaps``: id -> (name, original, replacement)) wherever another
+    loaded module holds it under the same name (a ``from x import name`` copy); not in the
+    module that defines it, which keeps the library's own function, nor under other names
+    (``import name as theirs``: kept on purpose, to compare with it, say)."""
     out = []
-    homes = {getattr(original, "__module__", None) for original, _ in swaps.values()}
+    homes = {getattr(original, "__module__", None) for _, original, _ in swaps.values()}
     for module in list(sys.modules.values()):
         if module is source or not isinstance(module, types.ModuleType):
             continue
@@ -359,9 +400,9 @@ def _rebind_by_name(source: types.ModuleType, swaps: dict[int, tuple[Any, Any]])
             continue
         for attr, value in list(namespace.items()):
             swap = swaps.get(id(value))
-            if swap is not None and value is swap[0]:
-                namespace[attr] = swap[1]
-                out.append(Record(module, attr, swap[0], swap[1], by_name=True))
+            if swap is not None and value is swap[1] and attr == swap[0]:
+                namespace[attr] = swap[2]
+                out.append(Record(module, attr, swap[1], swap[2], by_name=True))
     return out
 
 
@@ -370,7 +411,8 @@ def _rebind_by_name(source: types.ModuleType, swaps: dict[int, tuple[Any, Any]])
 
 def calls() -> dict[str, int]:
     """Calls that reached each adapter, by binding (counted only with WSFAST_PATCH_STATS=1)."""
-    return dict(_CALLS)
+    with _LOCK:
+        return dict(_CALLS)
 
 
 def _count(key: str) -> None:
@@ -413,29 +455,36 @@ def status() -> dict[str, dict[str, Any]]:
     """Per known library: installed version, whether it is patched, the names replaced now,
     the names left alone (with the reason) and the warning given if it was refused."""
     _load_builtin_hosts()
-    out: dict[str, dict[str, Any]] = {}
-    for name, host in _HOSTS.items():
-        state = _ACTIVE.get(name)
-        out[name] = {
-            "version": state.version if state else installed_version(host),
-            "patched": state is not None,
-            "replaced": sorted(
-                f"{r.owner.__name__}.{r.attr}" if isinstance(r.owner, types.ModuleType)
-                else f"{r.owner.__module__}.{r.owner.__qualname__}.{r.attr}"
-                for records in (state.records.values() if state else ())
-                for r in records
-                if not r.by_name
-            ),
-            "left alone": dict(state.skipped) if state else {},
-            "refused": _REFUSED.get(name),
-        }
-    return out
+    with _LOCK:
+        return {name: _status(name, host) for name, host in _HOSTS.items()}
+
+
+def _status(name: str, host: Host) -> dict[str, Any]:
+    state = _ACTIVE.get(name)
+    return {
+        "version": state.version if state else installed_version(host),
+        "patched": state is not None,
+        "replaced": sorted(
+            f"{r.owner.__name__}.{r.attr}" if isinstance(r.owner, types.ModuleType)
+            else f"{r.owner.__module__}.{r.owner.__qualname__}.{r.attr}"
+            for records in (state.records.values() if state else ())
+            for r in records
+            if not r.by_name
+        ),
+        "left alone": dict(state.skipped) if state else {},
+        "refused": _REFUSED.get(name),
+    }
 
 
 def verify() -> list[str]:
     """Problems with the patches applied now: empty when, in every loaded module of every
     patched library, each name the patch covers is wsfast's replacement (or was left alone
     on purpose)."""
+    with _LOCK:
+        return _verify()
+
+
+def _verify() -> list[str]:
     problems = []
     for name, state in _ACTIVE.items():
         ours = {id(r.replacement) for records in state.records.values() for r in records}

@@ -218,10 +218,8 @@ def make_frame_decoder(module: types.ModuleType, original: Any) -> type:
 
 def make_frame_protocol(module: types.ModuleType, original: Any) -> type:
     frame_type = module.Frame
-    parse_failed = module.ParseFailed
     text = module.Opcode.TEXT
     close = module.Opcode.CLOSE
-    invalid_payload = module.CloseReason.INVALID_FRAME_PAYLOAD_DATA
 
     class FrameProtocol(original):  # type: ignore[misc]
         extensions: list[Any]
@@ -265,8 +263,9 @@ def make_frame_protocol(module: types.ModuleType, original: Any) -> type:
         def _wsfast_process(self, frame: Any) -> tuple[Any, bool]:
             # A whole text message in one frame, while no other message is open, is decoded
             # as MessageDecoder.process_frame would do it: a fresh incremental UTF-8 decoder
-            # given the payload with final=True is one call of codecs.utf_8_decode (same str,
-            # same error); everything else goes through wsproto's own code.
+            # given the payload with final=True is one call of codecs.utf_8_decode (same str).
+            # Invalid text, and everything else, goes through wsproto's own code (the same
+            # ParseFailed, raised with the message decoder in wsproto's state).
             opcode = frame.opcode
             if opcode < 8:
                 messages = self._message_decoder
@@ -278,9 +277,10 @@ def make_frame_protocol(module: types.ModuleType, original: Any) -> type:
                 ):
                     try:
                         data = utf_8_decode(frame.payload, "strict", True)[0]
-                    except UnicodeDecodeError as exc:
-                        raise parse_failed(str(exc), invalid_payload)  # noqa: B904
-                    return frame_type(text, data, True, True), False
+                    except UnicodeDecodeError:
+                        pass
+                    else:
+                        return frame_type(text, data, True, True), False
                 return messages.process_frame(frame), False
             if opcode == close:
                 return self._process_close(frame), True
