@@ -160,3 +160,64 @@ def test_an_on_message_server_keeps_connections_past_close_timeout() -> None:
                 assert await ws.recv() == "still there"
 
     run(main())
+
+
+# --- a peer that floods compressed messages --------------------------------------------------
+
+
+def zeros_frame(size: int) -> bytes:
+    """A masked client frame: ``size`` zero bytes, compressed (window 12) to about a
+    thousandth of that."""
+    import zlib
+
+    from wsfast import apply_mask, build_header
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -12, 9)
+    data = compressor.compress(b"\x00" * size) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return build_header(2, len(data) - 4, rsv1=True, mask=b"abcd") + apply_mask(
+        data[:-4], b"abcd"
+    )
+
+
+async def flooder(port: int, frames: int, frame: bytes) -> None:
+    """A raw client that negotiates compression, then writes ``frames`` copies of ``frame``
+    (or until the server drops it), then waits for the server to drop it; it never answers."""
+    from wsfast import ClientConnection
+
+    reader, writer = await asyncio.open_connection(HOST, port)
+    client = ClientConnection(HOST, extensions=[ClientDeflateFactory()])
+    writer.write(client.data_to_send())
+    client.receive_data(await reader.read(4096))
+    assert [e.extensions for e in client.events()] == [("permessage-deflate",)]
+    try:
+        for _ in range(frames // 64):
+            writer.write(frame * 64)
+            await writer.drain()
+        while await reader.read(65536):
+            pass  # until the server drops the connection
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+def test_closing_while_the_peer_floods_keeps_the_queue_bounded() -> None:
+    """Once close() has sent our close frame, reading goes on to reach the peer's, but
+    messages the queue has no room for are dropped: a peer that keeps sending 1 MiB messages
+    compressed to 1 KiB used to fill memory at the speed of inflation until close_timeout."""
+    state: dict[str, Any] = {}
+
+    async def closes(ws: ServerWebSocket) -> None:
+        await asyncio.sleep(0.2)  # the queue fills and reading pauses
+        state["paused"] = ws._reading_paused
+        await ws.close()
+        state["queued"] = len(ws._messages)
+
+    async def main() -> None:
+        async with serve(closes, HOST, 0, max_queue=4, close_timeout=1.0) as server:
+            await flooder(server.port, 1024, zeros_frame((1 << 20) - 1))
+
+    run(main())
+    assert state["paused"] is True
+    # max_queue messages, plus what one receive_data call may inflate (1 MiB: one message).
+    assert state["queued"] <= 4 + 2, state

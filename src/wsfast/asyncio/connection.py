@@ -46,6 +46,7 @@ OnMessage = Callable[["WebSocket", Message], None]
 _OPEN = State.OPEN
 _CLOSED = State.CLOSED
 _CONNECTING = State.CONNECTING
+_CLOSING = State.CLOSING
 
 _READ_SIZE = 256 * 1024
 _BIG_WRITE = 64 * 1024
@@ -70,7 +71,9 @@ class WebSocket(asyncio.BufferedProtocol):
 
     Built by :func:`wsfast.asyncio.serve` (for each client) and :func:`wsfast.asyncio.connect`.
 
-    - Reading pauses while ``max_queue`` received messages wait for ``recv()``.
+    - Reading pauses while ``max_queue`` received messages wait for ``recv()``. Once
+      ``close()`` has sent the close frame, reading goes on to the peer's, and messages that
+      find the queue full are dropped.
     - ``send()`` waits while the transport's write buffer is above ``write_limit`` bytes.
     - Every ``ping_interval`` seconds a ping goes out; no pong within ``ping_timeout``
       closes the connection with 1011. None disables keepalive.
@@ -408,6 +411,10 @@ class WebSocket(asyncio.BufferedProtocol):
 
     def _push(self, message: Message) -> None:
         messages = self._messages
+        if len(messages) >= self._max_queue and self._conn.state is _CLOSING:
+            # Our close frame is out: reading goes on to the peer's, and what the queue has
+            # no room for is dropped (a peer could otherwise fill memory until close_timeout).
+            return
         messages.append(message)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
