@@ -426,13 +426,16 @@ class Connection:
     def backlogged(self) -> bool:
         """Frames already read wait to be processed: an extension (permessage-deflate)
         produced 1 MiB in one :meth:`receive_data` call, which stops there so that a burst
-        of small compressed messages cannot inflate into unbounded memory at once. Call
-        ``receive_data(b"")`` (or feed more data) when ready for more events."""
+        of compressed messages cannot inflate into unbounded memory at once. Call
+        ``receive_data(b"")`` when ready for more events, before reading more from the
+        transport (the peer may be waiting for answers to what is held back); what is still
+        held back at :meth:`receive_eof` is dropped."""
         return self._backlog is not None
 
     @cython.critical_section
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed bytes read from the transport; then read events() and data_to_send()."""
+        """Feed bytes read from the transport; then read events() and data_to_send(), and
+        while :attr:`backlogged`, call ``receive_data(b"")`` for the rest."""
         if self._failing is not None:
             return  # a deferred failure: nothing more is read (RFC 6455 §7.1.7)
         state = self._state
@@ -527,11 +530,10 @@ class Connection:
 
     @cython.critical_section
     def receive_eof(self) -> None:
-        """The peer closed its side of the transport (idempotent)."""
+        """The peer closed its side of the transport (idempotent). Frames still held back
+        (see :attr:`backlogged`) are dropped, not inflated."""
         if self._eof:
             return
-        while self._backlog is not None and self._failing is None and self._state is not _CLOSED:
-            self.receive_data(b"")  # what was read before the EOF is delivered first
         self._eof = True
         self._should_close = True
         if self._failing is not None:
@@ -642,6 +644,7 @@ class Connection:
             if not self._client or trigger == "refuse" or trigger == "eof":
                 self._should_close = True
             self._msg_parts = []
+            self._backlog = None  # nothing more is processed
             self._events.append(ConnectionTerminated(code, reason))
 
     @cython.critical_section
