@@ -210,7 +210,10 @@ def test_closing_while_the_peer_floods_keeps_the_queue_bounded() -> None:
     async def closes(ws: ServerWebSocket) -> None:
         await asyncio.sleep(0.2)  # the queue fills and reading pauses
         state["paused"] = ws._reading_paused
+        loop = asyncio.get_running_loop()
+        start = loop.time()
         await ws.close()
+        state["took"] = loop.time() - start
         state["queued"] = len(ws._messages)
 
     async def main() -> None:
@@ -221,3 +224,43 @@ def test_closing_while_the_peer_floods_keeps_the_queue_bounded() -> None:
     assert state["paused"] is True
     # max_queue messages, plus what one receive_data call may inflate (1 MiB: one message).
     assert state["queued"] <= 4 + 2, state
+    # close_timeout holds: the loop is not held by the inflation of a whole read.
+    assert state["took"] < 5, state
+
+
+def test_a_compressed_burst_is_inflated_a_step_per_loop_iteration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An on_message server (no queue) reading a burst of compressed messages inflates
+    about 1 MiB per loop callback, reading paused meanwhile: one callback used to inflate a
+    whole read (64 KiB of 1 MiB messages compressed to 1 KiB is 64 MiB), holding the loop."""
+    from wsfast.asyncio.connection import WebSocket
+
+    received: list[int] = []
+    per_read: list[int] = []
+    original = WebSocket.buffer_updated
+
+    def buffer_updated(self: WebSocket, nbytes: int) -> None:
+        before = len(received)
+        original(self, nbytes)
+        per_read.append(len(received) - before)
+
+    monkeypatch.setattr(WebSocket, "buffer_updated", buffer_updated)
+    count = 256
+
+    async def main() -> None:
+        done = asyncio.get_running_loop().create_future()
+
+        def on_message(ws: Any, message: Any) -> None:
+            received.append(len(message))
+            if len(received) == count:
+                done.set_result(None)
+
+        async with serve(None, HOST, 0, on_message=on_message) as server:
+            flood = asyncio.create_task(flooder(server.port, count, zeros_frame((1 << 20) - 1)))
+            await done
+            flood.cancel()
+
+    run(main())
+    assert received == [(1 << 20) - 1] * count
+    assert max(per_read) <= 2, per_read
