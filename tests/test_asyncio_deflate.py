@@ -4,6 +4,7 @@ and websockets' asyncio implementation (both roles)."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import random
 from typing import Any
 
@@ -86,6 +87,7 @@ def test_a_bomb_closes_with_1009() -> None:
 
 
 websockets_asyncio = pytest.importorskip("websockets.asyncio.server")
+HAS_ZLIB_NG = importlib.util.find_spec("zlib_ng") is not None
 
 
 def test_websockets_client_with_our_server() -> None:
@@ -96,6 +98,27 @@ def test_websockets_client_with_our_server() -> None:
             async with ws_connect(uri(server), max_size=None) as ws:
                 assert ws.protocol.extensions[0].name == "permessage-deflate"
                 await round_trips(ws)
+
+    run(main())
+
+
+def test_incompressible_messages_of_max_message_size() -> None:
+    """websockets sends 1 MiB of random bytes compressed as 1,051,138 bytes: our server with
+    max_message_size=1 MiB takes it, and our client with zlib-ng's level 1 (fixed Huffman
+    codes: 5% larger) sends such a message too."""
+    from websockets.asyncio.client import connect as ws_connect
+
+    data = random.Random(6).randbytes(1 << 20)
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with ws_connect(uri(server), max_size=None) as ws:
+                await ws.send(data)
+                assert await ws.recv() == data
+            fixed = ClientDeflateFactory(backend="zlib-ng") if HAS_ZLIB_NG else "deflate"
+            async with connect(uri(server), compression=fixed) as ws:
+                await ws.send(data)
+                assert await ws.recv() == data
 
     run(main())
 

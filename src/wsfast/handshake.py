@@ -127,6 +127,12 @@ class Extension(Protocol):
     fails the connection (1002) on any RSV bit left set (§5.2). ``max_size`` is what the
     message may still grow by (None: no limit); exceed it with ProtocolError(code=1009).
     ``encode`` runs on every frame we send, control frames included, in order of negotiation.
+
+    An extension whose frames may carry more bytes than the message they hold (compression of
+    incompressible data) also defines ``max_payload(max_size) -> int``, the most bytes a
+    message of ``max_size`` bytes may take on the wire: the connection lets frames that large
+    through its frame-size limit (frames without RSV bits are still held to
+    ``max_message_size``).
     """
 
     name: str
