@@ -724,8 +724,13 @@ def test_compression_option() -> None:
     assert server_extensions(factory) == [factory]
     with pytest.raises(ValueError):
         server_extensions("gzip")
-    with pytest.raises(ValueError):
-        client_extensions(factory)  # type: ignore[arg-type]
+    # A value of the wrong type is a TypeError (the wrong side's factory, aiohttp's True).
+    for wrong in (ClientDeflateFactory(), True, 15):
+        with pytest.raises(TypeError, match="ServerDeflateFactory"):
+            server_extensions(wrong)  # type: ignore[arg-type]
+    for wrong in (factory, True, 15):
+        with pytest.raises(TypeError, match="ClientDeflateFactory"):
+            client_extensions(wrong)  # type: ignore[arg-type]
 
 
 # --- negotiation: client ------------------------------------------------------------------

@@ -43,7 +43,7 @@ import importlib
 import os
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from .codes import Opcode
 from .exceptions import ProtocolError
@@ -76,6 +76,7 @@ _BINARY = Opcode.BINARY
 _NO_VALUE = ("server_no_context_takeover", "client_no_context_takeover")
 _BITS = ("server_max_window_bits", "client_max_window_bits")
 _backends: dict[str, ModuleType] = {}
+_F = TypeVar("_F", "ServerDeflateFactory", "ClientDeflateFactory")
 
 
 def zlib_backend(name: str | None = None) -> ModuleType:
@@ -622,27 +623,26 @@ class PerMessageDeflate:
 
 def server_extensions(compression: str | ServerDeflateFactory | None) -> list[ServerDeflateFactory]:
     """The server's extension factories for a ``compression`` option: ``"deflate"`` (the
-    defaults), a :class:`ServerDeflateFactory`, or None (no compression)."""
-    if compression is None:
-        return []
-    if compression == "deflate":
-        return [ServerDeflateFactory()]
-    if isinstance(compression, ServerDeflateFactory):
-        return [compression]
-    raise ValueError(
-        f"compression must be 'deflate', a ServerDeflateFactory or None, not {compression!r}"
-    )
+    defaults), a :class:`ServerDeflateFactory`, or None (no compression). ValueError for
+    another string, TypeError for another type."""
+    return _factories(compression, ServerDeflateFactory)
 
 
 def client_extensions(compression: str | ClientDeflateFactory | None) -> list[ClientDeflateFactory]:
     """The client's extension factories for a ``compression`` option: ``"deflate"`` (the
-    defaults), a :class:`ClientDeflateFactory`, or None (no compression)."""
+    defaults), a :class:`ClientDeflateFactory`, or None (no compression). ValueError for
+    another string, TypeError for another type."""
+    return _factories(compression, ClientDeflateFactory)
+
+
+def _factories(compression: object, kind: type[_F]) -> list[_F]:
     if compression is None:
         return []
-    if compression == "deflate":
-        return [ClientDeflateFactory()]
-    if isinstance(compression, ClientDeflateFactory):
+    if isinstance(compression, kind):
         return [compression]
-    raise ValueError(
-        f"compression must be 'deflate', a ClientDeflateFactory or None, not {compression!r}"
-    )
+    expected = f"'deflate', a {kind.__name__} or None"
+    if isinstance(compression, str):
+        if compression == "deflate":
+            return [kind()]
+        raise ValueError(f"compression must be {expected}, not {compression!r}")
+    raise TypeError(f"compression must be {expected}, not {compression!r}")
