@@ -4,6 +4,7 @@ and websockets' asyncio implementation (both roles)."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import random
 from typing import Any
 
@@ -86,6 +87,7 @@ def test_a_bomb_closes_with_1009() -> None:
 
 
 websockets_asyncio = pytest.importorskip("websockets.asyncio.server")
+HAS_ZLIB_NG = importlib.util.find_spec("zlib_ng") is not None
 
 
 def test_websockets_client_with_our_server() -> None:
@@ -96,6 +98,27 @@ def test_websockets_client_with_our_server() -> None:
             async with ws_connect(uri(server), max_size=None) as ws:
                 assert ws.protocol.extensions[0].name == "permessage-deflate"
                 await round_trips(ws)
+
+    run(main())
+
+
+def test_incompressible_messages_of_max_message_size() -> None:
+    """websockets sends 1 MiB of random bytes compressed as 1,051,138 bytes: our server with
+    max_message_size=1 MiB takes it, and our client with zlib-ng's level 1 (fixed Huffman
+    codes: 5% larger) sends such a message too."""
+    from websockets.asyncio.client import connect as ws_connect
+
+    data = random.Random(6).randbytes(1 << 20)
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with ws_connect(uri(server), max_size=None) as ws:
+                await ws.send(data)
+                assert await ws.recv() == data
+            fixed = ClientDeflateFactory(backend="zlib-ng") if HAS_ZLIB_NG else "deflate"
+            async with connect(uri(server), compression=fixed) as ws:
+                await ws.send(data)
+                assert await ws.recv() == data
 
     run(main())
 
@@ -160,3 +183,107 @@ def test_an_on_message_server_keeps_connections_past_close_timeout() -> None:
                 assert await ws.recv() == "still there"
 
     run(main())
+
+
+# --- a peer that floods compressed messages --------------------------------------------------
+
+
+def zeros_frame(size: int) -> bytes:
+    """A masked client frame: ``size`` zero bytes, compressed (window 12) to about a
+    thousandth of that."""
+    import zlib
+
+    from wsfast import apply_mask, build_header
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -12, 9)
+    data = compressor.compress(b"\x00" * size) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return build_header(2, len(data) - 4, rsv1=True, mask=b"abcd") + apply_mask(
+        data[:-4], b"abcd"
+    )
+
+
+async def flooder(port: int, frames: int, frame: bytes) -> None:
+    """A raw client that negotiates compression, then writes ``frames`` copies of ``frame``
+    (or until the server drops it), then waits for the server to drop it; it never answers."""
+    from wsfast import ClientConnection
+
+    reader, writer = await asyncio.open_connection(HOST, port)
+    client = ClientConnection(HOST, extensions=[ClientDeflateFactory()])
+    writer.write(client.data_to_send())
+    client.receive_data(await reader.read(4096))
+    assert [e.extensions for e in client.events()] == [("permessage-deflate",)]
+    try:
+        for _ in range(frames // 64):
+            writer.write(frame * 64)
+            await writer.drain()
+        while await reader.read(65536):
+            pass  # until the server drops the connection
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+def test_closing_while_the_peer_floods_keeps_the_queue_bounded() -> None:
+    """Once close() has sent our close frame, reading goes on to reach the peer's, but
+    messages the queue has no room for are dropped: a peer that keeps sending 1 MiB messages
+    compressed to 1 KiB used to fill memory at the speed of inflation until close_timeout."""
+    state: dict[str, Any] = {}
+
+    async def closes(ws: ServerWebSocket) -> None:
+        await asyncio.sleep(0.2)  # the queue fills and reading pauses
+        state["paused"] = ws._reading_paused
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await ws.close()
+        state["took"] = loop.time() - start
+        state["queued"] = len(ws._messages)
+
+    async def main() -> None:
+        async with serve(closes, HOST, 0, max_queue=4, close_timeout=1.0) as server:
+            await flooder(server.port, 1024, zeros_frame((1 << 20) - 1))
+
+    run(main())
+    assert state["paused"] is True
+    # max_queue messages, plus what one receive_data call may inflate (1 MiB: one message).
+    assert state["queued"] <= 4 + 2, state
+    # close_timeout holds: the loop is not held by the inflation of a whole read.
+    assert state["took"] < 5, state
+
+
+def test_a_compressed_burst_is_inflated_a_step_per_loop_iteration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An on_message server (no queue) reading a burst of compressed messages inflates
+    about 1 MiB per loop callback, reading paused meanwhile: one callback used to inflate a
+    whole read (64 KiB of 1 MiB messages compressed to 1 KiB is 64 MiB), holding the loop."""
+    from wsfast.asyncio.connection import WebSocket
+
+    received: list[int] = []
+    per_read: list[int] = []
+    original = WebSocket.buffer_updated
+
+    def buffer_updated(self: WebSocket, nbytes: int) -> None:
+        before = len(received)
+        original(self, nbytes)
+        per_read.append(len(received) - before)
+
+    monkeypatch.setattr(WebSocket, "buffer_updated", buffer_updated)
+    count = 256
+
+    async def main() -> None:
+        done = asyncio.get_running_loop().create_future()
+
+        def on_message(ws: Any, message: Any) -> None:
+            received.append(len(message))
+            if len(received) == count:
+                done.set_result(None)
+
+        async with serve(None, HOST, 0, on_message=on_message) as server:
+            flood = asyncio.create_task(flooder(server.port, count, zeros_frame((1 << 20) - 1)))
+            await done
+            flood.cancel()
+
+    run(main())
+    assert received == [(1 << 20) - 1] * count
+    assert max(per_read) <= 2, per_read

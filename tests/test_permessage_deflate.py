@@ -406,14 +406,55 @@ def test_a_big_bomb_fails_fast_in_bounded_memory(impl: ModuleType, backend: str)
     assert peak < 8 << 20, peak
 
 
-def test_the_compressed_size_is_checked_first(impl: ModuleType) -> None:
-    server = limited_server(impl, 1000)
-    # Fragments of empty stored blocks inflate to nothing, but their compressed size counts:
-    # the second takes the message over 1000 bytes, refused before it is inflated.
-    empty_blocks = b"\x00\x00\x00\xff\xff" * 120
-    server.receive_data(
-        to_server(BINARY, empty_blocks, rsv1=True, fin=False) + to_server(CONT, empty_blocks)
+def fixed_huffman(data: bytes) -> bytes:
+    """``data`` as one deflate block of fixed Huffman literals (RFC 1951 §3.2.6: 8 bits for
+    bytes 0-143, 9 for 144-255), sync-flushed, the tail removed (§7.2.1): what an encoder
+    that never falls back to stored blocks writes for incompressible data."""
+    bits = [0, 1, 0]  # BFINAL=0, BTYPE=01 (fixed codes), least significant bit first
+    for byte in data:
+        code, n = (0x30 + byte, 8) if byte < 144 else (0x190 + byte - 144, 9)
+        bits += [(code >> i) & 1 for i in range(n - 1, -1, -1)]  # codes: MSB first
+    bits += [0] * 7 + [0, 0, 0]  # end of block; an empty stored block's header
+    bits += [0] * (-len(bits) % 8)
+    return bytes(
+        sum(bit << j for j, bit in enumerate(bits[i : i + 8])) for i in range(0, len(bits), 8)
     )
+
+
+@pytest.mark.parametrize("strategy", ["fixed", "stored"])
+def test_incompressible_messages_up_to_the_limit(impl: ModuleType, strategy: str) -> None:
+    """Deflate makes random data larger: by ~6% with fixed Huffman codes (zlib-ng's level 1
+    uses them), by 5 bytes a block when stored (websockets sent 1 MiB as 1,051,138 bytes).
+    Such a message of exactly max_message_size bytes is accepted; the compressed frame used
+    to be refused with 1009 from its header."""
+    data = random.Random(4).randbytes(LIMIT)
+    if strategy == "fixed":
+        compressed = fixed_huffman(data)
+    else:
+        c = zlib.compressobj(6, zlib.DEFLATED, -15, 5)
+        compressed = (c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    assert len(compressed) > LIMIT
+    assert zlib.decompressobj(-15).decompress(compressed + b"\x00\x00\xff\xff") == data
+    server = limited_server(impl, LIMIT)
+    server.receive_data(to_server(BINARY, compressed, rsv1=True))
+    assert server.events() == [BinaryMessage(data)]
+    # A plain frame is still held to max_message_size, from its header.
+    server.receive_data(header(BINARY, LIMIT + 1))
+    failed_with(server, 1009)
+
+
+def test_the_compressed_size_is_checked_first(impl: ModuleType) -> None:
+    server = limited_server(impl, 8000)
+    # Fragments of empty stored blocks inflate to nothing, but their compressed size counts:
+    # the third takes the message over what 8000 bytes may deflate to (9,024 bytes: see
+    # PerMessageDeflate.max_payload), refused before it is inflated.
+    empty_blocks = b"\x00\x00\x00\xff\xff" * 800
+    server.receive_data(
+        to_server(BINARY, empty_blocks, rsv1=True, fin=False)
+        + to_server(CONT, empty_blocks, fin=False)
+    )
+    assert server.events() == []
+    server.receive_data(to_server(CONT, empty_blocks))
     failed_with(server, 1009)
 
 
@@ -683,8 +724,13 @@ def test_compression_option() -> None:
     assert server_extensions(factory) == [factory]
     with pytest.raises(ValueError):
         server_extensions("gzip")
-    with pytest.raises(ValueError):
-        client_extensions(factory)  # type: ignore[arg-type]
+    # A value of the wrong type is a TypeError (the wrong side's factory, aiohttp's True).
+    for wrong in (ClientDeflateFactory(), True, 15):
+        with pytest.raises(TypeError, match="ServerDeflateFactory"):
+            server_extensions(wrong)  # type: ignore[arg-type]
+    for wrong in (factory, True, 15):
+        with pytest.raises(TypeError, match="ClientDeflateFactory"):
+            client_extensions(wrong)  # type: ignore[arg-type]
 
 
 # --- negotiation: client ------------------------------------------------------------------
@@ -927,15 +973,25 @@ def test_a_burst_is_inflated_in_bounded_steps(impl: ModuleType) -> None:
     assert events == [BinaryMessage(b"\x00" * 65536)] * 200 + [TextMessage("plain, after them")]
 
 
-def test_a_backlog_is_delivered_before_eof(impl: ModuleType) -> None:
+def test_a_backlog_is_dropped_at_eof(impl: ModuleType) -> None:
+    """What is still held back when the transport ends is not inflated: the EOF would
+    otherwise inflate all of it at once (a read of 256 KiB can hold 250 messages of 1 MiB
+    compressed to 1 KiB), which the backlog exists to prevent."""
     server = deflate_server(impl)
     message = raw_deflate(b"\x00" * 65536)
     server.receive_data(b"".join(to_server(BINARY, message, rsv1=True) for _ in range(40)))
-    assert server.backlogged
-    server.receive_eof()
-    events = server.events()
-    assert events[:-1] == [BinaryMessage(b"\x00" * 65536)] * 40
-    assert isinstance(events[-1], ConnectionTerminated) and not server.backlogged
+    delivered = server.events()
+    assert server.backlogged and len(delivered) == 17  # 1 MiB, and the message that crossed it
+    tracemalloc.start()
+    try:
+        server.receive_eof()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert server.events() == [ConnectionTerminated(1006, "")]
+    assert not server.backlogged and peak < 1 << 20, peak
+    server.receive_eof()  # still idempotent
+    assert server.events() == []
 
 
 def test_a_backlog_then_a_bad_frame(impl: ModuleType) -> None:

@@ -324,15 +324,7 @@ class Connection:
         # came after them; receive_data(b"") goes on with them (see backlogged).
         self._inflated = 0
         self._backlog = None
-        # The parser enforces a size from the frame header alone: give it the smaller of both
-        # limits. The running total of a fragmented message is checked per fragment (from the
-        # header too when a frame spans several receive_data calls: see _check_pending).
-        limits = [x for x in (self._max_frame_size, self._max_message_size) if x is not None]
-        # A server receives masked frames (RFC 6455 §5.1), a client unmasked ones.
-        self._parser = FrameParser(
-            require_mask=not client, max_frame_size=min(limits, default=None)
-        )
-        self._feed = self._parser.feed
+        self._new_parser(self._max_message_size)
         self._extensions = []
         self._subprotocol = None
         self._msg_op = 0
@@ -426,13 +418,16 @@ class Connection:
     def backlogged(self) -> bool:
         """Frames already read wait to be processed: an extension (permessage-deflate)
         produced 1 MiB in one :meth:`receive_data` call, which stops there so that a burst
-        of small compressed messages cannot inflate into unbounded memory at once. Call
-        ``receive_data(b"")`` (or feed more data) when ready for more events."""
+        of compressed messages cannot inflate into unbounded memory at once. Call
+        ``receive_data(b"")`` when ready for more events, before reading more from the
+        transport (the peer may be waiting for answers to what is held back); what is still
+        held back at :meth:`receive_eof` is dropped."""
         return self._backlog is not None
 
     @cython.critical_section
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed bytes read from the transport; then read events() and data_to_send()."""
+        """Feed bytes read from the transport; then read events() and data_to_send(), and
+        while :attr:`backlogged`, call ``receive_data(b"")`` for the rest."""
         if self._failing is not None:
             return  # a deferred failure: nothing more is read (RFC 6455 §7.1.7)
         state = self._state
@@ -527,11 +522,10 @@ class Connection:
 
     @cython.critical_section
     def receive_eof(self) -> None:
-        """The peer closed its side of the transport (idempotent)."""
+        """The peer closed its side of the transport (idempotent). Frames still held back
+        (see :attr:`backlogged`) are dropped, not inflated."""
         if self._eof:
             return
-        while self._backlog is not None and self._failing is None and self._state is not _CLOSED:
-            self.receive_data(b"")  # what was read before the EOF is delivered first
         self._eof = True
         self._should_close = True
         if self._failing is not None:
@@ -642,6 +636,7 @@ class Connection:
             if not self._client or trigger == "refuse" or trigger == "eof":
                 self._should_close = True
             self._msg_parts = []
+            self._backlog = None  # nothing more is processed
             self._events.append(ConnectionTerminated(code, reason))
 
     @cython.critical_section
@@ -837,13 +832,14 @@ class Connection:
                 return False
         else:
             return True  # a control frame: at most 125 bytes, checked when complete
-        # The payload length is the message's share only when no extension transforms it;
-        # a first frame over the limit was refused by the parser (its max_frame_size), which
-        # holds a compressed frame to the limit too.
+        # The payload length is the message's share only when no extension transforms it (the
+        # parser holds other frames to what their extension allows: see _open).
         limit = self._max_message_size
-        if plain and limit is not None and op is _CONT and self._msg_size + header.length > limit:
-            self._fail(1009, f"message larger than max_message_size={limit}")
-            return False
+        if plain and limit is not None:
+            size = header.length + (self._msg_size if op is _CONT else 0)
+            if size > limit:
+                self._fail(1009, f"message larger than max_message_size={limit}")
+                return False
         if plain and (op is _TEXT or msg_op is _TEXT):
             if op is _TEXT:
                 self._validator.reset()
@@ -915,8 +911,28 @@ class Connection:
     def _handshake_eof(self) -> None:
         pass
 
+    def _new_parser(self, message_bound: int | None) -> None:
+        """The frame parser: it enforces a size from the frame header alone, the smaller of
+        max_frame_size and ``message_bound``, what a frame of a message may carry. The running
+        total of a fragmented message is checked per fragment (from the header too when a
+        frame spans several receive_data calls: see _check_pending)."""
+        limits = [x for x in (self._max_frame_size, message_bound) if x is not None]
+        # A server receives masked frames (RFC 6455 §5.1), a client unmasked ones.
+        self._parser = FrameParser(
+            require_mask=not self._client, max_frame_size=min(limits, default=None)
+        )
+        self._feed = self._parser.feed
+
     def _open(self, rest: bytes) -> None:
         self._transition("open")
+        bound = self._max_message_size
+        if self._extensions and bound is not None:
+            # A compressed frame may be larger than the message bytes it carries.
+            for extension in self._extensions:
+                max_payload = getattr(extension, "max_payload", None)
+                if max_payload is not None:
+                    bound = max_payload(bound)
+            self._new_parser(bound)
         if rest:
             self.receive_data(rest)
 

@@ -127,6 +127,12 @@ class Extension(Protocol):
     fails the connection (1002) on any RSV bit left set (§5.2). ``max_size`` is what the
     message may still grow by (None: no limit); exceed it with ProtocolError(code=1009).
     ``encode`` runs on every frame we send, control frames included, in order of negotiation.
+
+    An extension whose frames may carry more bytes than the message they hold (compression of
+    incompressible data) also defines ``max_payload(max_size) -> int``, the most bytes a
+    message of ``max_size`` bytes may take on the wire: the connection lets frames that large
+    through its frame-size limit (frames without RSV bits are still held to
+    ``max_message_size``).
     """
 
     name: str
@@ -200,25 +206,27 @@ def parse_extensions(values: Iterable[str]) -> list[tuple[str, ExtensionParams]]
     return out
 
 
+# A quoted string (escapes included), an unterminated quote, or a run of other characters.
+_QUOTED_OR_PLAIN = re.compile(r'"(?:[^"\\]|\\.)*"|"|[^"]+', re.DOTALL)
+
+
 def _split_outside_quotes(value: str, sep: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = escaped = False
-    for ch in value:
-        if escaped:
-            escaped = False
-        elif ch == "\\" and quoted:
-            escaped = True
-        elif ch == '"':
-            quoted = not quoted
-        elif ch == sep and not quoted:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(ch)
-    if quoted:
-        raise HandshakeError(f"unterminated quoted string in {value!r}", 400)
-    parts.append("".join(current))
+    """Split ``value`` at ``sep`` outside quoted strings; HandshakeError(400) for an
+    unterminated one. Works a run of characters at a time (regular expressions and
+    str.split), never a Python loop per character: a header may hold hundreds of offers."""
+    if '"' not in value:
+        return value.split(sep)
+    parts = [""]
+    for match in _QUOTED_OR_PLAIN.finditer(value):
+        chunk = match.group()
+        if chunk == '"':
+            raise HandshakeError(f"unterminated quoted string in {value!r}", 400)
+        if chunk[0] == '"':
+            parts[-1] += chunk
+        else:
+            first, *rest = chunk.split(sep)
+            parts[-1] += first
+            parts += rest
     return parts
 
 

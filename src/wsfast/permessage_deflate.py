@@ -11,10 +11,11 @@ Every RFC 7692 rule lives here; the connection only routes frames to :class:`Per
   bare form: the server picks the client's window) and checks the server's answer; an answer
   that breaks §7.1 fails the handshake.
 - :class:`PerMessageDeflate` compresses and inflates messages (§7.2). Receiving, the limits
-  hold on the inflated size: the compressed size of a message is checked first (no message
-  compresses to more than ``max_message_size`` of payload legitimately sent), then it is
-  inflated with ``max_length = remaining + 1`` (never 0, which zlib reads as "unlimited"), and
-  the connection fails with 1009 as soon as the output exceeds the limit. A message may hold
+  hold on the inflated size: the compressed size of a message is checked first, against what
+  a deflate encoder may write for ``max_message_size`` bytes (:meth:`~PerMessageDeflate.
+  max_payload`: incompressible data grows), then it is inflated with ``max_length =
+  remaining + 1`` (never 0, which zlib reads as "unlimited"), and the connection fails with
+  1009 as soon as the output exceeds the limit. A message may hold
   at most :data:`MAX_STREAMS` deflate streams (blocks with BFINAL set, §7.2.3.4, end one): a
   flood of tiny streams fails with 1009. Data that does not inflate fails with 1007; RSV1 on
   a continuation or control frame with 1002.
@@ -42,7 +43,7 @@ import importlib
 import os
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from .codes import Opcode
 from .exceptions import ProtocolError
@@ -75,6 +76,7 @@ _BINARY = Opcode.BINARY
 _NO_VALUE = ("server_no_context_takeover", "client_no_context_takeover")
 _BITS = ("server_max_window_bits", "client_max_window_bits")
 _backends: dict[str, ModuleType] = {}
+_F = TypeVar("_F", "ServerDeflateFactory", "ClientDeflateFactory")
 
 
 def zlib_backend(name: str | None = None) -> ModuleType:
@@ -383,7 +385,7 @@ class PerMessageDeflate:
         "_decompressor",
         "_sending",
         "_receiving",
-        "_recv_limit",
+        "_recv_bound",
         "_recv_size",
         "_streams",
         "_window",
@@ -418,8 +420,8 @@ class PerMessageDeflate:
         self._decompressor: Any = None
         self._sending = False  # a compressed message is being sent (fragments follow)
         self._receiving = False  # a compressed message is being received
-        self._recv_limit: int | None = None
-        self._recv_size = 0  # compressed bytes of the message being received
+        self._recv_bound: int | None = None  # max_payload() of the message being received
+        self._recv_size = 0  # its compressed bytes so far
         self._streams = 0
         # The last output, for a new inflater's zdict after a BFINAL block.
         self._window: list[bytes] = []
@@ -482,11 +484,19 @@ class PerMessageDeflate:
 
     # --- receiving (§7.2.2) ------------------------------------------------------------------
 
+    def max_payload(self, max_size: int) -> int:
+        """The most compressed bytes a message of ``max_size`` bytes may take (see
+        :class:`wsfast.handshake.Extension`). Deflate makes incompressible data larger: by up
+        to 1/8 with fixed Huffman codes (9 bits for half the byte values; zlib-ng's level 1
+        writes them), 5 bytes a block when stored, plus a flush marker per frame."""
+        return max_size + (max_size >> 3) + 1024
+
     def decode(self, frame: Any, *, max_size: int | None) -> Any:
         """Inflate a frame of a compressed message (RSV1 on its first frame).
 
         ``max_size``: how many more bytes the message may have (None: no limit); ProtocolError
-        with 1009 once the output would exceed it (or the message's compressed size does), 1007
+        with 1009 once the output would exceed it (or the message's compressed size exceeds
+        :meth:`max_payload` of it), 1007
         when the data does not inflate, 1002 for RSV1 on a continuation or control frame.
         """
         op = frame.opcode
@@ -499,7 +509,7 @@ class PerMessageDeflate:
             if not frame.rsv1:
                 return frame
             self._receiving = True
-            self._recv_limit = max_size
+            self._recv_bound = None if max_size is None else self.max_payload(max_size)
             self._recv_size = 0
             self._streams = 0
         else:
@@ -507,11 +517,11 @@ class PerMessageDeflate:
                 raise ProtocolError("RSV1 set on a control frame (RFC 7692 §6)", 1002)
             return frame
         payload = frame.payload
-        limit = self._recv_limit
+        bound = self._recv_bound
         size = self._recv_size + len(payload)
-        if limit is not None and size > limit:
+        if bound is not None and size > bound:
             # The compressed size first: a message is refused before any of it is inflated.
-            raise ProtocolError(f"compressed message larger than max_message_size={limit}", 1009)
+            raise ProtocolError(f"compressed message of more than {bound} bytes", 1009)
         self._recv_size = size
         fin = frame.fin
         if fin and not size:
@@ -613,27 +623,26 @@ class PerMessageDeflate:
 
 def server_extensions(compression: str | ServerDeflateFactory | None) -> list[ServerDeflateFactory]:
     """The server's extension factories for a ``compression`` option: ``"deflate"`` (the
-    defaults), a :class:`ServerDeflateFactory`, or None (no compression)."""
-    if compression is None:
-        return []
-    if compression == "deflate":
-        return [ServerDeflateFactory()]
-    if isinstance(compression, ServerDeflateFactory):
-        return [compression]
-    raise ValueError(
-        f"compression must be 'deflate', a ServerDeflateFactory or None, not {compression!r}"
-    )
+    defaults), a :class:`ServerDeflateFactory`, or None (no compression). ValueError for
+    another string, TypeError for another type."""
+    return _factories(compression, ServerDeflateFactory)
 
 
 def client_extensions(compression: str | ClientDeflateFactory | None) -> list[ClientDeflateFactory]:
     """The client's extension factories for a ``compression`` option: ``"deflate"`` (the
-    defaults), a :class:`ClientDeflateFactory`, or None (no compression)."""
+    defaults), a :class:`ClientDeflateFactory`, or None (no compression). ValueError for
+    another string, TypeError for another type."""
+    return _factories(compression, ClientDeflateFactory)
+
+
+def _factories(compression: object, kind: type[_F]) -> list[_F]:
     if compression is None:
         return []
-    if compression == "deflate":
-        return [ClientDeflateFactory()]
-    if isinstance(compression, ClientDeflateFactory):
+    if isinstance(compression, kind):
         return [compression]
-    raise ValueError(
-        f"compression must be 'deflate', a ClientDeflateFactory or None, not {compression!r}"
-    )
+    expected = f"'deflate', a {kind.__name__} or None"
+    if isinstance(compression, str):
+        if compression == "deflate":
+            return [kind()]
+        raise ValueError(f"compression must be {expected}, not {compression!r}")
+    raise TypeError(f"compression must be {expected}, not {compression!r}")

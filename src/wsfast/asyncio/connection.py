@@ -46,6 +46,7 @@ OnMessage = Callable[["WebSocket", Message], None]
 _OPEN = State.OPEN
 _CLOSED = State.CLOSED
 _CONNECTING = State.CONNECTING
+_CLOSING = State.CLOSING
 
 _READ_SIZE = 256 * 1024
 _BIG_WRITE = 64 * 1024
@@ -70,7 +71,9 @@ class WebSocket(asyncio.BufferedProtocol):
 
     Built by :func:`wsfast.asyncio.serve` (for each client) and :func:`wsfast.asyncio.connect`.
 
-    - Reading pauses while ``max_queue`` received messages wait for ``recv()``.
+    - Reading pauses while ``max_queue`` received messages wait for ``recv()``. Once
+      ``close()`` has sent the close frame, reading goes on to the peer's, and messages that
+      find the queue full are dropped.
     - ``send()`` waits while the transport's write buffer is above ``write_limit`` bytes.
     - Every ``ping_interval`` seconds a ping goes out; no pong within ``ping_timeout``
       closes the connection with 1011. None disables keepalive.
@@ -91,6 +94,7 @@ class WebSocket(asyncio.BufferedProtocol):
         "_messages",
         "_max_queue",
         "_reading_paused",
+        "_backlog_step",
         "_waiter",
         "_write_limit",
         "_writing_paused",
@@ -129,6 +133,7 @@ class WebSocket(asyncio.BufferedProtocol):
         self._messages: deque[Message] = deque()
         self._max_queue = max_queue
         self._reading_paused = False
+        self._backlog_step: asyncio.Handle | None = None  # see _process
         self._waiter: asyncio.Future[None] | None = None
         self._write_limit = write_limit
         self._writing_paused = False
@@ -331,15 +336,29 @@ class WebSocket(asyncio.BufferedProtocol):
                 if conn.failing and (self._on_message is not None or not self._messages):
                     conn.fail()
                     continue
-                if conn.backlogged and not self._reading_paused:
-                    # Frames read but not yet inflated (see Connection.backlogged): go on
-                    # until they are done or the queue is full.
-                    conn.receive_data(b"")
-                    continue
                 break
         finally:
             self._dispatching = False
         self._flush()  # one write for everything the events produced, replies included
+        if conn.backlogged:
+            # Frames read but not yet inflated (see Connection.backlogged): reading stops,
+            # and they are inflated one receive_data call (about 1 MiB) per loop iteration
+            # while the queue has room, so that a compressed burst neither fills memory nor
+            # holds the loop.
+            self._set_reading(False)
+            if self._backlog_step is None:
+                self._backlog_step = self._loop.call_soon(self._inflate_backlog)
+
+    def _inflate_backlog(self) -> None:
+        self._backlog_step = None
+        if self._reading_paused:
+            return  # the queue is full: recv() goes on with it (see _resume_reading)
+        conn = self._conn
+        if conn.backlogged:
+            conn.receive_data(b"")
+            self._process()  # (which schedules the next step if more is left)
+        if not conn.backlogged and not self._reading_paused:
+            self._set_reading(True)
 
     def _dispatch(self, events: list[Any]) -> None:
         for event in events:
@@ -408,6 +427,10 @@ class WebSocket(asyncio.BufferedProtocol):
 
     def _push(self, message: Message) -> None:
         messages = self._messages
+        if len(messages) >= self._max_queue and self._conn.state is _CLOSING:
+            # Our close frame is out: reading goes on to the peer's, and what the queue has
+            # no room for is dropped (a peer could otherwise fill memory until close_timeout).
+            return
         messages.append(message)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -417,10 +440,8 @@ class WebSocket(asyncio.BufferedProtocol):
             and not self._reading_paused
             and self._conn.state is _OPEN  # once closing, read on to the close frame and EOF
         ):
-            transport = self._transport
-            if transport is not None and not transport.is_closing():
-                self._reading_paused = True
-                transport.pause_reading()
+            self._reading_paused = True
+            self._set_reading(False)
 
     def _deliver(self, message: Message) -> None:
         assert self._on_message is not None
@@ -435,11 +456,19 @@ class WebSocket(asyncio.BufferedProtocol):
 
     def _resume_reading(self) -> None:
         self._reading_paused = False
+        if not self._conn.backlogged:
+            self._set_reading(True)
+        elif self._backlog_step is None:
+            self._backlog_step = self._loop.call_soon(self._inflate_backlog)
+
+    def _set_reading(self, on: bool) -> None:
+        """Pause or resume reading from the transport (both are idempotent)."""
         transport = self._transport
         if transport is not None and not transport.is_closing():
-            transport.resume_reading()
-        if self._conn.backlogged and not self._dispatching:
-            self._process()  # (while dispatching, _process itself goes on with them)
+            if on:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
 
     async def _drain(self) -> None:
         if self._drain_waiter is None or self._drain_waiter.done():
@@ -535,9 +564,10 @@ class WebSocket(asyncio.BufferedProtocol):
 
     def _cancel_timers(self) -> None:
         self._cancel_keepalive()
-        if self._closer_handle is not None:
-            self._closer_handle.cancel()
-            self._closer_handle = None
+        for handle in (self._closer_handle, self._backlog_step):
+            if handle is not None:
+                handle.cancel()
+        self._closer_handle = self._backlog_step = None
 
     # Hooks for the server and client sides.
 
