@@ -1015,8 +1015,8 @@ class ServerConnection(Connection):
             head, rest = done
             parsed = parse_request_head(head, max_lines=self._max_header_lines)
             if self._plain_http and not is_websocket_upgrade(parsed.headers):
-                check_http_request(parsed)
-                self._http_request = HttpRequest(parsed.target, parsed.headers)
+                target = check_http_request(parsed)
+                self._http_request = HttpRequest(target, parsed.headers)
                 self._events.append(self._http_request)
                 return
             request = check_request(parsed, origins=self._origins)
