@@ -126,6 +126,7 @@ _set_binary: Callable[[Any, bytes], None] = BinaryMessage.__dict__["data"].__set
 
 _RANDOM_BATCH = 4096  # bytes of os.urandom per refill: 1024 masking keys per system call
 _COALESCE = 4096  # payloads up to this size are joined to their header at once
+_SMALL_FRAGMENT = 4096  # fragments below this size are gathered in one bytearray
 
 
 class State(enum.IntEnum):
@@ -252,7 +253,7 @@ class Connection:
     _extensions: list[Extension]
     _subprotocol: str | None
     _msg_op: int
-    _msg_parts: list[bytes]
+    _msg_parts: list[bytes | bytearray]
     _msg_size: int
     _validator: Any
     _tracked: Any
@@ -659,7 +660,13 @@ class Connection:
                 self._fail(1007, _INVALID_UTF8)
                 return False
         if not frame.fin:
-            self._msg_parts.append(payload)
+            parts = self._msg_parts
+            if len(payload) >= _SMALL_FRAGMENT:
+                parts.append(payload)
+            elif parts and type(parts[-1]) is bytearray:
+                parts[-1] += payload  # small fragments share a buffer: no object each
+            else:
+                parts.append(bytearray(payload))
             return True
         parts = self._msg_parts
         if parts:
