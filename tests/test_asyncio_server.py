@@ -129,6 +129,33 @@ def test_max_connections_refuses_with_503() -> None:
     run(main())
 
 
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_a_burst_of_connections_never_exceeds_the_cap(loop_name: str) -> None:
+    """The cap is counted as connections arrive, not when the loop creates their protocol
+    (a burst of accepts creates many protocols before any connection is made)."""
+
+    async def status_of(port: int) -> tuple[bytes, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(raw_upgrade(port))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        return head[9:12], writer  # kept open: the 101s count against the cap
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0, max_connections=3) as server:
+            answers = await asyncio.gather(*(status_of(server.port) for _ in range(30)))
+            statuses = [status for status, _ in answers]
+            assert statuses.count(b"101") == 3 and statuses.count(b"503") == 27
+            assert len(server.connections) == 3
+            for _, writer in answers:
+                writer.close()
+
+    if loop_name == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        uvloop.run(asyncio.wait_for(main(), 10))
+    else:
+        run(main())
+
+
 @unix_only
 def test_serve_on_a_unix_path_and_connect_with_a_socket(tmp_path: Path) -> None:
     path = str(tmp_path / "ws.sock")

@@ -90,8 +90,16 @@ class ServerWebSocket(WebSocket):
         return None if self.request is None else self.request.headers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
         server = self._server
+        if server._over_capacity():
+            # Counted here, where connections arrive one by one (the protocol factory may run
+            # for a burst of them first); _Busy answers 503 on this transport instead.
+            logger.debug("over max_handshakes or max_connections: refusing with 503")
+            busy = _Busy(server._close_timeout)
+            transport.set_protocol(busy)
+            busy.connection_made(transport)
+            return
+        super().connection_made(transport)
         server._connections.add(self)
         server._handshakes += 1
         self._handshaking = True
@@ -307,14 +315,15 @@ class Server:
         self._closing: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
 
-    def _protocol(self) -> asyncio.BaseProtocol:
-        if (self._max_handshakes is not None and self._handshakes >= self._max_handshakes) or (
-            self._max_connections is not None and len(self._connections) >= self._max_connections
-        ):
-            logger.debug("over max_handshakes or max_connections: refusing with 503")
-            return _Busy(self._close_timeout)
+    def _protocol(self) -> ServerWebSocket:
         conn = ServerConnection(**self._connection_options)
         return ServerWebSocket(self, conn, **self._websocket_options)
+
+    def _over_capacity(self) -> bool:
+        """Is a new connection over max_handshakes or max_connections?"""
+        return (self._max_handshakes is not None and self._handshakes >= self._max_handshakes) or (
+            self._max_connections is not None and len(self._connections) >= self._max_connections
+        )
 
     @property
     def sockets(self) -> tuple[Any, ...]:
