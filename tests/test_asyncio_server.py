@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -225,16 +227,39 @@ def test_connections_are_logged_at_info_on_wsfast_server(
     assert f"connection {ident}" in closed[0] and "1000" in closed[0] and " s" in closed[0]
 
 
-def test_nothing_is_printed_without_logging_configured(capfd: pytest.CaptureFixture[str]) -> None:
-    async def main() -> None:
-        async with serve(echo, HOST, 0) as server:
-            async with connect(uri(server)) as ws:
-                await ws.send("quiet")
-                await ws.recv()
+_ONE_CONNECTION = """
+import asyncio, logging, sys
+from wsfast.asyncio import connect, serve
 
-    run(main())
-    out, err = capfd.readouterr()
-    assert out == "" and err == ""
+async def echo(ws):
+    async for message in ws:
+        await ws.send(message)
+
+async def main():
+    async with serve(echo, "127.0.0.1", 0) as server:
+        async with connect(f"ws://127.0.0.1:{server.port}/here") as ws:
+            await ws.send("x")
+            await ws.recv()
+        await asyncio.sleep(0.05)
+
+if sys.argv[1:] == ["info"]:
+    logging.basicConfig(level=logging.INFO)
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_info_lines_show_only_when_the_application_enables_them(configured: bool) -> None:
+    """In a process of its own: pytest's log capture would hide Python's last-resort output."""
+    args = [sys.executable, "-c", _ONE_CONNECTION] + (["info"] if configured else [])
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    if configured:
+        assert "INFO:wsfast.server:connection" in done.stderr and "/here" in done.stderr
+        assert done.stderr.count("opened") == 1 and done.stderr.count("closed") == 1
+    else:
+        assert done.stderr == ""
 
 
 def test_debug_lines_carry_the_connection_id(caplog: pytest.LogCaptureFixture) -> None:
