@@ -234,14 +234,16 @@ def _flood(port: int, chunk: bytes, duration: float, read: bool) -> dict[str, An
     received = [0]
 
     def drain() -> None:
-        try:
-            while True:
+        while True:
+            try:
                 data = sock.recv(1 << 20)
-                if not data:
-                    return
-                received[0] += len(data)
-        except OSError:
-            return
+            except TimeoutError:  # the socket's timeout is for the sender's stalls
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            received[0] += len(data)
 
     if read:
         threading.Thread(target=drain, daemon=True).start()
