@@ -34,7 +34,7 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 LIBRARIES = ("wsfast", "wsfast-cb", "websockets", "aiohttp", "picows")
@@ -326,9 +326,16 @@ def _bound_port(server: Any) -> int:
 
 
 async def _server_main(library: str, port: int, max_size: int | None) -> None:
-    loop = asyncio.get_running_loop()
     server = await SERVERS[library](port, max_size)
-    print(f"PORT {_bound_port(server)}", flush=True)
+    await run_commands(_bound_port(server), {"count": lambda: str(OPEN[0])})
+
+
+async def run_commands(port: int, extra: dict[str, Callable[[], str]]) -> None:
+    """Print ``PORT port``, then answer ServerProcess commands read from stdin (``gc``,
+    tracemalloc's ``trace``/``peak``/``traced``/``untrace``, and ``extra``'s) until it
+    closes; then end the process."""
+    loop = asyncio.get_running_loop()
+    print(f"PORT {port}", flush=True)
     done = loop.create_future()
 
     def answer(command: str) -> None:
@@ -351,8 +358,8 @@ async def _server_main(library: str, port: int, max_size: int | None) -> None:
         elif command == "untrace":
             tracemalloc.stop()
             reply = "ok"
-        elif command == "count":
-            reply = str(OPEN[0])
+        elif command in extra:
+            reply = extra[command]()
         else:
             reply = f"unknown command {command!r}"
         print(reply, flush=True)
@@ -463,11 +470,14 @@ class ServerProcess:
         settle_malloc: bool = False,
         compression: bool = False,
         timeout: float = 20.0,
+        command: Sequence[str] | None = None,
     ) -> None:
+        """``command``: the arguments of another script to run instead (it must print
+        ``PORT n`` first and answer commands: see run_commands())."""
         import subprocess
 
         args = [sys.executable] + ["-O"] * sys.flags.optimize
-        args += [os.path.abspath(__file__), library]
+        args += [os.path.abspath(__file__), library] if command is None else list(command)
         if uvloop:
             args.append("--uvloop")
         if max_size is not None:

@@ -7,11 +7,11 @@ import shutil
 import socket
 import ssl
 import subprocess
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from asyncio_helpers import HOST, TIMEOUT, echo, raw_upgrade, run, uri
 
 import wsfast
 from wsfast.asyncio import (
@@ -23,25 +23,6 @@ from wsfast.asyncio import (
     connect,
     serve,
 )
-
-HOST = "127.0.0.1"
-TIMEOUT = 10.0
-
-
-def run(coro: Awaitable[Any]) -> Any:
-    async def bounded() -> Any:
-        return await asyncio.wait_for(coro, TIMEOUT)
-
-    return asyncio.run(bounded())
-
-
-async def echo(ws: ServerWebSocket) -> None:
-    async for message in ws:
-        await ws.send(message)
-
-
-def uri(server: Any, path: str = "/") -> str:
-    return f"ws://{HOST}:{server.port}{path}"
 
 
 def test_echo_text_and_binary() -> None:
@@ -246,7 +227,7 @@ def test_keepalive_closes_a_silent_peer() -> None:
 
         async with serve(handler, HOST, 0, ping_interval=0.1, ping_timeout=0.2) as server:
             reader, writer = await asyncio.open_connection(HOST, server.port)
-            writer.write(_raw_upgrade(server.port))
+            writer.write(raw_upgrade(server.port))
             assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
             # Never answer: the server pings, waits, sends a 1011 close frame and drops TCP.
             code = await asyncio.wait_for(closed, 5)
@@ -294,7 +275,7 @@ def test_protocol_violation_from_a_raw_peer() -> None:
     async def main() -> None:
         async with serve(echo, HOST, 0) as server:
             reader, writer = await asyncio.open_connection(HOST, server.port)
-            writer.write(_raw_upgrade(server.port))
+            writer.write(raw_upgrade(server.port))
             head = await reader.readuntil(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 101")
             writer.write(wsfast.build_header(wsfast.Opcode.TEXT, 2) + b"hi")  # not masked
@@ -314,7 +295,7 @@ def test_messages_before_a_protocol_error_are_still_answered() -> None:
     async def main() -> None:
         async with serve(echo, HOST, 0) as server:
             reader, writer = await asyncio.open_connection(HOST, server.port)
-            writer.write(_raw_upgrade(server.port))
+            writer.write(raw_upgrade(server.port))
             await reader.readuntil(b"\r\n\r\n")
             key = b"\x01\x02\x03\x04"
             good = wsfast.build_header(wsfast.Opcode.TEXT, 5, mask=key)
@@ -367,17 +348,6 @@ def test_many_concurrent_clients() -> None:
             await asyncio.gather(*(one(i) for i in range(50)))
 
     run(main())
-
-
-def _raw_upgrade(port: int) -> bytes:
-    key = wsfast.generate_key()
-    return (
-        f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
-
-
-
 
 
 def test_works_on_uvloop() -> None:
@@ -484,7 +454,7 @@ def test_keepalive_timeout_drops_a_peer_that_stopped_reading() -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.setblocking(False)
             await asyncio.get_running_loop().sock_connect(sock, (HOST, server.port))
-            await asyncio.get_running_loop().sock_sendall(sock, _raw_upgrade(server.port))
+            await asyncio.get_running_loop().sock_sendall(sock, raw_upgrade(server.port))
             # Never read again.
             assert await asyncio.wait_for(done, 5) == "ConnectionClosedError"
             sock.close()
@@ -540,7 +510,7 @@ def test_on_message_replies_to_a_batch_in_order() -> None:
     async def main() -> None:
         async with serve(None, HOST, 0, on_message=echo_now) as server:
             reader, writer = await asyncio.open_connection(HOST, server.port)
-            writer.write(_raw_upgrade(server.port))
+            writer.write(raw_upgrade(server.port))
             await reader.readuntil(b"\r\n\r\n")
             key = b"\x0a\x0b\x0c\x0d"
             batch = b"".join(

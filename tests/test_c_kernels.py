@@ -1,6 +1,7 @@
 """Builds tests/c/selftest.c against the kernels' C headers and runs it: natively, and for
 AArch64 under qemu-user when ``aarch64-linux-gnu-gcc`` and ``qemu-aarch64`` are installed, so
-the NEON paths are checked on an x86-64 machine too."""
+the NEON paths are checked on an x86-64 machine too. tests/c/length_guard.c checks the frame
+length guard natively and, at compile time, for a 32-bit target."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ HEADERS = Path(wsfast.__file__).resolve().parent / "_c"
 SOURCE = Path(__file__).resolve().parent / "c" / "selftest.c"
 
 
-def _build_and_run(cc: str, out: Path, runner: list[str]) -> str:
+GUARD = Path(__file__).resolve().parent / "c" / "length_guard.c"
+
+
+def _build_and_run(cc: str, out: Path, runner: list[str], source: Path = SOURCE) -> str:
     subprocess.run(
-        [cc, "-O2", "-Wall", "-Wextra", "-Werror", f"-I{HEADERS}", str(SOURCE), "-o", str(out)],
+        [cc, "-O2", "-Wall", "-Wextra", "-Werror", f"-I{HEADERS}", str(source), "-o", str(out)],
         check=True,
         capture_output=True,
         timeout=120,
@@ -50,3 +54,36 @@ def test_aarch64_neon(tmp_path: Path) -> None:
         ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"],
     )
     assert "(neon)" in output
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32" or shutil.which("cc") is None, reason="needs a C compiler named cc"
+)
+def test_length_guard_native(tmp_path: Path) -> None:
+    output = _build_and_run("cc", tmp_path / "length_guard", [], GUARD)
+    assert f"ok (limit {sys.maxsize})" in output  # the guard is CPython's PY_SSIZE_T_MAX
+
+
+def _compiles_for_32_bit(cc: str) -> bool:
+    probe = subprocess.run(
+        [cc, "-m32", "-ffreestanding", "-fsyntax-only", "-x", "c", "-"],
+        input=b"_Static_assert(sizeof(void *) == 4, \"32-bit\");\n",
+        capture_output=True,
+        timeout=60,
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32" or shutil.which("cc") is None or not _compiles_for_32_bit("cc"),
+    reason="needs a C compiler that targets 32-bit x86 (cc -m32)",
+)
+def test_length_guard_for_a_32_bit_target() -> None:
+    """2**31 and more are refused where Py_ssize_t has 32 bits (static asserts)."""
+    subprocess.run(
+        ["cc", "-m32", "-ffreestanding", "-fsyntax-only", "-DWSF_SYNTAX_ONLY", "-Wall",
+         "-Werror", f"-I{HEADERS}", str(GUARD)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip

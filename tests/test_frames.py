@@ -10,13 +10,16 @@ import array
 import pickle
 import random
 import struct
+import sys
 import threading
+import tracemalloc
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import wsfast
+import wsfast.pure.frames as pure_frames
 from wsfast import CloseCode, Opcode, ProtocolError
 
 KEY = b"\x37\xfa\x21\x3d"
@@ -965,3 +968,47 @@ def test_pending_is_cleared_by_an_error(impl) -> None:
     with pytest.raises(ProtocolError):
         parser.feed(b"cde" + encode_header(Opcode.BINARY, 11))
     assert parser.pending is None
+
+
+def test_pending_payload_copies_only_the_new_bytes(impl) -> None:
+    """A text frame arriving in TCP-sized reads is validated as it comes; reading the new part
+    of its pending payload must cost that part, not the whole payload so far (which made a
+    4 MiB frame in 1,460-byte reads take quadratic time in the pure twin)."""
+    payload = bytes(range(256)) * (3 * 4096)  # 3 MiB
+    stream = encode_frame(Opcode.BINARY, payload, mask=KEY)
+    parser = impl.FrameParser(require_mask=True)
+    parser.feed(stream[: len(stream) - 1460])
+    seen = len(parser.pending_payload())
+    parser.feed(stream[len(stream) - 1460 : len(stream) - 1])
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        new = parser.pending_payload(seen)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert new == payload[seen:-1]
+    assert peak < 64 * 1024, peak
+
+
+def test_frames_longer_than_a_py_ssize_t_are_refused_before_any_cast(impl) -> None:
+    """A 32-bit build cannot index 2**31 bytes: both twins refuse such a frame with 1009
+    before buffering (the compiled one before casting the length to Py_ssize_t); their
+    limit is sys.maxsize (see tests/c/length_guard.c for the 32-bit value)."""
+    module = sys.modules[type(impl.FrameParser(require_mask=False)).__module__]
+    assert module._MAX_BUFFERED == sys.maxsize
+
+
+def test_the_pure_guard_on_a_32_bit_limit(monkeypatch) -> None:
+    """The pure twin with a 32-bit Py_ssize_t limit: 2**31 - 1 waits for its payload,
+    2**31 and more are refused with 1009 from the header alone."""
+    monkeypatch.setattr(pure_frames, "_MAX_BUFFERED", 2**31 - 1)
+    parser = pure_frames.FrameParser(require_mask=False)
+    assert parser.feed(encode_header(Opcode.BINARY, 2**31 - 1)) == []
+    assert parser.pending is not None
+    for length in (2**31, 2**32 + 5, MAX_LENGTH):
+        parser = pure_frames.FrameParser(require_mask=False)
+        with pytest.raises(ProtocolError) as info:
+            parser.feed(encode_frame(Opcode.TEXT, b"ok") + encode_header(Opcode.BINARY, length))
+        assert info.value.code == 1009 and "cannot buffer" in str(info.value)
+        assert [f.payload for f in info.value.frames] == [b"ok"]

@@ -110,10 +110,27 @@ def test_headers_are_case_insensitive_and_keep_repeats() -> None:
     assert headers.tokens("Connection") == ["keep-alive", "upgrade"]
     assert headers.get_all("X-A") == ["1", "2"]
     assert headers.get("nope") is None
-    with pytest.raises(HandshakeError):
-        headers.get("x-a")  # repeated: there is no single value
     with pytest.raises(KeyError):
         headers["nope"]
+
+
+def test_a_repeated_header_reads_as_its_values_joined() -> None:
+    """RFC 9110 §5.3: field lines of one name combine into one, comma-separated; the
+    application gets a value, never an exception (get_all() keeps the lines apart)."""
+    headers = Headers([("X-Forwarded-For", "10.0.0.1"), ("x-forwarded-for", "10.0.0.2, ::1")])
+    assert headers.get("X-Forwarded-For") == "10.0.0.1, 10.0.0.2, ::1"
+    assert headers["x-forwarded-for"] == "10.0.0.1, 10.0.0.2, ::1"
+    assert headers.get_all("X-Forwarded-For") == ["10.0.0.1", "10.0.0.2, ::1"]
+    assert headers.get("Missing", "default") == "default"
+
+
+def test_a_repeated_ordinary_header_reaches_the_application() -> None:
+    server = ServerConnection()
+    extra = [("X-Forwarded-For", "10.0.0.1"), ("X-Forwarded-For", "10.0.0.2")]
+    server.receive_data(request_bytes(GOOD_HEADERS + extra))
+    (request,) = server.events()
+    assert isinstance(request, Request)
+    assert request.headers.get("X-Forwarded-For") == "10.0.0.1, 10.0.0.2"
 
 
 def test_token_lists_accept_empty_elements_and_repeated_fields() -> None:
@@ -961,3 +978,58 @@ def test_frames_in_the_same_chunk_as_the_handshake_are_processed() -> None:
     client.receive_data(server.data_to_send())
     accepted, message = client.events()
     assert isinstance(accepted, Accepted) and message == BinaryMessage(b"hello")
+
+
+# --- request targets (RFC 9112 §3.2) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("start", "host", "target"),
+    [
+        ("GET /chat?room=1 HTTP/1.1", "example.com", "/chat?room=1"),
+        ("GET http://example.com/chat?room=1 HTTP/1.1", "example.com", "/chat?room=1"),
+        ("GET https://EXAMPLE.com:8443/a/b HTTP/1.1", "example.com:8443", "/a/b"),
+        ("GET http://example.com HTTP/1.1", "example.com", "/"),
+        ("GET http://example.com?q=1 HTTP/1.1", "example.com", "/?q=1"),
+        ("GET http://[::1]:8000/x HTTP/1.1", "[::1]:8000", "/x"),
+    ],
+)
+def test_absolute_form_is_reduced_to_its_path(start: str, host: str, target: str) -> None:
+    server = ServerConnection()
+    server.receive_data(request_bytes(replace("Host", host), start))
+    (request,) = server.events()
+    assert isinstance(request, Request), request
+    assert request.target == target and request.host == host
+
+
+@pytest.mark.parametrize(
+    ("start", "host"),
+    [
+        ("GET * HTTP/1.1", "example.com"),  # asterisk-form: OPTIONS only
+        ("GET example.com:80 HTTP/1.1", "example.com:80"),  # authority-form: CONNECT only
+        ("GET http://other.example/chat HTTP/1.1", "example.com"),  # not the Host
+        ("GET http://example.com:81/chat HTTP/1.1", "example.com"),  # not the Host's port
+        ("GET http://user@example.com/chat HTTP/1.1", "user@example.com"),  # userinfo
+        ("GET ftp://example.com/chat HTTP/1.1", "example.com"),  # not http(s)
+        ("GET http:///chat HTTP/1.1", "example.com"),  # no authority
+        ("GET /chat#frag HTTP/1.1", "example.com"),  # no fragment in a request-target
+        ("GET chat HTTP/1.1", "example.com"),
+    ],
+)
+def test_other_request_targets_are_refused_with_400(start: str, host: str) -> None:
+    server = ServerConnection()
+    server.receive_data(request_bytes(replace("Host", host), start))
+    event = server.events()[0]
+    assert isinstance(event, HandshakeFailed) and event.status == 400, event
+    assert split_response(server.data_to_send())[0] == 400
+
+
+def test_plain_http_requests_get_the_same_target_rules() -> None:
+    server = ServerConnection(plain_http=True)
+    server.receive_data(request_bytes(PAGE_HEADERS, "GET http://example.com/page?x HTTP/1.1"))
+    (event,) = server.events()
+    assert isinstance(event, HttpRequest) and event.target == "/page?x"
+    server = ServerConnection(plain_http=True)
+    server.receive_data(request_bytes(PAGE_HEADERS, "GET * HTTP/1.1"))
+    event = server.events()[0]
+    assert isinstance(event, HandshakeFailed) and event.status == 400

@@ -139,6 +139,7 @@ _set_binary: Callable[[Any, bytes], None] = BinaryMessage.__dict__["data"].__set
 _RANDOM_BATCH = 4096  # bytes of os.urandom per refill: 1024 masking keys per system call
 _INFLATE_BUDGET = 1 << 20  # bytes extensions may produce per receive_data call (see backlogged)
 _COALESCE = 4096  # payloads up to this size are joined to their header at once
+_SMALL_FRAGMENT = 4096  # fragments below this size are gathered in one bytearray
 
 
 class State(enum.IntEnum):
@@ -277,7 +278,7 @@ class Connection:
     _subprotocol: str | None
     _msg_op: int
     _msg_ext: bool
-    _msg_parts: list[bytes]
+    _msg_parts: list[bytes | bytearray]
     _msg_size: int
     _validator: Any
     _tracked: Any
@@ -736,7 +737,13 @@ class Connection:
                 self._fail(1007, _INVALID_UTF8)
                 return False
         if not frame.fin:
-            self._msg_parts.append(payload)
+            parts = self._msg_parts
+            if len(payload) >= _SMALL_FRAGMENT:
+                parts.append(payload)
+            elif parts and type(parts[-1]) is bytearray:
+                parts[-1] += payload  # small fragments share a buffer: no object each
+            else:
+                parts.append(bytearray(payload))
             return True
         parts = self._msg_parts
         if parts:
@@ -1122,8 +1129,8 @@ class ServerConnection(Connection):
             head, rest = done
             parsed = parse_request_head(head, max_lines=self._max_header_lines)
             if self._plain_http and not is_websocket_upgrade(parsed.headers):
-                check_http_request(parsed)
-                self._http_request = HttpRequest(parsed.target, parsed.headers)
+                target = check_http_request(parsed)
+                self._http_request = HttpRequest(target, parsed.headers)
                 self._events.append(self._http_request)
                 return
             request = check_request(parsed, origins=self._origins)

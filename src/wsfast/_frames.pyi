@@ -2,6 +2,8 @@ from typing_extensions import Buffer
 
 from .codes import Opcode
 
+_MAX_BUFFERED: int
+
 class FrameHeader:
     @property
     def fin(self) -> bool: ...

@@ -15,6 +15,10 @@ from libc.string cimport memcpy
 
 from wsfast._mask cimport MASK_NOGIL_MIN, WSF_FREE_THREADED, mask_into
 
+
+cdef extern from "wsf_frame.h":
+    uint64_t WSF_MAX_BUFFERED  # what a Py_ssize_t indexes: 2**31 - 1 on 32-bit builds
+
 from operator import index as _index
 
 from wsfast.codes import Opcode
@@ -26,6 +30,7 @@ for _op in Opcode:
     _OPCODES[int(_op)] = _op
 cdef uint64_t _MAX_LENGTH = (<uint64_t>1 << 63) - 1
 cdef bytes _EMPTY = b""
+_MAX_BUFFERED = WSF_MAX_BUFFERED  # for the tests: sys.maxsize
 
 
 cdef object _opcode(object value, object error):
@@ -333,6 +338,9 @@ cdef class FrameParser:
             raise _ProtocolError(
                 f"frame payload of {h.length} bytes exceeds "
                 f"max_frame_size={self._max_frame_size}", 1009)
+        if h.length > WSF_MAX_BUFFERED:
+            # Before any <Py_ssize_t> cast of the length, which would truncate it (32-bit).
+            raise _ProtocolError(f"cannot buffer a frame payload of {h.length} bytes", 1009)
         return 0
 
     cdef bytes _allocate(self, header_t *h):

@@ -86,8 +86,10 @@ def check_header_value(name: str, value: str) -> None:
 class Headers:
     """Immutable header fields in order, names compared case-insensitively (RFC 9110 §5.1).
 
-    Repeated fields are kept. ``headers["name"]`` and :meth:`get` give the only value of a
-    field and raise :class:`KeyError` / :class:`HandshakeError` when absent / repeated.
+    Repeated fields are kept: :meth:`get_all` gives their values apart. ``headers["name"]``
+    (KeyError when absent) and :meth:`get` give one value, a repeated field's values joined
+    with ", " as RFC 9110 §5.3 combines them (e.g. two X-Forwarded-For lines).
+    :meth:`get_single` is for fields that may appear only once (Host, Sec-WebSocket-Key...).
     """
 
     __slots__ = ("_items", "_index")
@@ -115,15 +117,25 @@ class Headers:
         values = self._index.get(name.lower())
         if values is None:
             raise KeyError(name)
+        return values[0] if len(values) == 1 else ", ".join(values)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The value of ``name`` (repeated: the values joined with ", "); ``default`` when
+        absent."""
+        values = self._index.get(name.lower())
+        if values is None:
+            return default
+        return values[0] if len(values) == 1 else ", ".join(values)
+
+    def get_single(self, name: str) -> str | None:
+        """The value of a field that may appear once, None when absent; HandshakeError (400)
+        when repeated."""
+        values = self._index.get(name.lower())
+        if values is None:
+            return None
         if len(values) > 1:
             raise HandshakeError(f"more than one {name} header", 400)
         return values[0]
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """The single value of ``name``, ``default`` when absent; repeated → HandshakeError."""
-        if name.lower() not in self._index:
-            return default
-        return self[name]
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, in order (empty list when absent)."""

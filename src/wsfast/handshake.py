@@ -294,7 +294,8 @@ def select_subprotocol(offered: Sequence[str], supported: Sequence[str]) -> str 
 
 @dataclass(frozen=True, slots=True)
 class UpgradeRequest:
-    """A request that passed every RFC 6455 §4.2.1 check."""
+    """A request that passed every RFC 6455 §4.2.1 check; ``target`` is its path and query
+    (an absolute-form request-target reduced to them)."""
 
     target: str
     host: str
@@ -320,28 +321,55 @@ def is_websocket_upgrade(headers: Headers) -> bool:
     return "websocket" in headers.tokens("Upgrade")
 
 
-def _check_get(head: RequestHead, what: str) -> str:
-    """The checks every GET we answer passes (RFC 9112 §3.2, §6); returns the Host."""
+def _check_get(head: RequestHead, what: str) -> tuple[str, str]:
+    """The checks every GET we answer passes (RFC 9112 §3.2, §6); returns the Host and the
+    request-target in origin-form."""
     if head.version != "HTTP/1.1":
         raise HandshakeError(f"HTTP/1.1 is required, not {head.version}", 400)
     headers = head.headers
-    host = headers.get("Host")
+    host = headers.get_single("Host")
     if host is None or not host:
         raise HandshakeError("missing Host header", 400)
-    if "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0":
+    if "Transfer-Encoding" in headers or headers.get_single("Content-Length") not in (None, "0"):
         raise HandshakeError(f"{what} cannot have a body", 400)
-    return host
+    return host, _origin_form(head.target, host)
 
 
-def check_http_request(head: RequestHead) -> None:
-    """Check a plain HTTP request (no upgrade) for the application to answer.
+def _origin_form(target: str, host: str) -> str:
+    """The path and query of a GET's request-target (RFC 9112 §3.2): origin-form as it is;
+    absolute-form (an http or https URI, RFC 6455 §4.1) reduced to its path and query, when
+    its authority is the Host; anything else (``*``, authority-form) refused with 400."""
+    if "#" in target:
+        raise HandshakeError("a request-target has no fragment (RFC 9112 §3.2)", 400)
+    if target.startswith("/"):
+        return target
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise HandshakeError(
+            f"the request-target must be a path or an http(s) URI, not {target[:64]!r}", 400
+        )
+    if "@" in parts.netloc or parts.netloc.lower() != host.lower():
+        raise HandshakeError(
+            f"the request-target's authority {parts.netloc[:64]!r} is not the Host {host!r}",
+            400,
+        )
+    path = parts.path or "/"
+    return f"{path}?{parts.query}" if parts.query else path
+
+
+def check_http_request(head: RequestHead) -> str:
+    """Check a plain HTTP request (no upgrade) for the application to answer; returns its
+    request-target in origin-form (path and query).
 
     A GET over HTTP/1.1 with a Host and no body; HandshakeError(405, with ``Allow: GET``) for
     another method, HandshakeError(400) for the rest.
     """
     if head.method != "GET":
         raise HandshakeError(f"the method must be GET, not {head.method}", 405, (("Allow", "GET"),))
-    _check_get(head, "a GET request")
+    return _check_get(head, "a GET request")[1]
 
 
 def check_request(
@@ -354,7 +382,7 @@ def check_request(
     """
     if head.method != "GET":
         raise HandshakeError(f"the method must be GET, not {head.method}", 400)
-    host = _check_get(head, "an upgrade request")
+    host, target = _check_get(head, "an upgrade request")
     headers = head.headers
     if not is_websocket_upgrade(headers):
         raise HandshakeError(
@@ -364,7 +392,7 @@ def check_request(
         raise HandshakeError(
             "this is a WebSocket endpoint: expected 'Connection: Upgrade'", 426, _UPGRADE_HEADERS
         )
-    key = headers.get("Sec-WebSocket-Key")
+    key = headers.get_single("Sec-WebSocket-Key")
     if key is None:
         raise HandshakeError("missing Sec-WebSocket-Key header", 400)
     if not _valid_key(key):
@@ -377,11 +405,11 @@ def check_request(
             426,
             _UPGRADE_HEADERS,
         )
-    origin = headers.get("Origin")
+    origin = headers.get_single("Origin")
     if origins is not None and origin not in origins:
         raise HandshakeError(f"origin {origin!r} is not allowed", 403)
     return UpgradeRequest(
-        head.target,
+        target,
         host,
         key,
         origin,
@@ -566,7 +594,7 @@ def check_response(
     if "upgrade" not in headers.tokens("Connection"):
         raise HandshakeError("missing 'Connection: Upgrade' in the response", status)
     try:
-        accept = headers.get("Sec-WebSocket-Accept")
+        accept = headers.get_single("Sec-WebSocket-Accept")
         protocols = headers.get_all("Sec-WebSocket-Protocol")
         answered = parse_extensions(headers.get_all("Sec-WebSocket-Extensions"))
     except HandshakeError as exc:

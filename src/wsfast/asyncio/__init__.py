@@ -17,6 +17,7 @@
 from .client import ClientWebSocket, connect
 from .connection import Message, OnMessage, WebSocket
 from .exceptions import (
+    ConcurrencyError,
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
@@ -26,6 +27,7 @@ from .server import Server, ServerWebSocket, serve
 
 __all__ = [
     "ClientWebSocket",
+    "ConcurrencyError",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",

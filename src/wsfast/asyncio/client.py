@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl as ssl_module
 from collections.abc import Generator, Iterable, Sequence
 from typing import Any
@@ -60,15 +61,21 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
     ``await connect(uri)`` returns the open :class:`ClientWebSocket`; ``async with connect(uri)
     as ws:`` also closes it at the end. Raises :class:`InvalidHandshake` if the server refuses
     or answers wrongly, :class:`OSError` if it cannot be reached, and TimeoutError after
-    ``open_timeout``. Options: ``origin``, ``subprotocols``, ``extra_headers``,
-    ``max_message_size`` (default 1 MiB; None: unlimited), ``compression`` (``"deflate"``,
-    the default: offer permessage-deflate with the defaults of
+    ``open_timeout``.
+
+    ``sock`` (an already connected stream socket, TCP or Unix) or ``unix_path`` (a Unix
+    socket's path) replace connecting to the URI's host and port; the URI still gives the
+    Host header, the path and ``wss://``.
+
+    Options: ``origin``, ``subprotocols``, ``extra_headers``, ``max_message_size`` (default
+    1 MiB; None: unlimited), ``compression`` (``"deflate"``, the default: offer
+    permessage-deflate with the defaults of
     :class:`~wsfast.permessage_deflate.ClientDeflateFactory`; a factory; None: off),
-    ``max_frame_size``,
-    ``decode_text``, ``max_queue``, ``write_limit``, ``ping_interval``, ``ping_timeout``,
-    ``close_timeout``, ``ssl`` (a context; wss:// uses a default one), ``on_message``
-    (a callback per message instead of ``recv()``; see :class:`WebSocket`), plus any keyword of
-    :meth:`asyncio.loop.create_connection`.
+    ``max_frame_size``, ``decode_text``, ``max_queue``, ``write_limit``, ``ping_interval``,
+    ``ping_timeout``, ``close_timeout``, ``ssl`` (a context; wss:// uses a default one),
+    ``on_message`` (a callback per message instead of ``recv()``; see :class:`WebSocket`),
+    plus any keyword of :meth:`asyncio.loop.create_connection` (or, with ``unix_path``,
+    :meth:`~asyncio.loop.create_unix_connection`).
     """
 
     def __init__(
@@ -90,9 +97,15 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
         close_timeout: float = 10.0,
         ssl: ssl_module.SSLContext | None = None,
         on_message: OnMessage | None = None,
+        sock: socket.socket | None = None,
+        unix_path: str | None = None,
         **create_connection: Any,
     ) -> None:
+        if sock is not None and unix_path is not None:
+            raise TypeError("connect() takes sock or unix_path, not both")
         self._uri = uri
+        self._sock = sock
+        self._unix_path = unix_path
         self._connection_options: dict[str, Any] = {
             "origin": origin,
             "subprotocols": subprotocols,
@@ -101,6 +114,7 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
             "max_message_size": max_message_size,
             "max_frame_size": max_frame_size,
             "decode_text": decode_text,
+            "auto_pong": False,  # WebSocket answers pings (bounded while writing waits)
             "defer_failure": True,
         }
         self._websocket_options: dict[str, Any] = {
@@ -134,9 +148,27 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
             return ClientWebSocket(conn, **self._websocket_options)
 
         async def open_() -> ClientWebSocket:
-            _transport, ws = await loop.create_connection(
-                factory, host, port, ssl=ssl, **self._create_connection
-            )
+            ws: ClientWebSocket
+            options = dict(self._create_connection)
+            if ssl is not None:
+                options.setdefault("server_hostname", host)
+            sock = self._sock
+            if self._unix_path is not None:
+                _transport, ws = await loop.create_unix_connection(
+                    factory, self._unix_path, ssl=ssl, **options
+                )
+            elif sock is not None and sock.family == getattr(socket, "AF_UNIX", None):
+                _transport, ws = await loop.create_unix_connection(
+                    factory, sock=sock, ssl=ssl, **options
+                )
+            elif sock is not None:
+                _transport, ws = await loop.create_connection(
+                    factory, sock=sock, ssl=ssl, **options
+                )
+            else:
+                _transport, ws = await loop.create_connection(
+                    factory, host, port, ssl=ssl, **self._create_connection
+                )
             try:
                 await ws._opened
             except BaseException:

@@ -1,20 +1,34 @@
 """The asyncio shell around a sans-I/O connection: one :class:`WebSocket` per TCP connection.
 
 It is an :class:`asyncio.BufferedProtocol` (no streams): each read feeds the connection, its
-events fill a bounded message queue, and what it has to send is written at once. It adds only
-what needs a clock or a transport: backpressure both ways, keepalive pings, and timeouts for
-closing. The protocol rules all live in :mod:`wsfast.connection`.
+events fill a bounded message queue (or go to an ``on_message`` callback), and what it has to
+send is written at once. It adds only what needs a clock or a transport: backpressure both
+ways, keepalive pings, and the timers of closing. The protocol rules all live in
+:mod:`wsfast.connection`.
+
+Timers, one per purpose, each None while it is not running:
+
+- ``_keepalive_timer``: the next keepalive ping (``ping_interval``);
+- ``_pong_timer``: the deadline for a pong (``ping_timeout``); then closing with 1011;
+- ``_fail_timer``: a protocol violation found by the connection waits at most
+  ``close_timeout`` for the application to take the messages that came before the bad
+  frame (``defer_failure``), then fails the connection;
+- ``_closing_timer``: once closing began (our close frame sent, or the connection CLOSED
+  with TCP still open: the server flushing, the client waiting for the server's EOF), the
+  transport is dropped ``close_timeout`` later, whatever the callers do (cancel ``close()``,
+  wrap it in ``wait_for``...). ``close()`` and ``wait_closed()`` only wait.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from ..connection import Connection, State
 from ..events import (
@@ -22,6 +36,7 @@ from ..events import (
     BinaryMessage,
     ConnectionTerminated,
     HandshakeFailed,
+    Ping,
     Pong,
     ProtocolViolation,
     Rejected,
@@ -29,8 +44,9 @@ from ..events import (
     TextBytes,
     TextMessage,
 )
+from ..exceptions import ProtocolError
+from .exceptions import ConcurrencyError, ConnectionClosedOK, InvalidHandshake
 from .exceptions import ConnectionClosed as ConnectionClosedException
-from .exceptions import ConnectionClosedOK, InvalidHandshake
 
 __all__ = ["WebSocket", "Message"]
 
@@ -51,14 +67,19 @@ _CLOSING = State.CLOSING
 _READ_SIZE = 256 * 1024
 _BIG_WRITE = 64 * 1024
 _read_buffers = threading.local()
+_ids = itertools.count(1)
 
 
 def _read_buffer() -> memoryview:
     """This thread's receive buffer, shared by its connections.
 
-    The transport reads into it and ``receive_data`` consumes it (copying what it keeps)
-    before the loop reads again, so one buffer per thread serves every connection: no 256 KiB
-    allocation per read (asyncio's default) and nothing per idle connection.
+    It relies on a property of every asyncio loop (the standard ones and uvloop): for one
+    read, the transport calls its protocol's ``get_buffer()``, fills the buffer, then calls
+    ``buffer_updated()`` at once, with no other callback in between; and ``receive_data``
+    consumes the bytes (copying what it keeps) before returning. So one buffer per thread
+    serves every connection of that thread's loop: no 256 KiB allocation per read (asyncio's
+    default) and nothing per idle connection. tests/test_asyncio_faults.py checks the
+    property on asyncio and uvloop.
     """
     view: memoryview | None = getattr(_read_buffers, "view", None)
     if view is None:
@@ -74,14 +95,19 @@ class WebSocket(asyncio.BufferedProtocol):
     - Reading pauses while ``max_queue`` received messages wait for ``recv()``. Once
       ``close()`` has sent the close frame, reading goes on to the peer's, and messages that
       find the queue full are dropped.
-    - ``send()`` waits while the transport's write buffer is above ``write_limit`` bytes.
+    - ``send()`` waits while the transport's write buffer is above ``write_limit`` bytes
+      (:attr:`writing_paused`; :meth:`drain` waits for it). A server also stops reading
+      meanwhile, so TCP pushes back on a client that sends but does not read. While writing
+      is paused only the latest ping is answered (RFC 6455 §5.5.3), once it resumes.
     - Every ``ping_interval`` seconds a ping goes out; no pong within ``ping_timeout``
       closes the connection with 1011. None disables keepalive.
-    - ``close()`` waits at most ``close_timeout`` seconds for the closing handshake and the
-      end of TCP, then drops the transport.
+    - Once our close frame is out, the connection ends within ``close_timeout`` seconds: the
+      transport is dropped if the closing handshake or the end of TCP takes longer.
     - With ``on_message``, each message is handed to ``on_message(ws, message)`` as soon as it
       is read, in the loop's own callback (no queue, no task switch); answer with
       :meth:`send_nowait`. The fastest way to serve many small messages.
+
+    ``id`` is a number for this connection, unique in the process; log lines carry it.
     """
 
     __slots__ = (
@@ -93,23 +119,33 @@ class WebSocket(asyncio.BufferedProtocol):
         "_transport",
         "_messages",
         "_max_queue",
+        "_queue_full",
         "_reading_paused",
         "_backlog_step",
         "_waiter",
         "_write_limit",
         "_writing_paused",
         "_drain_waiter",
+        "_latest_ping",
         "_pings",
         "_ping_interval",
         "_ping_timeout",
         "_close_timeout",
-        "_keepalive_handle",
-        "_ping_deadline",
-        "_closer_handle",
+        "_keepalive_timer",
+        "_pong_timer",
+        "_fail_timer",
+        "_closing_timer",
         "_closed",
-        "_close_exc",
-        "_violation",
+        "_close_code",
+        "_close_reason",
+        "_close_cause",
+        "id",
     )
+
+    # Stop reading while writing is paused (so that TCP pushes back on a peer that sends but
+    # does not read). Servers do; a client keeps reading: if both peers stopped reading while
+    # their own sends wait, full-duplex traffic between them could deadlock.
+    _pause_reading_with_writing: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -132,22 +168,27 @@ class WebSocket(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._messages: deque[Message] = deque()
         self._max_queue = max_queue
-        self._reading_paused = False
+        self._queue_full = False  # max_queue messages wait (until half of them are taken)
+        self._reading_paused = False  # what we asked of the transport
         self._backlog_step: asyncio.Handle | None = None  # see _process
         self._waiter: asyncio.Future[None] | None = None
         self._write_limit = write_limit
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._latest_ping: bytes | None = None  # to answer once writing resumes
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
-        self._keepalive_handle: asyncio.TimerHandle | None = None
-        self._ping_deadline: asyncio.TimerHandle | None = None
-        self._closer_handle: asyncio.TimerHandle | None = None
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._pong_timer: asyncio.TimerHandle | None = None
+        self._fail_timer: asyncio.TimerHandle | None = None
+        self._closing_timer: asyncio.TimerHandle | None = None
         self._closed: asyncio.Future[None] = self._loop.create_future()
-        self._close_exc: ConnectionClosedException | None = None
-        self._violation: str | None = None
+        self._close_code: int | None = None
+        self._close_reason = ""
+        self._close_cause: BaseException | None = None
+        self.id = next(_ids)
 
     # --- what the application sees ---------------------------------------------------------
 
@@ -162,11 +203,11 @@ class WebSocket(asyncio.BufferedProtocol):
     @property
     def close_code(self) -> int | None:
         """The close code once the connection is closed (1006 if it ended without one)."""
-        return None if self._close_exc is None else self._close_exc.code
+        return self._close_code
 
     @property
     def close_reason(self) -> str | None:
-        return None if self._close_exc is None else self._close_exc.reason
+        return None if self._close_code is None else self._close_reason
 
     @property
     def remote_address(self) -> Any:
@@ -176,22 +217,36 @@ class WebSocket(asyncio.BufferedProtocol):
     def local_address(self) -> Any:
         return None if self._transport is None else self._transport.get_extra_info("sockname")
 
+    @property
+    def writing_paused(self) -> bool:
+        """True while the transport's write buffer is above ``write_limit`` (until it drains
+        to a quarter of it); see :meth:`drain`."""
+        return self._writing_paused
+
     async def recv(self) -> Message:
-        """The next message; raises ConnectionClosed (OK or Error) once none can come."""
+        """The next message; raises ConnectionClosed (OK or Error) once none can come.
+
+        One call at a time: a second call while one waits raises :class:`ConcurrencyError`.
+        """
         while True:
             messages = self._messages
             if messages:
                 message = messages.popleft()
-                if self._reading_paused and len(messages) <= self._max_queue // 2:
-                    self._resume_reading()
+                if self._queue_full and len(messages) <= self._max_queue // 2:
+                    self._queue_full = False
+                    self._resume_reading_if_allowed()
                 return message
-            if self._close_exc is not None:
-                raise self._close_exc
+            if self._close_code is not None:
+                raise self._closed_error()
             if self._conn.failing:
                 # The messages before the peer's bad frame are answered: now fail.
                 self._conn.fail()
                 self._process()
                 continue
+            if self._waiter is not None:
+                raise ConcurrencyError(
+                    "recv() is already waiting for the next message on this connection"
+                )
             waiter = self._waiter = self._loop.create_future()
             try:
                 await waiter
@@ -205,7 +260,7 @@ class WebSocket(asyncio.BufferedProtocol):
         """Messages until the connection closes: cleanly, the loop ends; otherwise
         ConnectionClosedError is raised."""
         messages = self._messages
-        if messages and not self._reading_paused:
+        if messages and not self._queue_full:
             return messages.popleft()
         try:
             return await self.recv()
@@ -222,10 +277,18 @@ class WebSocket(asyncio.BufferedProtocol):
 
     def send_nowait(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a message without waiting for the write buffer to drain (for ``on_message``
-        callbacks); raises ConnectionClosed if the connection is not open."""
+        callbacks; see :attr:`writing_paused`); raises ConnectionClosed if the connection is
+        not open."""
         if self._conn.state is not _OPEN:
-            raise self._close_exc or ConnectionClosedException(1006, "the connection is closing")
+            raise self._closed_error()
         self._write_message(message)
+
+    async def drain(self) -> None:
+        """Wait until the write buffer has drained below the low-water mark (at once if
+        writing is not paused); raises ConnectionClosed if the connection closes meanwhile.
+        ``send()`` does this by itself; this is for :meth:`send_nowait` users."""
+        if self._writing_paused:
+            await self._drain()
 
     def _write_message(self, message: str | bytes | bytearray | memoryview) -> None:
         if type(message) is str:
@@ -259,28 +322,26 @@ class WebSocket(asyncio.BufferedProtocol):
                 self._pings.pop(payload, None)  # cancelled: forget it
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Start (or join) the closing handshake and wait until the connection is closed."""
+        """Start (or join) the closing handshake and wait until the connection is closed.
+
+        Once our close frame is out, the connection ends within ``close_timeout`` seconds
+        even if this call is cancelled or times out (the connection owns that timer).
+        """
         conn = self._conn
         if conn.state is _OPEN:
-            conn.close(code, reason)
-            self._flush()
+            self._start_closing(code, reason)
         elif conn.state is _CONNECTING and self._transport is not None:
             self._transport.abort()
-        if self._reading_paused:
-            # The peer's close frame waits behind unread messages: read on to reach it.
-            self._resume_reading()
-        await self.wait_closed()
+        # The peer's close frame may wait behind unread messages: read on to reach it.
+        self._resume_reading()
+        await asyncio.shield(self._closed)
 
     async def wait_closed(self) -> None:
-        """Wait until the transport is closed, dropping it after ``close_timeout``."""
-        if self._closed.done():
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._closed), self._close_timeout)
-        except asyncio.TimeoutError:
-            if self._transport is not None:
-                self._transport.abort()
-            await asyncio.shield(self._closed)
+        """Wait until the connection is closed (its transport gone), however long it takes.
+
+        Bounding a close is :meth:`close`'s job.
+        """
+        await asyncio.shield(self._closed)
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -303,12 +364,14 @@ class WebSocket(asyncio.BufferedProtocol):
         return None  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and self._close_cause is None:
+            self._close_cause = exc
         conn = self._conn
         if conn.state is not _CLOSED:
             conn.receive_eof()
             self._process()
         self._cancel_timers()
-        if self._close_exc is None:  # pragma: no cover - receive_eof always ends with CLOSED
+        if self._close_code is None:  # pragma: no cover - receive_eof always ends with CLOSED
             self._on_closed(1006, "")
         if not self._closed.done():
             self._closed.set_result(None)
@@ -316,10 +379,16 @@ class WebSocket(asyncio.BufferedProtocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        if self._pause_reading_with_writing and self._conn.state is _OPEN:
+            self._pause_reading()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        if self._latest_ping is not None:
+            # Not from here: the transport may call this in the middle of our own writes.
+            self._loop.call_soon(self._answer_latest_ping)
         self._wake_writer()
+        self._resume_reading_if_allowed()
 
     # --- internals -------------------------------------------------------------------------
 
@@ -332,7 +401,7 @@ class WebSocket(asyncio.BufferedProtocol):
                 self._dispatch(conn.events())
                 # A protocol violation waits (defer_failure) until the messages that came
                 # before the bad frame have been handed over: at once for callbacks, at the
-                # next recv() that finds the queue empty otherwise (bounded by close_timeout).
+                # next recv() that finds the queue empty otherwise (bounded by _fail_timer).
                 if conn.failing and (self._on_message is not None or not self._messages):
                     conn.fail()
                     continue
@@ -343,22 +412,22 @@ class WebSocket(asyncio.BufferedProtocol):
         if conn.backlogged:
             # Frames read but not yet inflated (see Connection.backlogged): reading stops,
             # and they are inflated one receive_data call (about 1 MiB) per loop iteration
-            # while the queue has room, so that a compressed burst neither fills memory nor
+            # while reading is allowed, so that a compressed burst neither fills memory nor
             # holds the loop.
-            self._set_reading(False)
+            self._pause_reading()
             if self._backlog_step is None:
                 self._backlog_step = self._loop.call_soon(self._inflate_backlog)
 
     def _inflate_backlog(self) -> None:
         self._backlog_step = None
-        if self._reading_paused:
-            return  # the queue is full: recv() goes on with it (see _resume_reading)
+        if not self._may_read():
+            return  # recv() or resume_writing() goes on with it (see _resume_reading)
         conn = self._conn
         if conn.backlogged:
             conn.receive_data(b"")
             self._process()  # (which schedules the next step if more is left)
-        if not conn.backlogged and not self._reading_paused:
-            self._set_reading(True)
+        if not conn.backlogged:
+            self._resume_reading_if_allowed()
 
     def _dispatch(self, events: list[Any]) -> None:
         for event in events:
@@ -368,17 +437,14 @@ class WebSocket(asyncio.BufferedProtocol):
                     self._push(event.data)
                 else:
                     self._deliver(event.data)
+            elif kind is Ping:
+                self._on_ping(event.payload)
             elif kind is Pong:
                 self._on_pong(event.payload)
             elif kind is ConnectionTerminated:
                 self._on_closed(event.code, event.reason)
             elif kind is ProtocolViolation:
-                self._violation = event.message
-                logger.debug("failing the connection: %s", self._violation)
-                if self._closer_handle is None:
-                    self._closer_handle = self._loop.call_later(
-                        self._close_timeout, self._fail_now
-                    )
+                self._on_violation(event)
             elif kind is Request:
                 self._on_request(event)
             elif kind is Accepted:
@@ -415,15 +481,39 @@ class WebSocket(asyncio.BufferedProtocol):
             self._close_transport()
 
     def _close_transport(self) -> None:
-        """Close the transport once its buffer is flushed, and drop it after close_timeout if
-        the peer never reads that far."""
+        """Close the transport once its buffer is flushed; the closing timer drops it if the
+        peer never reads that far."""
         transport = self._transport
         if transport is None or transport.is_closing():
             return
         transport.close()
-        if self._closer_handle is not None:
-            self._closer_handle.cancel()
-        self._closer_handle = self._loop.call_later(self._close_timeout, transport.abort)
+        self._start_closing_timer()
+
+    def _start_closing(self, code: int, reason: str) -> None:
+        """Send our close frame (RFC 6455 §7.1.2) and start the closing timer."""
+        self._conn.close(code, reason)
+        self._start_closing_timer()
+        if not self._dispatching:
+            self._process()
+
+    def _start_closing_timer(self) -> None:
+        if self._closing_timer is None and self._transport is not None:
+            self._closing_timer = self._loop.call_later(self._close_timeout, self._closing_timeout)
+
+    def _closing_timeout(self) -> None:
+        self._closing_timer = None
+        transport = self._transport
+        if transport is not None:
+            logger.debug(
+                "connection %d: not closed within close_timeout (%s s): dropping it",
+                self.id,
+                self._close_timeout,
+            )
+            if self._close_cause is None:
+                self._close_cause = TimeoutError(
+                    f"the closing handshake took more than close_timeout ({self._close_timeout} s)"
+                )
+            transport.abort()
 
     def _push(self, message: Message) -> None:
         messages = self._messages
@@ -437,11 +527,11 @@ class WebSocket(asyncio.BufferedProtocol):
             waiter.set_result(None)
         if (
             len(messages) >= self._max_queue
-            and not self._reading_paused
+            and not self._queue_full
             and self._conn.state is _OPEN  # once closing, read on to the close frame and EOF
         ):
-            self._reading_paused = True
-            self._set_reading(False)
+            self._queue_full = True
+            self._pause_reading()
 
     def _deliver(self, message: Message) -> None:
         assert self._on_message is not None
@@ -450,33 +540,50 @@ class WebSocket(asyncio.BufferedProtocol):
         except ConnectionClosedException:
             pass
         except Exception:
-            logger.exception("on_message failed")
+            logger.exception("connection %d: on_message failed", self.id)
             if self._conn.state is _OPEN:
-                self._conn.close(1011, "internal error")
+                self._start_closing(1011, "internal error")
 
-    def _resume_reading(self) -> None:
-        self._reading_paused = False
-        if not self._conn.backlogged:
-            self._set_reading(True)
-        elif self._backlog_step is None:
-            self._backlog_step = self._loop.call_soon(self._inflate_backlog)
-
-    def _set_reading(self, on: bool) -> None:
-        """Pause or resume reading from the transport (both are idempotent)."""
+    def _pause_reading(self) -> None:
+        if self._reading_paused:
+            return
         transport = self._transport
         if transport is not None and not transport.is_closing():
-            if on:
-                transport.resume_reading()
-            else:
-                transport.pause_reading()
+            self._reading_paused = True
+            transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        """Read again (frames waiting to be inflated first: see _inflate_backlog)."""
+        if self._conn.backlogged:
+            if self._backlog_step is None:
+                self._backlog_step = self._loop.call_soon(self._inflate_backlog)
+            return
+        if not self._reading_paused:
+            return
+        self._reading_paused = False
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
+    def _may_read(self) -> bool:
+        """The queue has room and (servers) writing is not paused; once closing, always: we
+        read on to the peer's close frame."""
+        if self._conn.state is not _OPEN:
+            return True
+        return not (self._queue_full or (self._writing_paused and self._pause_reading_with_writing))
+
+    def _resume_reading_if_allowed(self) -> None:
+        """Read again if both the queue and (servers) the write buffer allow it."""
+        if self._may_read():
+            self._resume_reading()
 
     async def _drain(self) -> None:
         if self._drain_waiter is None or self._drain_waiter.done():
             self._drain_waiter = self._loop.create_future()
         # Shielded: cancelling one waiting send() must not cancel the others.
         await asyncio.shield(self._drain_waiter)
-        if self._close_exc is not None and self._conn.state is _CLOSED:
-            raise self._close_exc
+        if self._close_code is not None and self._conn.state is _CLOSED:
+            raise self._closed_error()
 
     def _wake_writer(self) -> None:
         waiter = self._drain_waiter
@@ -485,16 +592,44 @@ class WebSocket(asyncio.BufferedProtocol):
 
     async def _raise_closed(self) -> None:
         """Sending is over: wait for the closing handshake to end, then raise how it ended."""
-        if self._close_exc is None:
-            await self.wait_closed()
-        assert self._close_exc is not None
-        raise self._close_exc
+        if self._close_code is None:
+            await self.wait_closed()  # bounded by the closing timer
+        raise self._closed_error()
+
+    def _closed_error(self) -> ConnectionClosedException:
+        """A new exception saying how the connection closed, chained to the cause (a
+        protocol violation, a transport error, a timeout) if any. Never raise one object
+        twice: each raise would add to its traceback and keep more frames alive."""
+        code = self._close_code
+        if code is None:
+            error = ConnectionClosedException(1006, "the connection is closing")
+        else:
+            error = ConnectionClosedException.for_close(code, self._close_reason)
+        error.__cause__ = self._close_cause  # as `raise error from cause` would
+        return error
+
+    def _on_ping(self, payload: bytes) -> None:
+        if self._conn.state is not _OPEN:
+            return
+        if self._writing_paused:
+            self._latest_ping = payload  # answer only the latest (RFC 6455 §5.5.3)
+        else:
+            self._conn.send_pong(payload)
+
+    def _answer_latest_ping(self) -> None:
+        payload = self._latest_ping
+        self._latest_ping = None
+        if payload is not None and not self._writing_paused and self._conn.state is _OPEN:
+            self._conn.send_pong(payload)
+            self._flush()
+        elif payload is not None and self._writing_paused:
+            self._latest_ping = payload  # paused again meanwhile: keep it
 
     def _on_pong(self, payload: bytes) -> None:
-        deadline = self._ping_deadline
-        if deadline is not None:
-            deadline.cancel()
-            self._ping_deadline = None
+        timer = self._pong_timer
+        if timer is not None:
+            timer.cancel()
+            self._pong_timer = None
         pings = self._pings
         if payload not in pings:
             return  # unsolicited (RFC 6455 §5.5.3)
@@ -507,67 +642,79 @@ class WebSocket(asyncio.BufferedProtocol):
             if key == payload:
                 break
 
-    def _on_closed(self, code: int, reason: str) -> None:
-        self._close_exc = ConnectionClosedException.for_close(code, reason)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        for waiter_, _sent in self._pings.values():
-            if not waiter_.done():
-                waiter_.set_exception(self._close_exc)
-        self._pings.clear()
-        self._cancel_keepalive()
-        if self._closer_handle is not None:
-            self._closer_handle.cancel()
-            self._closer_handle = None
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            # A client waits for the server to close TCP first (RFC 6455 §7.1.1), not forever.
-            self._closer_handle = self._loop.call_later(self._close_timeout, transport.abort)
+    def _on_violation(self, event: ProtocolViolation) -> None:
+        logger.debug("connection %d: failing the connection: %s", self.id, event.message)
+        if self._close_cause is None:
+            self._close_cause = ProtocolError(event.message, event.code)
+        if self._fail_timer is None and self._conn.failing:
+            self._fail_timer = self._loop.call_later(self._close_timeout, self._fail_now)
 
     def _fail_now(self) -> None:
         """The application did not come back for more within close_timeout: fail now."""
-        self._closer_handle = None
+        self._fail_timer = None
         if self._conn.failing:
             self._conn.fail()
             self._process()
 
+    def _on_closed(self, code: int, reason: str) -> None:
+        self._close_code = code
+        self._close_reason = reason
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        for ping_waiter, _sent in self._pings.values():
+            if not ping_waiter.done():
+                ping_waiter.set_exception(self._closed_error())
+        self._pings.clear()
+        self._cancel_timer("_keepalive_timer")
+        self._cancel_timer("_pong_timer")
+        self._cancel_timer("_fail_timer")
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            # A client waits for the server to close TCP first (RFC 6455 §7.1.1), not forever;
+            # a server closes it in _flush.
+            self._start_closing_timer()
+
     def _start_keepalive(self) -> None:
         if self._ping_interval is not None:
-            self._keepalive_handle = self._loop.call_later(self._ping_interval, self._keepalive)
+            self._keepalive_timer = self._loop.call_later(self._ping_interval, self._keepalive)
 
     def _keepalive(self) -> None:
+        self._keepalive_timer = None
         conn = self._conn
         if conn.state is not _OPEN:
             return
         conn.send_ping(os.urandom(4))
         self._flush()
-        if self._ping_timeout is not None and self._ping_deadline is None:
-            self._ping_deadline = self._loop.call_later(self._ping_timeout, self._ping_timed_out)
+        if self._ping_timeout is not None and self._pong_timer is None:
+            self._pong_timer = self._loop.call_later(self._ping_timeout, self._ping_timed_out)
         self._start_keepalive()
 
     def _ping_timed_out(self) -> None:
-        self._ping_deadline = None
-        conn = self._conn
-        logger.debug("no pong within %s s: closing the connection", self._ping_timeout)
-        if conn.state is _OPEN:
-            conn.close(1011, "keepalive ping timeout")
-            self._flush()
+        self._pong_timer = None
+        timeout = self._ping_timeout
+        logger.debug("connection %d: no pong within %s s: closing the connection", self.id, timeout)
+        if self._close_cause is None:
+            self._close_cause = TimeoutError(f"no pong within ping_timeout ({timeout} s)")
+        if self._conn.state is _OPEN:
+            self._start_closing(1011, "keepalive ping timeout")
         self._close_transport()
 
-    def _cancel_keepalive(self) -> None:
-        for name in ("_keepalive_handle", "_ping_deadline"):
-            handle = getattr(self, name)
-            if handle is not None:
-                handle.cancel()
-                setattr(self, name, None)
+    def _cancel_timer(self, name: str) -> None:
+        timer = getattr(self, name)
+        if timer is not None:
+            timer.cancel()
+            setattr(self, name, None)
 
     def _cancel_timers(self) -> None:
-        self._cancel_keepalive()
-        for handle in (self._closer_handle, self._backlog_step):
-            if handle is not None:
-                handle.cancel()
-        self._closer_handle = self._backlog_step = None
+        for name in (
+            "_keepalive_timer",
+            "_pong_timer",
+            "_fail_timer",
+            "_closing_timer",
+            "_backlog_step",
+        ):
+            self._cancel_timer(name)
 
     # Hooks for the server and client sides.
 

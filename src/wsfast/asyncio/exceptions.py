@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["ConnectionClosed", "ConnectionClosedError", "ConnectionClosedOK", "InvalidHandshake"]
+__all__ = [
+    "ConcurrencyError",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "InvalidHandshake",
+]
 
 OK_CLOSE_CODES = frozenset({1000, 1001, 1005})
 
@@ -38,3 +44,8 @@ class InvalidHandshake(Exception):
         super().__init__(message)
         self.status = status
         self.body = body
+
+
+class ConcurrencyError(RuntimeError):
+    """Two coroutines read one connection at once: ``recv()`` (or ``async for``) was called
+    while another call was waiting for a message. Read from one task."""

@@ -6,17 +6,20 @@ The reference for ``wsfast._frames``: same classes, results and errors.
 from __future__ import annotations
 
 import operator
+import sys
 from typing import Any
 
 from ..codes import Opcode
 from ..exceptions import ProtocolError
 from ._buffers import byte_view, check_offset
-from .mask import apply_mask
+from .mask import apply_mask, apply_mask_inplace
 
 __all__ = ["FrameHeader", "Frame", "parse_header", "build_header", "FrameParser"]
 
 _OPCODES: dict[int, Opcode] = {int(op): op for op in Opcode}
 _MAX_LENGTH = (1 << 63) - 1
+_MAX_BUFFERED = sys.maxsize
+"""The longest payload a parser buffers: what a Py_ssize_t indexes (2**31 - 1 on 32-bit)."""
 
 
 class FrameHeader:
@@ -229,8 +232,7 @@ class FrameParser:
         "_max_frame_size",
         "_hbuf",
         "_header",
-        "_chunks",
-        "_filled",
+        "_buf",
         "_error",
     )
 
@@ -243,8 +245,7 @@ class FrameParser:
         self._max_frame_size = max_frame_size
         self._hbuf = b""  # a header cut by the end of the previous chunk
         self._header: FrameHeader | None = None  # the header whose payload is arriving
-        self._chunks: list[bytes] = []
-        self._filled = 0
+        self._buf = bytearray()  # its payload so far, still masked (appending is amortised O(1))
         self._error: ProtocolError | None = None
 
     @property
@@ -286,19 +287,23 @@ class FrameParser:
         if start < 0:
             raise ValueError(f"start must be >= 0, not {start}")
         header = self._header
-        if header is None or start >= self._filled:
+        if header is None or start >= len(self._buf):
             return b""
-        raw = b"".join(self._chunks)[start:]
+        raw = bytes(self._buf[start:])  # the new bytes only: linear over a frame's reads
         return raw if header.mask is None else apply_mask(raw, header.mask, start)
 
     @staticmethod
     def _reserve(length: int) -> None:
         # The compiled parser allocates a payload at its final size when its header arrives;
-        # make the same decision about sizes that memory cannot hold (bytes(n) is lazy).
+        # make the same decisions: nothing longer than a Py_ssize_t indexes (checked before
+        # any cast there), nor what memory cannot hold (bytes(n) is lazy).
+        error = ProtocolError(f"cannot buffer a frame payload of {length} bytes", 1009)
+        if length > _MAX_BUFFERED:
+            raise error
         try:
             bytes(length)
         except (MemoryError, OverflowError):
-            raise ProtocolError(f"cannot buffer a frame payload of {length} bytes", 1009) from None
+            raise error from None
 
     @staticmethod
     def _frame(header: FrameHeader, payload: bytes) -> Frame:
@@ -319,15 +324,20 @@ class FrameParser:
                 header = self._header
                 if header is not None:
                     # Continue the payload in progress.
-                    take = min(header.length - self._filled, n - pos)
-                    self._chunks.append(view[pos : pos + take].tobytes())
-                    self._filled += take
+                    buf = self._buf
+                    take = min(header.length - len(buf), n - pos)
+                    buf += view[pos : pos + take]
                     pos += take
-                    if self._filled < header.length:
+                    if len(buf) < header.length:
                         break
-                    frames.append(self._frame(header, b"".join(self._chunks)))
+                    if header.mask is not None:
+                        apply_mask_inplace(buf, header.mask)
+                    frames.append(
+                        Frame(header.opcode, bytes(buf), header.fin, header.rsv1, header.rsv2,
+                              header.rsv3)
+                    )  # fmt: skip
                     self._header = None
-                    self._chunks = []
+                    self._buf = bytearray()
                     continue
                 if self._hbuf:
                     # Complete the header cut by the previous chunk.
@@ -355,11 +365,10 @@ class FrameParser:
                 else:
                     self._reserve(header.length)
                     self._header = header
-                    self._filled = 0
         except ProtocolError as exc:
             self._error = exc
             self._header = None
-            self._chunks = []
+            self._buf = bytearray()
             self._hbuf = b""
             exc.frames = frames
             raise

@@ -1,0 +1,106 @@
+"""Helpers shared by the asyncio tests: loopback only, every wait bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable
+from typing import Any
+
+import wsfast
+from wsfast.handshake import accept_key
+
+HOST = "127.0.0.1"
+TIMEOUT = 10.0
+MASK = b"\x0a\x0b\x0c\x0d"
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    """Run ``coro`` on a fresh event loop, failing after TIMEOUT seconds."""
+
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, TIMEOUT)
+
+    return asyncio.run(bounded())
+
+
+async def echo(ws: Any) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+def echo_now(ws: Any, message: Any) -> None:
+    ws.send_nowait(message)
+
+
+def uri(server: Any, path: str = "/") -> str:
+    return f"ws://{HOST}:{server.port}{path}"
+
+
+def raw_upgrade(port: int, path: str = "/") -> bytes:
+    """A valid client opening handshake."""
+    key = wsfast.generate_key()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+def client_frame(opcode: wsfast.Opcode, payload: bytes, *, fin: bool = True) -> bytes:
+    """One masked frame, as a client sends it."""
+    head = wsfast.build_header(opcode, len(payload), fin=fin, mask=MASK)
+    return head + wsfast.apply_mask(payload, MASK)
+
+
+async def raw_client(port: int, *, rcvbuf: int | None = None) -> socket.socket:
+    """A non-blocking socket that completed the opening handshake (101 read) and will then
+    read nothing unless the test does; ``rcvbuf`` shrinks its receive buffer first."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, (HOST, port))
+    await loop.sock_sendall(sock, raw_upgrade(port))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, 1), TIMEOUT)
+        if not chunk:
+            raise ConnectionError("closed during the handshake")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(head.decode("latin-1"))
+    return sock
+
+
+async def send_until_stalled(
+    sock: socket.socket, chunk: bytes, total: int, stall: float = 0.5
+) -> int:
+    """Send ``chunk`` repeatedly, up to ``total`` bytes or until a send makes no progress for
+    ``stall`` seconds (the peer stopped reading); returns the bytes sent."""
+    loop = asyncio.get_running_loop()
+    sent = 0
+    while sent < total:
+        try:
+            await asyncio.wait_for(loop.sock_sendall(sock, chunk), stall)
+        except asyncio.TimeoutError:
+            break
+        sent += len(chunk)
+    return sent
+
+
+async def accept_raw(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The server half of a raw peer: read a client's opening handshake, answer 101."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    key = ""
+    for line in head.decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "sec-websocket-key":
+            key = value.strip()
+    writer.write(
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
