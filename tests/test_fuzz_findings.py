@@ -1,0 +1,57 @@
+"""Regression tests for what fuzzing (``fuzz/``) found, each on both builds.
+
+Each test names the harness that found the input and states the rule that was broken.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import wsfast
+from wsfast.events import ConnectionTerminated, HandshakeFailed
+from wsfast.handshake import HandshakeError, parse_response_head
+
+
+@pytest.fixture(params=["cython", "python"])
+def conn(request: pytest.FixtureRequest, require_extensions: bool) -> ModuleType:
+    """The connection module under test: compiled (``wsfast._connection_c``) or its source."""
+    if request.param == "python":
+        return importlib.import_module("wsfast._connection_py")
+    if wsfast.implementation != "cython":
+        pytest.skip("the compiled connection runs on the compiled kernels, which are not in use")
+    try:
+        return importlib.import_module("wsfast._connection_c")
+    except ImportError as exc:
+        if require_extensions:
+            pytest.fail(f"the compiled connection does not import: {exc!r}", pytrace=False)
+        pytest.skip(f"the compiled connection is not built ({exc})")
+
+
+def events_after(connection: Any, data: bytes) -> list[Any]:
+    connection.receive_data(data)
+    return connection.events()
+
+
+# --- connection harness: a status code outside 100-999 ----------------------------------
+
+
+@pytest.mark.parametrize("status", [b"000", b"050", b"099"])
+def test_status_codes_start_with_1_to_9(status: bytes) -> None:
+    """RFC 9110 §15: a status code is 100-599 (600-999 are read as refusals). "050" was read
+    as status 50, an "interim response"."""
+    with pytest.raises(HandshakeError) as caught:
+        parse_response_head(b"HTTP/1.1 " + status + b" Odd")
+    assert caught.value.status == 0
+
+
+def test_client_calls_a_response_with_status_050_unreadable(conn: ModuleType) -> None:
+    client = conn.ClientConnection("example.com")
+    client.data_to_send()
+    events = events_after(client, b"HTTP/1.1 050 Odd\r\n\r\n")
+    assert len(events) == 2
+    assert isinstance(events[0], HandshakeFailed) and events[0].status == 0
+    assert events[1] == ConnectionTerminated(1006, "")
