@@ -9,13 +9,14 @@ then the bytes the peer sends, opening handshake first. The seeds in ``fuzz/corp
 are real sessions between the two classes (``fuzz/seeds.py``): handshake, fragmented text,
 pings, binary, close, and Autobahn-like violations after a valid start.
 
-Rules checked, after every ``receive_data`` (which must never raise): only the documented
+Rules checked over the session (``receive_data`` must never raise): only the documented
 events, each well-formed; a handshake event first; no data event after a
 ``ProtocolViolation``; exactly one ``ConnectionTerminated``, last, once ``receive_eof`` is
-called; close codes from RFC 6455 §7.4 (1005 and 1006 where they stand for "none"); what the
-connection sends is valid frames in the right masking direction, a pong echoing a ping, at
-most one close frame and nothing after it. Both implementations give the same events, state
-and frames.
+called; close codes from RFC 6455 §7.4 (1005 and 1006 where they stand for "none"); a
+server's HTTP answer parses, with the status its event gives (a refusal with a reason); the
+frames sent are valid, in the right masking direction, a pong echoes a ping, at most one
+close frame and nothing after it. Both implementations give the same events, state, HTTP
+answer and frames.
 
 Extensions: a :class:`Profile` names the options both sides are built with. Adding a profile
 is one line in :data:`PROFILES` (permessage-deflate: its server and client factories); then
@@ -40,6 +41,7 @@ compiled: Any = None
 python: Any = None
 ev: Any = None
 FrameParser: Any = None
+parse_response_head: Any = None
 
 
 class Toy:
@@ -95,11 +97,12 @@ PROFILES: tuple[Profile, ...] = (
 
 def load() -> None:
     """Import the code under test (see ``_harness.run``)."""
-    global compiled, python, ev, FrameParser
+    global compiled, python, ev, FrameParser, parse_response_head
     with instrumented():
         import wsfast._connection_py as python
         import wsfast.events as ev
         from wsfast import FrameParser, implementation
+        from wsfast.handshake import parse_response_head
 
         if implementation != "cython":
             raise SystemExit("the connection harness needs the compiled build")
@@ -268,6 +271,19 @@ def _check_events(session: Session, client: bool, limits: int) -> None:
             expect(event.message, "a HandshakeFailed without a message")
 
 
+def _check_http(session: Session) -> None:
+    """A server's HTTP answer: a response that parses, with the status of its event, and a
+    reason in the body of a refusal."""
+    if not session.http:
+        return
+    head, sep, body = session.http.partition(b"\r\n\r\n")
+    expect(sep, "the server's HTTP answer has no end of head", session.http[:80])
+    status = parse_response_head(head).status
+    refused = [e.status for e in session.events if type(e).__name__ == "HandshakeFailed"]
+    expect(status in (refused[:1] or [101, 200, 403]), "wrong HTTP status", status, refused)
+    expect(status < 400 or body.strip(), "a refusal without a reason", session.http[:200])
+
+
 def _check_frames(session: Session, client: bool) -> None:
     pings = [e.payload for e in session.events if type(e).__name__ == "Ping"]
     closes = 0
@@ -299,6 +315,7 @@ def check(data: bytes) -> None:
     expect(ours.http == theirs.http, "HTTP sent differs", ours.http, theirs.http)
     expect(ours.state == theirs.state, "states differ")
     _check_events(ours, client, limits)
+    _check_http(ours)
     _check_frames(ours, client)
 
 

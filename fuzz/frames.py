@@ -1,8 +1,10 @@
 """Fuzz harness: the compiled ``FrameParser`` (and ``parse_header``, ``build_header``) against
 its pure twin, on any bytes cut into any chunks.
 
-Input: an options byte (bit 0 ``require_mask``, bits 1-2 the buffer type of the chunks), a
-``max_frame_size`` choice, a chunking plan (see ``_harness.cut``), then the byte stream.
+Input: an options byte (bit 0 ``require_mask``, bits 1-2 the buffer type of the chunks, bits
+3-5 all set: 300,000 0xFF bytes after the stream, so that a frame can be large enough for
+the kernels to release the GIL), a ``max_frame_size`` choice, a chunking plan (see
+``_harness.cut``), then the byte stream.
 
 After every ``feed`` both parsers returned the same frames (opcode, fin, RSV bits, payload) or
 raised the same ``ProtocolError`` (message, close code, and the frames completed before it);
@@ -39,7 +41,7 @@ def load() -> None:
 def encode(stream: bytes, *, require_mask: bool, limit: int | None = None,
            plan: bytes = b"", buffer: int = 0) -> bytes:
     """A fuzz input for these options (what the seed corpus is made of)."""
-    options = int(require_mask) | (buffer % 4) << 1
+    options = int(require_mask) | (buffer % 4) << 1  # bits 3-5 clear: no padding
     return bytes([options, LIMITS.index(limit)]) + encode_plan(plan) + stream
 
 
@@ -87,10 +89,12 @@ def check(data: bytes) -> None:
     inp = Input(data)
     options = inp.byte()
     require_mask = bool(options & 1)
-    buffer = options >> 1
+    buffer = (options >> 1) & 3
     limit = inp.choice(LIMITS)
     plan = inp.plan()
     stream = inp.rest()
+    if options & 0x38 == 0x38:
+        stream += b"\xff" * 300_000  # a payload, then a reserved opcode: the end
     ours = compiled.FrameParser(require_mask=require_mask, max_frame_size=limit)
     theirs = pure.FrameParser(require_mask=require_mask, max_frame_size=limit)
     failed = False
@@ -109,7 +113,7 @@ def check(data: bytes) -> None:
         else:
             frames = got[1]
         # The first frame completed may be the one that was pending (its header is known).
-        for i, frame in enumerate(frames):
+        for i, frame in enumerate(frames[:64]):
             _check_rebuild(frame, pending_before if i == 0 else None)
         expect(_header(ours.pending) == _header(theirs.pending), "pending header differs",
                _header(ours.pending), _header(theirs.pending))  # fmt: skip

@@ -3,7 +3,8 @@ on mutated requests and responses. (Named ``handshake``, not ``http``: a script'
 first on ``sys.path``, and ``fuzz/http.py`` would hide the standard library's ``http``.)
 
 Input: an options byte (bits 0-1 the mode, bits 2-4 the head size limit, bit 5 an Origin
-allow-list), a header-line limit, a chunking plan (see ``_harness.cut``), then the bytes.
+allow-list, bit 6 UTF-8 rather than latin-1 text in mode 3), a header-line limit, a chunking
+plan (see ``_harness.cut``), then the bytes.
 
 Modes:
 - 0, server: the request through ``HeadReader``, ``parse_request_head`` and ``check_request``
@@ -156,8 +157,9 @@ def extensions(data: bytes) -> None:
             expect(again == parsed, "extensions do not round-trip", parsed, again)
 
 
-def our_response(data: bytes) -> None:
-    name, _, value = data.decode("latin-1").partition(":")
+def our_response(data: bytes, utf8: bool) -> None:
+    text = data.decode("utf-8", "replace") if utf8 else data.decode("latin-1")
+    name, _, value = text.partition(":")
     try:
         response = hs.http_response(200, "body", [(name, value)])
     except ValueError:
@@ -180,7 +182,7 @@ def check(data: bytes) -> None:
         extensions(rest)
         return
     if mode == 3:
-        our_response(rest)
+        our_response(rest, bool(options & 0x40))
         return
     done = read_head(rest, plan, limit)
     if done is None:

@@ -2,8 +2,9 @@
 and a byte-by-byte XOR written here, on the SIMD path chosen by ``WSFAST_ISA``.
 
 Input: an options byte (bits 0-1 the data's buffer type, bits 2-3 the key's, bit 4 a large
-offset, bit 5 a key of the wrong length), a repeat count (the data repeated, to reach the
-vector loops), the key, the offset, a chunking plan, then the data.
+offset, bit 5 a key of the wrong length, bit 6 a negative offset), a repeat count (the data
+repeated, to reach the vector loops; from 0xF8 on, past the 256 KiB above which the kernels
+release the GIL), the key, the offset, a chunking plan, then the data.
 
 Both builds give the same bytes, copying and in place (bytearray and an unaligned memoryview
 into a larger buffer), whole and chunk by chunk with the running offset; masking twice gives
@@ -23,6 +24,7 @@ from _harness import Input, as_buffer, check_isa, cut, encode_plan, expect, inst
 
 compiled: Any = None
 pure: Any = None
+BIG = 256 * 1024  # MASK_NOGIL_MIN
 
 
 def load() -> None:
@@ -58,12 +60,16 @@ def _outcome(call: Any) -> tuple[str, Any]:
 def check(data: bytes) -> None:
     inp = Input(data)
     options = inp.byte()
-    repeat = 1 + inp.byte() % 8
+    repeat = inp.byte()
     bad_key = options & 0x20
     key = inp.take(inp.byte() % 8) if bad_key else inp.take(4).ljust(4, b"\0")
     offset = inp.uint(8 if options & 0x10 else 2)
     plan = inp.plan()
-    payload = inp.rest() * repeat
+    payload = inp.rest()
+    if repeat >= 0xF8 and payload:
+        payload *= BIG // len(payload) + 1 + repeat % 8
+    else:
+        payload *= 1 + repeat % 8
     buffer = options & 3
     key_buf = as_buffer(key, options >> 2)
     if bad_key or options & 0x40:

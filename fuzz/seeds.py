@@ -79,6 +79,10 @@ def frames_seeds() -> Seeds:
         yield f"{side}-limit-125", frames.encode(f(2, bytes(126)) + f(1, b"x"),
                                                  require_mask=masked, limit=125)  # fmt: skip
         yield f"{side}-limit-0", frames.encode(f(1) + f(1, b"x"), require_mask=masked, limit=0)
+        # A 270,000-byte frame: the bytes after the stream complete it.
+        head = f(2, bytes(65536))[:14].replace(b"\x00\x01\x00\x00", b"\x00\x04\x1e\xb0", 1)
+        big = frames.encode(head, require_mask=masked)
+        yield f"{side}-big-frame", bytes([big[0] | 0x38]) + big[1:]
 
 
 UTF8_CASES = {
@@ -108,6 +112,8 @@ def utf8_seeds() -> Seeds:
         # At the end and across the 32-byte blocks of the AVX2 path, in pieces.
         yield f"{name}-at-30", utf8.encode(data, before=30, after=40, plan=b"\x1f\x00\x03")
         yield f"{name}-at-63", utf8.encode(data, before=63, after=64, buffer=2)
+    yield "mixed-big", utf8.encode(UTF8_CASES["mixed"], after=255, plan=b"\xff")
+    yield "surrogate-big", utf8.encode(UTF8_CASES["cjk"] + UTF8_CASES["surrogate"], after=255)
 
 
 def mask_seeds() -> Seeds:
@@ -117,6 +123,7 @@ def mask_seeds() -> Seeds:
     yield "hello-rfc", mask.encode(b"Hello", KEY)
     yield "long-repeated", mask.encode(bytes(range(200)), KEY, repeat=7, plan=b"\x02\x40\x99")
     yield "big-offset", mask.encode(b"offset" * 11, b"\xff\x00\xaa\x55", offset=2**40 + 3)
+    yield "past-256k", mask.encode(bytes(range(251)), KEY, offset=1, repeat=0xF8, buffer=2)
     yield "key-buffers", mask.encode(b"x" * 40, KEY, buffer=1, key_buffer=2)
     yield "bad-key", bytes([0x20, 0, 3]) + b"abc" + b"\0\0" + b"\0" + b"payload"
     yield "negative-offset", bytes([0x40, 0]) + KEY + b"\0\x05" + b"\0" + b"payload"

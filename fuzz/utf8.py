@@ -3,7 +3,8 @@ and against ``bytes.decode``, on the SIMD path chosen by ``WSFAST_ISA``.
 
 Input: an options byte (bits 0-1 the buffer type, bits 2-7 how many ASCII bytes go before
 the data, so that the bytes land anywhere in the 32-byte blocks of the AVX2 path), a byte
-giving ASCII bytes after it, a chunking plan (see ``_harness.cut``), then the data.
+giving ASCII bytes after it (255: the data repeated past the 256 KiB above which the kernel
+releases the GIL), a chunking plan (see ``_harness.cut``), then the data.
 
 ``validate_utf8`` agrees with ``bytes.decode("utf-8")`` (strict) in both builds. Fed in chunks,
 both validators return, after every chunk, whether the bytes so far can still begin a valid
@@ -25,6 +26,7 @@ from _harness import Input, as_buffer, check_isa, cut, encode_plan, expect, inst
 
 compiled: Any = None
 pure: Any = None
+BIG = 256 * 1024  # UTF8_NOGIL_MIN
 
 # Continuation bytes at the edges of every range Unicode Table 3-7 distinguishes.
 _CONTINUATIONS = (0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF)
@@ -79,7 +81,10 @@ def check(data: bytes) -> None:
     before = options >> 2
     after = inp.byte()
     plan = inp.plan()
-    text = b"a" * before + inp.rest() + b"z" * after
+    data = inp.rest()
+    if after == 255 and data:
+        data *= BIG // len(data) + 1
+    text = b"a" * before + data + b"z" * after
     valid = _decodes(text)
     for kind in range(3):
         got = compiled.validate_utf8(as_buffer(text, kind))
