@@ -204,13 +204,7 @@ def connection_cases() -> Iterator[Case]:
     request = cc.ClientConnection("example.com", subprotocols=["chat"]).data_to_send()
 
     def session() -> None:
-        c = cc.ClientConnection("example.com", subprotocols=["chat"])
-        s = cc.ServerConnection(subprotocols=["chat"])
-        s.receive_data(c.data_to_send())
-        s.events()
-        s.accept()
-        c.receive_data(s.data_to_send())
-        c.events()
+        c, s = _open_pair(subprotocols=["chat"])
         c.send_text("bye")
         c.close(1000, "done")
         s.receive_data(c.data_to_send())
