@@ -123,7 +123,7 @@ def mask_seeds() -> Seeds:
     yield "hello-rfc", mask.encode(b"Hello", KEY)
     yield "long-repeated", mask.encode(bytes(range(200)), KEY, repeat=7, plan=b"\x02\x40\x99")
     yield "big-offset", mask.encode(b"offset" * 11, b"\xff\x00\xaa\x55", offset=2**40 + 3)
-    yield "past-256k", mask.encode(bytes(range(251)), KEY, offset=1, repeat=0xF8, buffer=2)
+    yield "past-256k", mask.encode(bytes(range(251)), KEY, offset=1, repeat=0xFF, buffer=2)
     yield "key-buffers", mask.encode(b"x" * 40, KEY, buffer=1, key_buffer=2)
     yield "bad-key", bytes([0x20, 0, 3]) + b"abc" + b"\0\0" + b"\0" + b"payload"
     yield "negative-offset", bytes([0x40, 0]) + KEY + b"\0\x05" + b"\0" + b"payload"
