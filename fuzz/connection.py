@@ -191,9 +191,7 @@ def _drive(
             events += batch
             _react(conn, batch, behaviour, module.State.OPEN)
             batch = conn.events()
-        sent.append(conn.data_to_send())
-        if conn.state == module.State.CLOSED:
-            break
+        sent.append(conn.data_to_send())  # once CLOSED: nothing more, whatever arrives
     conn.receive_eof()
     events += conn.events()
     sent.append(conn.data_to_send())
