@@ -196,19 +196,19 @@ def _drive(
     events += conn.events()
     sent.append(conn.data_to_send())
     out = b"".join(sent[1:] if client else sent)
-    http, frames = _split_output(out, client, events)
+    http, frames = _split_output(out, client)
     return Session(events, frames, http, int(conn.state))
 
 
-def _split_output(out: bytes, client: bool, events: list[Any]) -> tuple[bytes, list[Any]]:
-    opened = any(isinstance(e, ev.Request | ev.Accepted) for e in events)
-    if client:
-        http = b""
-    else:
+def _split_output(out: bytes, client: bool) -> tuple[bytes, list[Any]]:
+    """A server's HTTP answer and the frames after it (only a 101 has frames after it)."""
+    http = b""
+    if not client:
         end = out.find(b"\r\n\r\n")
-        http, out = (out, b"") if end < 0 else (out[: end + 4], out[end + 4 :])
-        if not opened:
-            http, out = http + out, b""
+        if end >= 0 and out.startswith(b"HTTP/1.1 101 "):
+            http, out = out[: end + 4], out[end + 4 :]
+        else:
+            http, out = out, b""
     try:
         frames = FrameParser(require_mask=client).feed(out)
     except Exception as exc:
