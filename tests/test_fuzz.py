@@ -9,7 +9,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -58,3 +58,53 @@ def test_harness_inputs_decode_any_bytes(request: pytest.FixtureRequest) -> None
         module = harness(name, request)
         for data in (b"", b"\x00", b"\xff" * 3, bytes(range(256)), b"\x01\x00\x00\x0f" * 9):
             module.check(data)
+
+
+def _broken(module: ModuleType, name: str, replacement: object) -> SimpleNamespace:
+    """``module``'s names, with ``name`` replaced: a compiled build with a planted bug."""
+    names = {key: getattr(module, key) for key in dir(module) if not key.startswith("__")}
+    return SimpleNamespace(**{**names, name: replacement})
+
+
+def _off_by_one_mask(data: object, mask: object, offset: int = 0) -> bytes:
+    out = bytearray(wsfast.pure.apply_mask(data, mask, offset))
+    if len(out) > 64:
+        out[64] ^= 1
+    return bytes(out)
+
+
+def _no_surrogate_check(data: bytes) -> bool:
+    return wsfast.pure.validate_utf8(bytes(data).replace(b"\xed\xa0\x80", b"abc"))
+
+
+class _LastFrameLost:
+    """A parser that loses the last frame of every feed."""
+
+    def __init__(self, **kwargs: object) -> None:
+        self._parser = wsfast.pure.FrameParser(**kwargs)
+
+    def feed(self, data: object) -> list[object]:
+        return self._parser.feed(data)[:-1]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._parser, name)
+
+
+@pytest.mark.parametrize(
+    ("name", "function", "replacement", "seed"),
+    [
+        ("mask", "apply_mask", _off_by_one_mask, "len-127"),
+        ("utf8", "validate_utf8", _no_surrogate_check, "surrogate"),
+        ("frames", "FrameParser", _LastFrameLost, "masked-fragments-ping"),
+    ],
+)
+def test_harnesses_catch_a_planted_bug(
+    name: str, function: str, replacement: object, seed: str, request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = harness(name, request)
+    data = (FUZZ / "corpus" / name / seed).read_bytes()
+    module.check(data)
+    monkeypatch.setattr(module, "compiled", _broken(module.compiled, function, replacement))
+    with pytest.raises(AssertionError):
+        module.check(data)
