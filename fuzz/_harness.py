@@ -166,10 +166,12 @@ def run(check: Callable[[bytes], None], load: Callable[[], None], name: str,
         argv: list[str] | None = None) -> None:
     """The harness's command line: atheris with libFuzzer's flags, or a replay.
 
-    ``load`` imports the code under test. It runs on the first input, once the engine has
-    started: extensions built for native coverage (``-fsanitize=fuzzer-no-link``, see
-    ``fuzz/run.py --native``) need atheris' libFuzzer loaded first, and loaded globally,
-    which ``WSFAST_FUZZ_NATIVE=1`` asks for.
+    ``load`` imports the code under test on the first input, once the engine has started:
+    atheris then sees all the Python code it instruments (imported before, some of it is
+    lost), and extensions built for native coverage (``-fsanitize=fuzzer-no-link``, see
+    ``fuzz/run.py --native``) find atheris' libFuzzer loaded, globally with
+    ``WSFAST_FUZZ_NATIVE=1``. That first input takes the import time too: give libFuzzer a
+    ``-timeout`` of a minute on a slow machine.
     """
     argv = list(sys.argv if argv is None else argv)
     loaded = False

@@ -98,7 +98,7 @@ def run_one(name: str, isa: str | None, seconds: int, work: Path, native: Path |
     command = [
         sys.executable, str(FUZZ / f"{name}.py"),
         f"-max_total_time={seconds}", f"-max_len={max_len}", "-print_final_stats=1",
-        "-timeout=20", "-rss_limit_mb=2048",
+        "-timeout=60", "-rss_limit_mb=2048",
         f"-artifact_prefix={artifacts}/{label}-", str(corpus), str(FUZZ / "corpus" / name),
     ]  # fmt: skip
     started = time.monotonic()
