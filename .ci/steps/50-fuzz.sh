@@ -1,7 +1,7 @@
-# Coverage-guided fuzzing with atheris: every harness in fuzz/ for a bounded time (fuzz/run.py,
-# about four minutes in all), the compiled build checked against its twin on every input. With
-# clang (installed if possible) the extensions are rebuilt with coverage instrumentation, so
-# that libFuzzer follows the branches of the C code as well as those of the Python code.
+# Coverage-guided fuzzing with atheris: every harness in fuzz/ for a bounded time (fuzz/run.py:
+# three minutes of fuzzing in all), the compiled build checked against its twin on every input.
+# With clang (installed if possible) the extensions are rebuilt with coverage instrumentation,
+# so that libFuzzer follows the branches of the C code as well as those of the Python code.
 # What it found stays in $CI_WORK/fuzz/corpus for the sanitizer step, and is replayed here on
 # the installed build (as shipped).
 . .ci/lib.sh
