@@ -18,9 +18,10 @@ frames sent are valid, in the right masking direction, a pong echoes a ping, at 
 close frame and nothing after it. Both implementations give the same events, state, HTTP
 answer and frames.
 
-Extensions: a :class:`Profile` names the options both sides are built with. Adding a profile
-is one line in :data:`PROFILES` (permessage-deflate: its server and client factories); then
-``python fuzz/seeds.py connection`` writes the negotiated sessions into the seed corpus.
+Extensions: a :class:`Profile` names the options both sides are built with: plain, a toy
+extension on RSV1, and permessage-deflate (RFC 7692) with and without context takeover.
+Adding a profile is one line in :data:`PROFILES`; then ``python fuzz/seeds.py connection``
+writes the negotiated sessions into the seed corpus.
 """
 
 from __future__ import annotations
@@ -88,10 +89,28 @@ class Profile:
     client: Callable[[], dict[str, Any]]
 
 
+def _deflate(**options: Any) -> tuple[Callable[[], dict[str, Any]], ...]:
+    """Both sides of permessage-deflate (RFC 7692) negotiating ``options``, every message
+    compressed. The module is imported when a session starts, after ``load``."""
+
+    def side(factory: str) -> Callable[[], dict[str, Any]]:
+        def options_for_a_session() -> dict[str, Any]:
+            from wsfast import permessage_deflate
+
+            return {"extensions": [getattr(permessage_deflate, factory)(min_size=0, **options)]}
+
+        return options_for_a_session
+
+    return side("ServerDeflateFactory"), side("ClientDeflateFactory")
+
+
 PROFILES: tuple[Profile, ...] = (
     Profile("plain", dict, dict),
     Profile("toy-extension", lambda: {"extensions": [ToyFactory()]},
             lambda: {"extensions": [ToyFactory()]}),  # fmt: skip
+    Profile("deflate", *_deflate()),
+    Profile("deflate-no-takeover-9", *_deflate(server_no_context_takeover=True,
+            client_no_context_takeover=True, server_max_window_bits=9)),  # fmt: skip
 )
 
 
@@ -101,6 +120,7 @@ def load() -> None:
     with instrumented():
         import wsfast._connection_py as python
         import wsfast.events as ev
+        import wsfast.permessage_deflate  # noqa: F401 (traced for the deflate profiles)
         from wsfast import FrameParser, implementation
         from wsfast.handshake import parse_response_head
 

@@ -47,9 +47,14 @@ def test_every_seed_passes(name: str, request: pytest.FixtureRequest) -> None:
 
 @pytest.mark.parametrize("name", HARNESSES)
 def test_seeds_are_what_seeds_py_writes(name: str) -> None:
+    """The same seeds, byte for byte; compressed sessions only by name, since another zlib
+    may compress the same messages into other bytes."""
     seeds_module = importlib.import_module("seeds")
     written = {path.name: path.read_bytes() for path in seeds(name)}
-    assert dict(seeds_module.CORPORA[name]()) == written
+    fresh = dict(seeds_module.CORPORA[name]())
+    assert fresh.keys() == written.keys()
+    for seed, data in fresh.items():
+        assert "deflate" in seed or data == written[seed], seed
 
 
 def test_harness_inputs_decode_any_bytes(request: pytest.FixtureRequest) -> None:
