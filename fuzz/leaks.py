@@ -38,6 +38,7 @@ from wsfast import _compiled as k
 from wsfast.codes import Opcode
 from wsfast.events import Ping, Request
 from wsfast.handshake import HandshakeError
+from wsfast.permessage_deflate import ClientDeflateFactory, ServerDeflateFactory
 
 KEY = b"\x37\xfa\x21\x3d"
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -247,6 +248,35 @@ def connection_cases() -> Iterator[Case]:
         c.events()
 
     yield "session: client rejected", rejected, (rejection,), True
+    deflated = ("x" * 300, b"\x00" * 5000)
+
+    def compressed(takeover: bool) -> Callable[[], None]:
+        options = {"min_size": 0, "server_no_context_takeover": not takeover}
+
+        def call() -> None:
+            c = cc.ClientConnection("example.com", extensions=[ClientDeflateFactory(**options)])
+            s = cc.ServerConnection(extensions=[ServerDeflateFactory(**options)])
+            s.receive_data(c.data_to_send())
+            s.events()
+            s.accept()
+            c.receive_data(s.data_to_send())
+            c.events()
+            for _ in range(2):
+                c.send_text(deflated[0])
+                c.send_binary(deflated[1], fin=False)
+                c.send_binary(deflated[1])
+                s.receive_data(c.data_to_send())
+                s.events()
+                s.send_text(deflated[0])
+                c.receive_data(s.data_to_send())
+                c.events()
+            s.receive_data(b"\xc1\x85" + bytes(4) + b"\xff" * 5)  # not deflate data: 1007
+            s.events()
+
+        return call
+
+    yield "session: permessage-deflate", compressed(True), deflated, True
+    yield "session: deflate, no context takeover", compressed(False), deflated, True
 
 
 # Objects every call may use and must give back: the singletons, the enums, the exception and
