@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the extensions with AddressSanitizer and UndefinedBehaviorSanitizer into a copy of the
-# sources, then runs under them: the C self-test, the kernel, frame, connection and handshake
-# tests, and every fuzz harness over its corpora (the seeds, plus EXTRA_CORPORA/NAME when
-# given, e.g. what fuzz/run.py --work DIR grew in DIR/corpus). Fails on any report.
+# sources, then runs under them: the C self-test, the kernel, frame, connection, handshake and
+# permessage-deflate tests, and every fuzz harness over its corpora (the seeds, plus
+# EXTRA_CORPORA/NAME when given, e.g. what fuzz/run.py --work DIR grew in DIR/corpus). Fails
+# on any report.
 #
 #   fuzz/sanitize.sh [WORK_DIR] [EXTRA_CORPORA]
 #
@@ -80,8 +81,10 @@ LD_PRELOAD= ASAN_OPTIONS="detect_leaks=1:log_path=$work/reports/asan" "$work/sel
 
 echo "== tests"
 (cd "$root" && WSFAST_HYPOTHESIS_PROFILE=${WSFAST_HYPOTHESIS_PROFILE:-dev} "$python" -m pytest -q \
-  -p no:cacheprovider -k "not python or taken_as_the_python" tests/test_mask.py tests/test_utf8.py tests/test_frames.py \
-  tests/test_connection.py tests/test_handshake.py tests/test_fuzz.py)
+  -p no:cacheprovider -k "not python or taken_as_the_python" \
+  tests/test_mask.py tests/test_utf8.py tests/test_frames.py tests/test_connection.py \
+  tests/test_handshake.py tests/test_permessage_deflate.py tests/test_fuzz.py \
+  tests/test_fuzz_findings.py)
 
 echo "== fuzz corpora"
 isas=$("$python" -c 'import wsfast._mask as m; p = m.simd_path(); print({"avx2": "avx2 sse2 scalar", "sse2": "sse2 scalar"}.get(p, p))')
