@@ -11,6 +11,9 @@ Environment switches (read at build time):
 - ``WSFAST_NO_EXTENSIONS=1``: build a pure-Python install.
 - ``WSFAST_BUILD_EXTENSIONS=1``: a failed compile is an error (wheel builds), not a fallback.
 - ``WSFAST_CYTHON_TRACE=1``: compile with line tracing (coverage builds).
+- ``WSFAST_SANITIZE=address,undefined``: compile and link with those ``-fsanitize=`` checks,
+  frame pointers, ``-O1 -g`` (``fuzz/sanitize.sh``); ``fuzzer-no-link`` (clang) instruments
+  the kernels for coverage-guided fuzzing (``fuzz/run.py --native``).
 """
 
 import os
@@ -127,10 +130,19 @@ def connection_source() -> str:
     return target.as_posix()
 
 
+def _sanitize_args() -> list[str]:
+    """Compiler and linker flags for ``WSFAST_SANITIZE`` (none when it is unset)."""
+    checks = os.environ.get("WSFAST_SANITIZE", "").strip()
+    if not checks:
+        return []
+    return [f"-fsanitize={checks}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
+            "-O1", "-g"]  # fmt: skip
+
+
 def _compile_args() -> list[str]:
     if sys.platform == "win32":
         return ["/O2"]
-    return ["-O3", "-fno-strict-aliasing"]
+    return ["-O3", "-fno-strict-aliasing", *_sanitize_args()]
 
 
 def extensions() -> list[Extension]:
@@ -145,6 +157,7 @@ def extensions() -> list[Extension]:
             [f"src/wsfast/{name}.pyx"],
             include_dirs=["src/wsfast/_c"],
             extra_compile_args=compile_args,
+            extra_link_args=_sanitize_args(),
             define_macros=macros,
         )
         for name in KERNELS
@@ -177,6 +190,7 @@ def connection_extensions() -> list[Extension]:
         f"wsfast.{CONNECTION}",
         [connection_source()],
         extra_compile_args=_compile_args(),
+        extra_link_args=_sanitize_args(),
         define_macros=[("CYTHON_TRACE", "1")] if trace else [],
     )
     return cythonize(

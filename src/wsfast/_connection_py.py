@@ -1147,7 +1147,9 @@ class ServerConnection(Connection):
                 request.host,
                 request.origin,
                 request.subprotocols,
-                tuple(name for name, _ in request.extensions),
+                # Lists, not generators, in this file: a compiled generator keeps a reference
+                # to Cython's generator type (Cython 3.1-3.3), one per connection.
+                tuple([name for name, _ in request.extensions]),
                 request.headers,
             )
         )
@@ -1273,7 +1275,7 @@ class ClientConnection(Connection):
             self._subprotocol = subprotocol
             self._extensions = extensions
             self._events.append(
-                Accepted(subprotocol, tuple(ext.name for ext in extensions), response.headers)
+                Accepted(subprotocol, tuple([ext.name for ext in extensions]), response.headers)
             )
             self._open(rest)
             return

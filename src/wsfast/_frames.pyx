@@ -122,7 +122,9 @@ cdef class FrameHeader:
 
     def __repr__(self):
         names = ("fin", "rsv1", "rsv2", "rsv3", "opcode", "masked", "mask", "length", "size")
-        args = ", ".join(f"{name}={value!r}" for name, value in zip(names, self._fields()))
+        # A list, not a generator: Cython 3.1-3.3 keep a reference to their generator type
+        # per generator run.
+        args = ", ".join([f"{name}={value!r}" for name, value in zip(names, self._fields())])
         return f"FrameHeader({args})"
 
 

@@ -41,7 +41,8 @@ _BAD_VALUE_STR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
-_STATUS = re.compile(rb"[0-9]{3}")
+# RFC 9110 §15: a three-digit status code, 100-599 (600-999 are read as refusals).
+_STATUS = re.compile(rb"[1-9][0-9]{2}")
 
 
 class HandshakeError(Exception):

@@ -1,0 +1,115 @@
+"""The fuzz harnesses of ``fuzz/`` as tests: every checked-in seed passes every harness's
+checks (the compiled build against its twin), and the seed corpora are what ``fuzz/seeds.py``
+writes. Fuzzing itself is ``python fuzz/run.py`` (atheris); nothing here needs atheris.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import pytest
+
+import wsfast
+
+FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
+HARNESSES = ("frames", "utf8", "mask", "handshake", "connection")
+
+os.environ["WSFAST_FUZZ_REPLAY"] = "1"  # the harnesses must not start atheris in here
+if str(FUZZ) not in sys.path:
+    sys.path.append(str(FUZZ))
+
+
+def harness(name: str, request: pytest.FixtureRequest) -> ModuleType:
+    if wsfast.implementation != "cython":
+        pytest.skip("the harnesses check the compiled build against its twin")
+    request.getfixturevalue("compiled")  # skips, or fails, as the rest of the suite does
+    module = importlib.import_module(name)
+    module.load()
+    return module
+
+
+def seeds(name: str) -> list[Path]:
+    return sorted((FUZZ / "corpus" / name).iterdir())
+
+
+@pytest.mark.parametrize("name", HARNESSES)
+def test_every_seed_passes(name: str, request: pytest.FixtureRequest) -> None:
+    module = harness(name, request)
+    files = seeds(name)
+    assert len(files) >= 20
+    for path in files:
+        module.check(path.read_bytes())
+
+
+@pytest.mark.parametrize("name", HARNESSES)
+def test_seeds_are_what_seeds_py_writes(name: str) -> None:
+    """The same seeds, byte for byte; compressed sessions only by name, since another zlib
+    may compress the same messages into other bytes."""
+    seeds_module = importlib.import_module("seeds")
+    written = {path.name: path.read_bytes() for path in seeds(name)}
+    fresh = dict(seeds_module.CORPORA[name]())
+    assert fresh.keys() == written.keys()
+    for seed, data in fresh.items():
+        assert "deflate" in seed or data == written[seed], seed
+
+
+def test_harness_inputs_decode_any_bytes(request: pytest.FixtureRequest) -> None:
+    """Any byte string is a valid input: short, empty and odd ones are checked, not refused."""
+    for name in HARNESSES:
+        module = harness(name, request)
+        for data in (b"", b"\x00", b"\xff" * 3, bytes(range(256)), b"\x01\x00\x00\x0f" * 9):
+            module.check(data)
+
+
+def _broken(module: ModuleType, name: str, replacement: object) -> SimpleNamespace:
+    """``module``'s names, with ``name`` replaced: a compiled build with a planted bug."""
+    names = {key: getattr(module, key) for key in dir(module) if not key.startswith("__")}
+    return SimpleNamespace(**{**names, name: replacement})
+
+
+def _off_by_one_mask(data: object, mask: object, offset: int = 0) -> bytes:
+    out = bytearray(wsfast.pure.apply_mask(data, mask, offset))
+    if len(out) > 64:
+        out[64] ^= 1
+    return bytes(out)
+
+
+def _no_surrogate_check(data: bytes) -> bool:
+    return wsfast.pure.validate_utf8(bytes(data).replace(b"\xed\xa0\x80", b"abc"))
+
+
+class _LastFrameLost:
+    """A parser that loses the last frame of every feed."""
+
+    def __init__(self, **kwargs: object) -> None:
+        self._parser = wsfast.pure.FrameParser(**kwargs)
+
+    def feed(self, data: object) -> list[object]:
+        return self._parser.feed(data)[:-1]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._parser, name)
+
+
+@pytest.mark.parametrize(
+    ("name", "function", "replacement", "seed"),
+    [
+        ("mask", "apply_mask", _off_by_one_mask, "len-127"),
+        ("utf8", "validate_utf8", _no_surrogate_check, "surrogate"),
+        ("frames", "FrameParser", _LastFrameLost, "masked-fragments-ping"),
+    ],
+)
+def test_harnesses_catch_a_planted_bug(
+    name: str, function: str, replacement: object, seed: str, request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = harness(name, request)
+    data = (FUZZ / "corpus" / name / seed).read_bytes()
+    module.check(data)
+    monkeypatch.setattr(module, "compiled", _broken(module.compiled, function, replacement))
+    with pytest.raises(AssertionError):
+        module.check(data)
