@@ -563,6 +563,7 @@ class Connection:
         """
         if self.broadcast_key is None:
             raise InvalidState("this connection's frames cannot be shared now")
+        payload: Any
         if isinstance(data, str):
             op, payload = _TEXT, data.encode("utf-8")
         else:
