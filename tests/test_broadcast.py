@@ -250,6 +250,29 @@ def test_every_open_connection_gets_the_same_message() -> None:
     run(main())
 
 
+def test_on_uvloop() -> None:
+    """uvloop's transports take the plain write() path."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> None:
+        async with serve(idle, HOST, 0) as server:
+            clients = [await connect(f"ws://{HOST}:{server.port}/") for _ in range(5)]
+            conns = await wait_for_count(server, 5)
+            assert type(conns[0]._transport).__module__.startswith("uvloop")
+            assert broadcast(conns, "on uvloop") == 0
+            assert broadcast(conns, b"\x00" * 100_000) == 0
+            for client in clients:
+                assert await client.recv() == "on uvloop"
+                assert await client.recv() == b"\x00" * 100_000
+                await client.close()
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
+    finally:
+        loop.close()
+
+
 def test_closed_closing_and_unopened_connections_are_skipped() -> None:
     async def main() -> None:
         async with serve(idle, HOST, 0, close_timeout=5) as server:

@@ -5,11 +5,18 @@ Its reach into a connection is small and listed here: the sans-I/O connection's
 :meth:`~wsfast.connection.Connection.frame_message` (the framing itself), and of the
 :class:`~wsfast.asyncio.WebSocket` its transport, whether writing is paused, whether it is
 inside its own read callback, its per-connection send path and ``close()``.
+
+One reach into asyncio, for speed: on the default event loop's plain TCP transport, when
+nothing waits in its buffer, the frame goes straight to the socket, which is exactly what
+``transport.write()`` would do first (the rest, if the socket takes only part of it, and
+every other case go through ``write()``). With 10,000 connections that step is a third of
+what ``broadcast`` adds to the kernel's own work per connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -19,6 +26,8 @@ from .connection import WebSocket
 __all__ = ["broadcast"]
 
 _OPEN = State.OPEN
+# asyncio's TCP transport on selector loops (None if a future Python renames it).
+_PLAIN_TCP: Any = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
 
 # The closing handshakes started for slow consumers (slow="close"), until they end.
 _closing: dict[WebSocket, asyncio.Task[None]] = {}
@@ -57,6 +66,10 @@ def broadcast(
         if type(message) is not bytes:
             message = bytes(message)  # one copy, which a caller may not change under us
     frames: dict[tuple[Any, ...], bytes] = {}
+    last_key: Any = frames  # no key is this object: the first connection looks its frame up
+    frame = b""
+    size = 0
+    plain = _PLAIN_TCP
     skipped = 0
     for ws in connections:
         conn = ws._conn
@@ -77,10 +90,23 @@ def broadcast(
             except InvalidState:  # a fragmented message is being sent
                 skipped += 1
             continue
-        frame = frames.get(key)
-        if frame is None:
-            frame = frames[key] = conn.frame_message(message)
-        ws._transport.write(frame)  # type: ignore[union-attr]  # open: it has a transport
+        if key is not last_key:
+            cached = frames.get(key)
+            if cached is None:
+                cached = frames[key] = conn.frame_message(message)
+            frame, size, last_key = cached, len(cached), key
+        transport: Any = ws._transport  # open: it has one
+        if type(transport) is plain and not transport._buffer and not transport._conn_lost:
+            try:
+                sent = transport._sock.send(frame)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0  # write() meets the error again and handles it as asyncio does
+            if sent < size:
+                transport.write(frame[sent:] if sent else frame)
+        else:
+            transport.write(frame)
     return skipped
 
 

@@ -41,6 +41,7 @@ __all__ = ["BACKLOG", "Worker", "reuse_port_balances", "supervise", "worker_coun
 BACKLOG = 1024
 START_TIMEOUT = 30.0  # seconds for a worker to start serving
 RESTART_DELAY = 1.0  # first delay before a dead worker is replaced; doubles up to 30 s
+SLOW_STOP_REPORT = 10.0  # a worker still stopping after this long says what it waits for
 
 # A worker: ``target(args, sock, ready, stop)`` serves on ``sock`` (passing ``backlog=BACKLOG``
 # on), calls ``ready()`` once it accepts connections and returns after ``stop`` is done, with
@@ -153,7 +154,20 @@ async def _worker(
     def ready() -> None:
         conn.send(("ready", os.getpid()))
 
-    await target(args, sock, ready, stop)
+    async def report_slow_stop() -> None:
+        await stop
+        await asyncio.sleep(SLOW_STOP_REPORT)
+        current = asyncio.current_task()
+        for task in asyncio.all_tasks():
+            if task is not current:
+                print(f"worker {os.getpid()} still stopping: {task!r}", file=sys.stderr)
+                task.print_stack(limit=3, file=sys.stderr)
+
+    reporter = asyncio.create_task(report_slow_stop())
+    try:
+        await target(args, sock, ready, stop)
+    finally:
+        reporter.cancel()
 
 
 # --- in the supervisor ----------------------------------------------------------------------
