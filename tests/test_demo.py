@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import re
@@ -304,3 +305,15 @@ def test_cli_demo_port_taken(capsys: pytest.CaptureFixture[str]) -> None:
         demo.add_arguments(parser)
         assert demo.main(parser.parse_args(["--port", str(port)])) == 1
     assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_cli_demo_broker_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    args = parser.parse_args(["--port", "0", "--broker", "redis://127.0.0.1:1/0"])
+    if importlib.util.find_spec("redis") is None:
+        assert demo.main(args) == 2  # redis-py is missing: said at once
+        assert 'pip install "wsfast[redis]"' in capsys.readouterr().err
+    else:
+        assert demo.main(args) == 1
+        assert "cannot reach the broker redis://127.0.0.1:1/0" in capsys.readouterr().err

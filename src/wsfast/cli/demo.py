@@ -231,16 +231,25 @@ class Shop:
         finally:
             self.pages.discard(ws)
 
+    async def wait_synced(self, task: asyncio.Task[Any]) -> bool:
+        """Wait until the copy holds a snapshot (True), or until ``task`` ends first (False;
+        what it raised is raised)."""
+        synced = asyncio.ensure_future(self.synced.wait())
+        try:
+            await asyncio.wait({task, synced}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            synced.cancel()
+        if self.synced.is_set():
+            return True
+        task.result()
+        return False
+
     async def run(self) -> None:
         """Follow the broker and tick until cancelled (the board is synced first)."""
         follower = asyncio.create_task(self.follow())
         ticker: asyncio.Task[None] | None = None
         try:
-            synced = asyncio.create_task(self.synced.wait())
-            await asyncio.wait({follower, synced}, return_when=asyncio.FIRST_COMPLETED)
-            synced.cancel()
-            if follower.done():
-                follower.result()  # raises what ended it
+            if not await self.wait_synced(follower):
                 return
             ticker = asyncio.create_task(self.tick())
             await asyncio.gather(follower, ticker)
@@ -311,15 +320,15 @@ async def run(
             with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
                 loop.add_signal_handler(sig, stop.set_result, None)
     broker = open_broker(broker_url)
-    await broker.open()
+    try:
+        await broker.open()
+    except broker.errors as exc:
+        raise RuntimeError(f"cannot reach the broker {broker_url}: {exc}") from exc
     shop = Shop(broker, interval)
     background = asyncio.create_task(shop.run())
     try:
-        synced = asyncio.create_task(shop.synced.wait())
-        await asyncio.wait({background, synced}, return_when=asyncio.FIRST_COMPLETED)
-        synced.cancel()
-        if background.done():
-            background.result()
+        if not await shop.wait_synced(background):
+            raise RuntimeError("the board could not be read from the broker")
         where: dict[str, Any] = (
             {"sock": sock, "backlog": workers.BACKLOG} if sock is not None else {}
         )
@@ -386,7 +395,7 @@ def main(args: argparse.Namespace) -> int:
     except OSError as exc:  # e.g. the port is taken
         print(f"cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # e.g. the broker cannot be reached
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except RuntimeError as exc:  # e.g. the broker cannot be reached
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

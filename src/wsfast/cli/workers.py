@@ -121,8 +121,9 @@ def _worker_main(
     except KeyboardInterrupt:  # Ctrl-C before the loop took over the signal
         pass
     except BaseException as exc:
+        text = str(exc) if type(exc) is RuntimeError else f"{type(exc).__name__}: {exc}"
         with contextlib.suppress(OSError):
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            conn.send(("error", text))
         raise SystemExit(1) from None
 
 
@@ -255,7 +256,7 @@ def supervise(
         for worker in pool:
             worker.start(target, args)
         if not _wait_ready(pool, lambda: stopping):
-            status = 1
+            status = 0 if stopping else 1
         else:
             mode = "SO_REUSEPORT" if reuse_port else "shared socket"
             print(banner(address, mode), flush=True)
