@@ -32,7 +32,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import time
@@ -277,13 +276,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where the board lives: 'local' (this process, the default) or "
         "redis://HOST:PORT/DB (shared by every worker; needs wsfast[redis])",
     )
-    parser.add_argument(
-        "--workers",
-        type=workers.worker_count,
-        default=1,
-        metavar="N",
-        help="worker processes on the port (1; more need --broker redis://...)",
-    )
+    workers.add_argument(parser, "; more need --broker redis://...")
 
 
 def _url(scheme: str, address: Any, path: str) -> str:
@@ -313,12 +306,8 @@ async def run(
     """Serve the demo until ``stop`` is done (default: until SIGINT/SIGTERM); then every
     page is closed with 1001. On ``sock`` (a worker) or ``host``:``port``; ``ready()`` is
     called once it serves (default: the banner is printed)."""
-    loop = asyncio.get_running_loop()
     if stop is None:
-        stop = loop.create_future()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
-                loop.add_signal_handler(sig, stop.set_result, None)
+        stop = workers.stop_on_signals()
     broker = open_broker(broker_url)
     try:
         await broker.open()
@@ -329,16 +318,13 @@ async def run(
     try:
         if not await shop.wait_synced(background):
             raise RuntimeError("the board could not be read from the broker")
-        where: dict[str, Any] = (
-            {"sock": sock, "backlog": workers.BACKLOG} if sock is not None else {}
-        )
         async with serve(
             shop.handler,
             host,
             port,
             http_handler=http_handler,
             process_request=process_request,
-            **where,
+            **workers.listen_options(sock),
         ) as server:
             if ready is not None:
                 ready()

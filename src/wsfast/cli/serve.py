@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -31,13 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_MESSAGE_SIZE,
         help="largest message accepted, in bytes (64 MiB; 0: unlimited)",
     )
-    parser.add_argument(
-        "--workers",
-        type=workers.worker_count,
-        default=1,
-        metavar="N",
-        help="worker processes on the port (1)",
-    )
+    workers.add_argument(parser)
 
 
 def banner(address: Any, extra: str = "") -> str:
@@ -56,14 +49,10 @@ async def run(
     """Serve until ``stop`` is done (default: until SIGINT/SIGTERM), then close every
     connection with 1001. On ``sock`` (a worker) or ``host``:``port``; ``ready()`` is called
     once it serves (default: the banner is printed)."""
-    loop = asyncio.get_running_loop()
     if stop is None:
-        stop = loop.create_future()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
-                loop.add_signal_handler(sig, stop.set_result, None)
-    where: dict[str, Any] = {"sock": sock, "backlog": workers.BACKLOG} if sock is not None else {}
-    async with serve(echo, host, port, max_message_size=max_message_size, **where) as server:
+        stop = workers.stop_on_signals()
+    options = workers.listen_options(sock)
+    async with serve(echo, host, port, max_message_size=max_message_size, **options) as server:
         if ready is not None:
             ready()
         else:

@@ -36,7 +36,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["BACKLOG", "Worker", "reuse_port_balances", "supervise", "worker_count"]
+__all__ = [
+    "BACKLOG",
+    "Worker",
+    "add_argument",
+    "listen_options",
+    "reuse_port_balances",
+    "stop_on_signals",
+    "supervise",
+    "worker_count",
+]
 
 BACKLOG = 1024
 START_TIMEOUT = 30.0  # seconds for a worker to start serving
@@ -61,6 +70,38 @@ def worker_count(value: str) -> int:
     if not 1 <= n <= 64:
         raise argparse.ArgumentTypeError("--workers must be between 1 and 64")
     return n
+
+
+def add_argument(parser: argparse.ArgumentParser, note: str = "") -> None:
+    """``--workers N`` for a command."""
+    parser.add_argument(
+        "--workers",
+        type=worker_count,
+        default=1,
+        metavar="N",
+        help=f"worker processes on the port (1{note})",
+    )
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def stop_on_signals() -> asyncio.Future[None]:
+    """A future of the running loop, done on SIGINT or SIGTERM (where the loop can catch
+    signals: not on Windows)."""
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future[None] = loop.create_future()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
+            loop.add_signal_handler(sig, _resolve, stop)
+    return stop
+
+
+def listen_options(sock: socket.socket | None) -> dict[str, Any]:
+    """``serve()`` keywords for a worker's listening socket (none without one)."""
+    return {} if sock is None else {"sock": sock, "backlog": BACKLOG}
 
 
 def reuse_port_balances() -> bool:
@@ -134,21 +175,13 @@ async def _worker(
     conn: multiprocessing.connection.Connection,
 ) -> None:
     loop = asyncio.get_running_loop()
-    stop: asyncio.Future[None] = loop.create_future()
-
-    def stop_now() -> None:
-        if not stop.done():
-            stop.set_result(None)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
-            loop.add_signal_handler(sig, stop_now)
+    stop = stop_on_signals()
 
     def watch() -> None:  # any message, or the pipe's end, means stop
         with contextlib.suppress(EOFError, OSError):
             conn.recv()
         with contextlib.suppress(RuntimeError):  # the loop is closed already
-            loop.call_soon_threadsafe(stop_now)
+            loop.call_soon_threadsafe(_resolve, stop)
 
     threading.Thread(target=watch, name="wsfast-worker-stop", daemon=True).start()
 
