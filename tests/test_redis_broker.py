@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -269,3 +270,24 @@ def test_workers_converge_after_a_redis_restart(tmp_path: Path, persistent: bool
         run(main())
     finally:
         server.stop()
+
+
+def test_a_change_right_after_subscribing_is_not_missed(redis_server: RedisServer) -> None:
+    """changes() yields its first None only once Redis confirmed the subscription: a change
+    published at once (on another connection) is delivered, never lost between the
+    subscription and the snapshot."""
+
+    async def main() -> None:
+        async with brokers(redis_server.url, 1) as (broker,):
+            publisher = broker._client
+            for i in range(100):
+                iterator = broker.changes()
+                assert await iterator.__anext__() is None
+                await publisher.publish(
+                    "wsfast:demo:changes", json.dumps({"seq": i, "messages": []})
+                )
+                change = await asyncio.wait_for(iterator.__anext__(), 5)
+                assert change == Change(i, [])
+                await iterator.aclose()  # type: ignore[attr-defined]
+
+    run(main())

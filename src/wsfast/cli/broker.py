@@ -371,14 +371,18 @@ class RedisBroker(Broker):
     async def changes(self) -> AsyncIterator[Change | None]:
         backoff = 0.05
         while self._subscriber is not None:
-            pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._subscriber.pubsub()
             try:
                 await pubsub.subscribe(CHANNEL)
+                # Only once Redis confirms is every later change sure to come here.
+                confirmed = await pubsub.get_message(timeout=self._timeout)
+                if confirmed is None or confirmed["type"] != "subscribe":
+                    raise asyncio.TimeoutError(f"no subscription confirmed: {confirmed!r}")
                 yield None  # anything published before now is taken from a snapshot
                 backoff = 0.05
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
-                    if message is None:
+                    if message is None or message["type"] != "message":
                         continue
                     data = json.loads(message["data"])
                     yield Change(int(data["seq"]), data["messages"])
