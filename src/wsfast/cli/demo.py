@@ -181,8 +181,11 @@ class Shop:
                 snapshot = await self.broker.snapshot()
                 if snapshot is not None:
                     break
-                await self.broker.create(self._seed_snapshot())
-                continue
+                if await self.broker.create(self._seed_snapshot()):
+                    continue  # read back what was stored
+                # Another worker is storing one (or the store holds half a board): wait.
+                level = logging.WARNING if backoff >= MAX_BACKOFF else logging.DEBUG
+                logger.log(level, "no board in the broker yet; waiting")
             except self.broker.errors as exc:
                 logger.warning("the broker is unreachable (%s); retrying", exc or type(exc))
             await asyncio.sleep(backoff)
