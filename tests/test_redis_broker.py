@@ -93,6 +93,7 @@ class Follower:
 
 
 def test_open_broker_picks_by_url() -> None:
+    redis_or_skip()
     assert isinstance(open_broker("redis://127.0.0.1:6379/0"), RedisBroker)
     with pytest.raises(ValueError):
         open_broker("http://example.com/")
