@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
+import os
 import re
 import select
 import signal
@@ -19,6 +21,8 @@ import pytest
 
 from wsfast.asyncio import InvalidHandshake, connect, serve
 from wsfast.cli import demo
+from wsfast.cli.broker import LocalBroker
+from wsfast.connection import State
 
 STATUSES = list(demo.STATUSES)
 
@@ -104,7 +108,7 @@ def run_demo(
     """Serve the demo's handler on a free port of 127.0.0.1 and run ``test(port, shop)``."""
 
     async def main() -> None:
-        shop = demo.Shop(demo.OrderBoard(seed=3), interval)
+        shop = demo.Shop(LocalBroker(seed=3), interval)
         async with serve(
             shop.handler, "127.0.0.1", 0, process_request=demo.process_request, **options
         ) as server:
@@ -122,9 +126,14 @@ def test_websocket_pushes_snapshot_then_changes() -> None:
         async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
             first = json.loads(await ws.recv())
             assert first["type"] == "snapshot" and len(first["orders"]) == 6
+            assert first["worker"] == os.getpid()
             shown = {o["id"]: o["status"] for o in first["orders"]}
+            seq = first["seq"]
             for _ in range(20):
                 message = json.loads(await ws.recv())
+                # One change after the other; a remove and the order replacing it share one.
+                assert message["seq"] in (seq, seq + 1)
+                seq = message["seq"]
                 if message["type"] == "remove":
                     assert shown.pop(message["id"]) == "delivered"
                     continue
@@ -164,28 +173,53 @@ def test_every_page_gets_the_changes() -> None:
         ):
             for ws in (a, b):
                 assert json.loads(await ws.recv())["type"] == "snapshot"
-            shop.publish([{"type": "remove", "id": "X"}])
+            shop.publish(shop.seq + 1, [{"type": "remove", "id": "A1001"}])
             for ws in (a, b):
-                assert json.loads(await ws.recv()) == {"type": "remove", "id": "X"}
+                assert json.loads(await ws.recv()) == {
+                    "type": "remove",
+                    "id": "A1001",
+                    "seq": shop.seq,
+                }
+            assert "A1001" not in shop.orders
 
     run_demo(test, interval=10)
 
 
-def test_slow_page_starts_afresh() -> None:
-    async def test() -> None:
-        shop = demo.Shop(demo.OrderBoard(seed=5))
-        queue = shop.subscribe()
-        assert json.loads(queue.get_nowait())["type"] == "snapshot"
-        # More changes than a page's queue holds: the backlog is dropped for a fresh snapshot.
-        shop.publish([{"type": "remove", "id": str(i)} for i in range(demo.QUEUE_SIZE + 10)])
-        messages = [json.loads(queue.get_nowait()) for _ in range(queue.qsize())]
-        assert messages[0] == shop.board.snapshot()
-        assert messages[1:] == [{"type": "remove", "id": str(i)} for i in range(65, 74)]
-        shop.unsubscribe(queue)
-        shop.publish([{"type": "remove", "id": "gone"}])
-        assert queue.empty()
+def test_slow_page_is_closed_and_starts_afresh() -> None:
+    """A page that stops reading is closed with 1013 once its write buffer is full (memory
+    stays bounded); reconnecting, it starts from a fresh snapshot."""
 
-    asyncio.run(test())
+    async def test(port: int, shop: demo.Shop) -> None:
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(stalled, ("127.0.0.1", port))
+        await loop.sock_sendall(
+            stalled,
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        while len(shop.pages) < 1:
+            await asyncio.sleep(0.01)
+        (page,) = shop.pages
+        page._transport.get_extra_info("socket").setsockopt(  # type: ignore[union-attr]
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 4096
+        )
+        big = {"type": "order", "order": dict(next(iter(shop.orders.values())))}
+        big["order"]["customer"] = "x" * 2000
+        while page.state is State.OPEN:
+            shop.publish(shop.seq + 1, [big])
+            await asyncio.sleep(0)
+            buffered = page._transport.get_write_buffer_size()  # type: ignore[union-attr]
+            assert buffered <= 64 * 1024 + 4096
+        assert page not in shop.pages or page.state is not State.OPEN
+        stalled.close()
+        async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            first = json.loads(await ws.recv())
+            assert first["type"] == "snapshot" and first["seq"] == shop.seq
+
+    run_demo(test, interval=3600, close_timeout=1)
 
 
 def test_websocket_only_on_ws_path() -> None:
@@ -271,3 +305,15 @@ def test_cli_demo_port_taken(capsys: pytest.CaptureFixture[str]) -> None:
         demo.add_arguments(parser)
         assert demo.main(parser.parse_args(["--port", str(port)])) == 1
     assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_cli_demo_broker_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    args = parser.parse_args(["--port", "0", "--broker", "redis://127.0.0.1:1/0"])
+    if importlib.util.find_spec("redis") is None:
+        assert demo.main(args) == 2  # redis-py is missing: said at once
+        assert 'pip install "wsfast[redis]"' in capsys.readouterr().err
+    else:
+        assert demo.main(args) == 1
+        assert "cannot reach the broker redis://127.0.0.1:1/0" in capsys.readouterr().err

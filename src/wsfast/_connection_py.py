@@ -596,6 +596,60 @@ class Connection:
         """Send a pong (RFC 6455 §5.5.3), e.g. to answer a ping when ``auto_pong=False``."""
         self._send_control(_PONG, payload)
 
+    # One frame for many connections (wsfast.asyncio.broadcast).
+
+    @property
+    @cython.critical_section
+    def broadcast_key(self) -> tuple[Any, ...] | None:
+        """Connections with equal keys turn a message into the same bytes, so one
+        :meth:`frame_message` result may be written to all of them.
+
+        ``()`` for an open server connection without extensions; with extensions, the tuple of
+        their ``broadcast_key`` attributes (an extension whose encoding of a whole message
+        depends only on the message and that key, e.g. permessage-deflate without context
+        takeover on our side). None when frames cannot be shared or no message can be sent
+        now: not OPEN, a fragmented message in progress, a client (every frame has its own
+        mask), or an extension without such a key.
+        """
+        return self._broadcast_key()
+
+    def _broadcast_key(self) -> tuple[Any, ...] | None:
+        if self._client or self._state is not _OPEN or self._send_op:
+            return None
+        if not self._extensions:
+            return ()
+        keys = []
+        for extension in self._extensions:
+            key = getattr(extension, "broadcast_key", None)
+            if key is None:
+                return None
+            keys.append(key)
+        return tuple(keys)
+
+    @cython.critical_section
+    def frame_message(self, data: str | bytes | bytearray | memoryview) -> bytes:
+        """``data`` as one whole message frame (text for ``str``, binary otherwise), framed
+        as :meth:`send_text` / :meth:`send_binary` would, but returned instead of sent.
+
+        For writing the same bytes to every connection with this one's
+        :attr:`broadcast_key`; raises InvalidState when that key is None.
+        """
+        if self._broadcast_key() is None:
+            raise InvalidState("this connection's frames cannot be shared now")
+        payload: Any
+        if isinstance(data, str):
+            op, payload = _TEXT, data.encode("utf-8")
+        else:
+            op, payload = _BINARY, data
+        out = self._out
+        self._out = []
+        try:
+            self._send_frame(op, payload, True)
+            frame = b"".join(self._out)
+        finally:
+            self._out = out
+        return frame
+
     @cython.critical_section
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake (RFC 6455 §7.1.2); a no-op once closing or closed.

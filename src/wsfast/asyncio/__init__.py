@@ -14,6 +14,7 @@
             assert await ws.recv() == "hi"
 """
 
+from .broadcast import broadcast
 from .client import ClientWebSocket, connect
 from .connection import Message, OnMessage, WebSocket
 from .exceptions import (
@@ -37,6 +38,7 @@ __all__ = [
     "Server",
     "ServerWebSocket",
     "WebSocket",
+    "broadcast",
     "connect",
     "serve",
 ]

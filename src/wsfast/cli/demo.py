@@ -5,15 +5,23 @@ loaded from elsewhere). The page opens a WebSocket to ``/ws`` with the browser's
 the server pushes JSON text messages as orders move through placed, paid, packed, shipped and
 delivered (one change every ``--interval`` seconds, shared by every open page):
 
-- ``{"type": "snapshot", "orders": [ORDER, ...]}`` first, on every connection;
-- ``{"type": "order", "order": ORDER}`` when an order is added or moves on;
-- ``{"type": "remove", "id": ID}`` when a delivered order leaves the list;
+- ``{"type": "snapshot", "seq": N, "orders": [ORDER, ...], "worker": PID}`` first, on every
+  connection, and again whenever the worker had to start afresh;
+- ``{"type": "order", "order": ORDER, "seq": N}`` when an order is added or moves on;
+- ``{"type": "remove", "id": ID, "seq": N}`` when a delivered order leaves the list;
 - ``{"type": "echo", "text": TEXT}`` for each text message the page sends (its echo box);
   binary messages are echoed as they are.
 
 ``ORDER`` is ``{"id", "customer", "item", "status", "updated"}`` (``updated`` in milliseconds
-since the epoch). The page connects to the host and port it came from; ``?ws=URI`` in its
-address points it elsewhere.
+since the epoch); ``seq`` numbers the changes (one change may send a remove and an order).
+The page connects to the host and port it came from; ``?ws=URI`` in its address points it
+elsewhere; it reconnects with a growing delay when the connection drops.
+
+The board lives in a broker (:mod:`wsfast.cli.broker`): in this process by default, or in
+Redis with ``--broker redis://HOST:PORT/DB``, which lets ``--workers N`` processes (here or on
+other machines) serve the same board. Each worker keeps a copy of the board, follows the
+broker's changes and sends each one to its pages with :func:`wsfast.asyncio.broadcast`; a
+page that cannot keep up is closed with 1013 and, reconnecting, starts from a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -22,37 +30,48 @@ import argparse
 import asyncio
 import contextlib
 import json
-import random
-import signal
+import logging
+import os
+import socket
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from ..asyncio import ConnectionClosed, ServerWebSocket, serve
+from ..asyncio import ConnectionClosed, ServerWebSocket, broadcast, serve
 from ..events import Request
-
-STATUSES = ("placed", "paid", "packed", "shipped", "delivered")
-WS_PATH = "/ws"
-PAGE_PATHS = frozenset({"/", "/index.html"})
-QUEUE_SIZE = 64  # messages waiting for one slow page before it gets a fresh snapshot instead
-
-_CUSTOMERS = ("Ada", "Bruno", "Chidi", "Dana", "Emeka", "Fatima", "Goran", "Hana", "Ines", "Jun")
-_ITEMS = (
-    "teapot",
-    "bicycle bell",
-    "wool socks",
-    "desk lamp",
-    "chess set",
-    "houseplant",
-    "kettle",
-    "notebook",
-    "umbrella",
-    "headphones",
+from . import workers
+from .broker import (
+    FIRST_ID,
+    STATUSES,
+    Broker,
+    LocalBroker,
+    Order,
+    OrderBoard,
+    Snapshot,
+    apply_change,
+    open_broker,
 )
 
-Order = dict[str, Any]
+__all__ = [
+    "STATUSES",
+    "OrderBoard",
+    "Shop",
+    "add_arguments",
+    "http_handler",
+    "main",
+    "page",
+    "process_request",
+    "run",
+]
+
+logger = logging.getLogger("wsfast.demo")
+
+WS_PATH = "/ws"
+PAGE_PATHS = frozenset({"/", "/index.html"})
+MAX_BACKOFF = 5.0  # seconds between two tries to reach the broker, at most
+
 HttpResponse = tuple[int, list[tuple[str, str]], bytes]
 
 
@@ -92,91 +111,117 @@ def process_request(ws: ServerWebSocket, request: Request) -> HttpResponse | Non
     return None
 
 
-class OrderBoard:
-    """The shop's orders. ``step()`` makes one change and returns the messages that tell it."""
+class Shop:
+    """One worker's side of the board: a copy of it, the open pages, and the tasks that
+    follow the broker's changes (:meth:`follow`) and make one change per interval
+    (:meth:`tick`, shared with the other workers through the broker)."""
 
-    def __init__(self, size: int = 6, seed: int | None = None) -> None:
-        if size < 1:
-            raise ValueError("an order board needs at least one order")
-        self._rng = random.Random(seed)
-        self._next_id = 1001
+    def __init__(
+        self, broker: Broker | None = None, interval: float = 1.0, *, seed: int | None = None
+    ) -> None:
+        self.broker = broker if broker is not None else LocalBroker(seed)
+        self.interval = interval
+        self.seq = -1  # the last change in the copy; -1: no copy yet
         self.orders: dict[str, Order] = {}
-        for i in range(size):  # spread over the statuses before delivered
-            order = self._new_order()
-            order["status"] = STATUSES[i % (len(STATUSES) - 1)]
+        self.next_id = FIRST_ID
+        self.pages: set[ServerWebSocket] = set()
+        self.synced = asyncio.Event()  # set once the copy holds a snapshot
+        self.worker = os.getpid()
+        self._seed = seed
 
-    def _new_order(self) -> Order:
-        order: Order = {
-            "id": f"A{self._next_id}",
-            "customer": self._rng.choice(_CUSTOMERS),
-            "item": self._rng.choice(_ITEMS),
-            "status": STATUSES[0],
-            "updated": _now_ms(),
-        }
-        self._next_id += 1
-        self.orders[order["id"]] = order
-        return order
+    # --- the copy and the pages -------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        return {"type": "snapshot", "orders": [dict(o) for o in self.orders.values()]}
+        """The copy, as the message a page gets first."""
+        return {
+            "type": "snapshot",
+            "seq": self.seq,
+            "orders": [dict(o) for o in self.orders.values()],
+            "worker": self.worker,
+        }
 
-    def step(self) -> list[dict[str, Any]]:
-        """Move one order (chosen at random) on; a delivered one leaves for a new order."""
-        order = self.orders[self._rng.choice(list(self.orders))]
-        if order["status"] == STATUSES[-1]:
-            del self.orders[order["id"]]
-            new = self._new_order()
-            return [{"type": "remove", "id": order["id"]}, {"type": "order", "order": dict(new)}]
-        order["status"] = STATUSES[STATUSES.index(order["status"]) + 1]
-        order["updated"] = _now_ms()
-        return [{"type": "order", "order": dict(order)}]
+    def publish(self, seq: int, messages: list[dict[str, Any]]) -> None:
+        """Apply change ``seq`` to the copy and send its messages to every page."""
+        apply_change(self.orders, messages)
+        self.seq = seq
+        for message in messages:
+            if message["type"] == "order":
+                number = message["order"]["id"][1:]
+                if number.isdigit():
+                    self.next_id = max(self.next_id, int(number) + 1)
+            self._send_all(json.dumps({**message, "seq": seq}))
 
+    def _send_all(self, text: str) -> None:
+        # A page whose write buffer is full is closed (1013): it reconnects and starts afresh.
+        broadcast(self.pages, text, slow="close")
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+    def _take(self, snapshot: Snapshot) -> None:
+        self.orders = {o["id"]: dict(o) for o in snapshot.orders}
+        self.seq = snapshot.seq
+        self.next_id = snapshot.next_id
+        self.synced.set()
+        self._send_all(json.dumps(self.snapshot()))
 
+    def _seed_snapshot(self) -> Snapshot:
+        """A board for a broker that has none: our copy (the broker lost it, e.g. a Redis
+        restart without persistence), or a new one."""
+        if self.seq >= 0:
+            return Snapshot(self.seq, list(self.orders.values()), self.next_id)
+        board = OrderBoard(seed=self._seed)
+        return Snapshot(0, list(board.orders.values()), board.next_id)
 
-class Shop:
-    """Runs an :class:`OrderBoard` and pushes its changes to every connected page."""
+    # --- following the broker ---------------------------------------------------------------
 
-    def __init__(self, board: OrderBoard, interval: float = 1.0) -> None:
-        self.board = board
-        self.interval = interval
-        self._queues: set[asyncio.Queue[str]] = set()
-
-    async def run(self) -> None:
-        """One change every ``interval`` seconds, until cancelled."""
+    async def resync(self) -> None:
+        """Take a fresh snapshot (storing our copy, or a new board, if the broker has none)
+        and send it to every page; retries with a growing delay while the broker is away."""
+        backoff = 0.05
         while True:
-            await asyncio.sleep(self.interval)
-            self.publish(self.board.step())
+            try:
+                snapshot = await self.broker.snapshot()
+                if snapshot is not None:
+                    break
+                if await self.broker.create(self._seed_snapshot()):
+                    continue  # read back what was stored
+                # Another worker is storing one (or the store holds half a board): wait.
+                level = logging.WARNING if backoff >= MAX_BACKOFF else logging.DEBUG
+                logger.log(level, "no board in the broker yet; waiting")
+            except self.broker.errors as exc:
+                logger.warning("the broker is unreachable (%s); retrying", exc or type(exc))
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+        self._take(snapshot)
 
-    def publish(self, messages: Iterable[dict[str, Any]]) -> None:
-        for text in map(json.dumps, messages):
-            for queue in self._queues:
-                try:
-                    queue.put_nowait(text)
-                except asyncio.QueueFull:  # a page that cannot keep up starts afresh
-                    self._restart(queue)
+    async def follow(self) -> None:
+        """Apply the broker's changes to the copy and send them to the pages, in order,
+        until cancelled. A gap in the numbers (or a reconnection) means a fresh snapshot."""
+        async for change in self.broker.changes():
+            if change is None or change.seq > self.seq + 1:
+                await self.resync()
+            elif change.seq == self.seq + 1:
+                self.publish(change.seq, change.messages)
+            # else: the snapshot holds it already
 
-    def _restart(self, queue: asyncio.Queue[str]) -> None:
-        while not queue.empty():
-            queue.get_nowait()
-        queue.put_nowait(json.dumps(self.board.snapshot()))
+    async def tick(self) -> None:
+        """Make one change every ``interval`` seconds, until cancelled. Ticks are numbered
+        from the clock, so several workers make one change per tick between them."""
+        while True:
+            now = time.time()
+            number = int(now // self.interval) + 1
+            await asyncio.sleep(max(0.0, number * self.interval - now))
+            try:
+                await self.broker.step(number)
+            except self.broker.errors as exc:
+                logger.debug("no change this tick: %s", exc or type(exc))
 
-    def subscribe(self) -> asyncio.Queue[str]:
-        """A queue of the messages for one page: the snapshot, then every change."""
-        queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
-        self._restart(queue)
-        self._queues.add(queue)
-        return queue
-
-    def unsubscribe(self, queue: asyncio.Queue[str]) -> None:
-        self._queues.discard(queue)
+    # --- one page ----------------------------------------------------------------------------
 
     async def handler(self, ws: ServerWebSocket) -> None:
         """One page: the snapshot and every change after it; echo what the page sends."""
-        queue = self.subscribe()
-        pusher = asyncio.create_task(self._push(ws, queue))
+        await self.synced.wait()
+        # The snapshot goes out and the page joins in one step: no change can fall between.
+        ws.send_nowait(json.dumps(self.snapshot()))
+        self.pages.add(ws)
         try:
             async for message in ws:
                 if isinstance(message, str):
@@ -186,16 +231,36 @@ class Shop:
         except ConnectionClosed:
             pass  # the page went away without a clean close
         finally:
-            self.unsubscribe(queue)
-            pusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pusher
+            self.pages.discard(ws)
 
-    @staticmethod
-    async def _push(ws: ServerWebSocket, queue: asyncio.Queue[str]) -> None:
-        with contextlib.suppress(ConnectionClosed):  # the handler ends too
-            while True:
-                await ws.send(await queue.get())
+    async def wait_synced(self, task: asyncio.Task[Any]) -> bool:
+        """Wait until the copy holds a snapshot (True), or until ``task`` ends first (False;
+        what it raised is raised)."""
+        synced = asyncio.ensure_future(self.synced.wait())
+        try:
+            await asyncio.wait({task, synced}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            synced.cancel()
+        if self.synced.is_set():
+            return True
+        task.result()
+        return False
+
+    async def run(self) -> None:
+        """Follow the broker and tick until cancelled (the board is synced first)."""
+        follower = asyncio.create_task(self.follow())
+        ticker: asyncio.Task[None] | None = None
+        try:
+            if not await self.wait_synced(follower):
+                return
+            ticker = asyncio.create_task(self.tick())
+            await asyncio.gather(follower, ticker)
+        finally:
+            for task in (follower, ticker):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -207,6 +272,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="seconds between two order updates (1.0)",
     )
+    parser.add_argument(
+        "--broker",
+        default="local",
+        metavar="URL",
+        help="where the board lives: 'local' (this process, the default) or "
+        "redis://HOST:PORT/DB (shared by every worker; needs wsfast[redis])",
+    )
+    workers.add_argument(parser, "; more need --broker redis://...")
 
 
 def _url(scheme: str, address: Any, path: str) -> str:
@@ -216,32 +289,66 @@ def _url(scheme: str, address: Any, path: str) -> str:
     return f"{scheme}://{host}:{port}{path}"
 
 
-async def run(host: str, port: int, interval: float = 1.0) -> None:
-    """Serve the demo until SIGINT/SIGTERM."""
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
-            loop.add_signal_handler(sig, stop.set_result, None)
-    shop = Shop(OrderBoard(), interval)
-    async with serve(
-        shop.handler,
-        host,
-        port,
-        http_handler=http_handler,
-        process_request=process_request,
-    ) as server:
-        address = server.sockets[0].getsockname()
-        print(
-            f"wsfast demo on {_url('http', address, '/')} "
-            f"(WebSocket {_url('ws', address, WS_PATH)})",
-            flush=True,
-        )
-        ticker = asyncio.create_task(shop.run())
-        try:
+def banner(address: Any, extra: str = "") -> str:
+    return (
+        f"wsfast demo on {_url('http', address, '/')} "
+        f"(WebSocket {_url('ws', address, WS_PATH)}){extra}"
+    )
+
+
+async def run(
+    host: str | None,
+    port: int | None,
+    interval: float = 1.0,
+    broker_url: str | None = None,
+    *,
+    sock: socket.socket | None = None,
+    ready: Callable[[], None] | None = None,
+    stop: asyncio.Future[None] | None = None,
+) -> None:
+    """Serve the demo until ``stop`` is done (default: until SIGINT/SIGTERM); then every
+    page is closed with 1001. On ``sock`` (a worker) or ``host``:``port``; ``ready()`` is
+    called once it serves (default: the banner is printed)."""
+    if stop is None:
+        stop = workers.stop_on_signals()
+    broker = open_broker(broker_url)
+    try:
+        await broker.open()
+    except broker.errors as exc:
+        raise RuntimeError(f"cannot reach the broker {broker_url}: {exc}") from exc
+    shop = Shop(broker, interval)
+    background = asyncio.create_task(shop.run())
+    try:
+        if not await shop.wait_synced(background):
+            raise RuntimeError("the board could not be read from the broker")
+        async with serve(
+            shop.handler,
+            host,
+            port,
+            http_handler=http_handler,
+            process_request=process_request,
+            **workers.listen_options(sock),
+        ) as server:
+            if ready is not None:
+                ready()
+            else:
+                print(banner(server.sockets[0].getsockname()), flush=True)
             await stop
-        finally:
-            ticker.cancel()
+    finally:
+        background.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await background
+        await broker.close()
+
+
+async def worker(
+    args: argparse.Namespace,
+    sock: socket.socket,
+    ready: Callable[[], None],
+    stop: asyncio.Future[None],
+) -> None:
+    """One worker process of ``--workers N`` (see :mod:`wsfast.cli.workers`)."""
+    await run(None, None, args.interval, args.broker, sock=sock, ready=ready, stop=stop)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -249,10 +356,35 @@ def main(args: argparse.Namespace) -> int:
         print("error: --interval must be positive", file=sys.stderr)
         return 2
     try:
-        asyncio.run(run(args.host, args.port, args.interval))
+        open_broker(args.broker)
+    except (ValueError, RuntimeError) as exc:  # not a broker URL; redis-py is missing
+        print(f"error: --broker: {exc}", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        if args.broker in (None, "local"):
+            print(
+                "error: --workers needs a board they share: --broker redis://HOST:PORT/DB",
+                file=sys.stderr,
+            )
+            return 2
+        return workers.supervise(
+            worker,
+            args,
+            args.host,
+            args.port,
+            args.workers,
+            lambda address, mode: banner(
+                address, f", {args.workers} workers ({mode}), broker {args.broker}"
+            ),
+        )
+    try:
+        asyncio.run(run(args.host, args.port, args.interval, args.broker))
     except KeyboardInterrupt:
         pass
     except OSError as exc:  # e.g. the port is taken
         print(f"cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # e.g. the broker cannot be reached
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

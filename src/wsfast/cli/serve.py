@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
+import socket
+from collections.abc import Callable
+from typing import Any
 
 from ..asyncio import ServerWebSocket, serve
+from . import workers
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 
@@ -27,21 +30,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_MESSAGE_SIZE,
         help="largest message accepted, in bytes (64 MiB; 0: unlimited)",
     )
+    workers.add_argument(parser)
 
 
-async def run(host: str, port: int, max_message_size: int | None) -> None:
-    """Serve until SIGINT/SIGTERM, then close every connection with 1001."""
-    stop = asyncio.get_running_loop().create_future()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
-    async with serve(echo, host, port, max_message_size=max_message_size) as server:
-        address = server.sockets[0].getsockname()
-        print(f"wsfast echo server on ws://{address[0]}:{address[1]}/", flush=True)
+def banner(address: Any, extra: str = "") -> str:
+    return f"wsfast echo server on ws://{address[0]}:{address[1]}/{extra}"
+
+
+async def run(
+    host: str | None,
+    port: int | None,
+    max_message_size: int | None,
+    *,
+    sock: socket.socket | None = None,
+    ready: Callable[[], None] | None = None,
+    stop: asyncio.Future[None] | None = None,
+) -> None:
+    """Serve until ``stop`` is done (default: until SIGINT/SIGTERM), then close every
+    connection with 1001. On ``sock`` (a worker) or ``host``:``port``; ``ready()`` is called
+    once it serves (default: the banner is printed)."""
+    if stop is None:
+        stop = workers.stop_on_signals()
+    options = workers.listen_options(sock)
+    async with serve(echo, host, port, max_message_size=max_message_size, **options) as server:
+        if ready is not None:
+            ready()
+        else:
+            print(banner(server.sockets[0].getsockname()), flush=True)
         await stop
 
 
+async def worker(
+    args: argparse.Namespace,
+    sock: socket.socket,
+    ready: Callable[[], None],
+    stop: asyncio.Future[None],
+) -> None:
+    """One worker process of ``--workers N`` (see :mod:`wsfast.cli.workers`)."""
+    await run(None, None, args.max_message_size or None, sock=sock, ready=ready, stop=stop)
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.workers > 1:
+        return workers.supervise(
+            worker,
+            args,
+            args.host,
+            args.port,
+            args.workers,
+            lambda address, mode: banner(address, f" ({args.workers} workers, {mode})"),
+        )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(args.host, args.port, args.max_message_size or None))
     return 0

@@ -1,0 +1,327 @@
+"""Broadcast race: one 100-byte text message to 10,000 open connections, in one process.
+
+This process runs a server of each library in turn (wsfast's ``serve``, websockets'
+``websockets.asyncio.server.serve``; keepalive and compression off) and times one call of
+each library's broadcast over every open server connection:
+
+- ``wsfast``: ``wsfast.asyncio.broadcast(connections, message)`` (framed once);
+- ``websockets``: ``websockets.asyncio.server.broadcast(connections, message)``;
+- ``wsfast send_nowait``: a loop of ``ws.send_nowait(message)`` (framed per connection), for
+  reference;
+- ``floor: socket.send``: the frame written straight to each connection's socket (no
+  transport, no checks): the kernel's share, which no library can go below.
+
+The clients are plain sockets in a separate process (``--role sink``): it opens the
+connections (HTTP upgrade by hand), reads nothing while the calls are timed (100-byte
+messages fit in the socket buffers many times over), then reads everything and checks that
+every connection received every message, exactly once. The file-descriptor limit (often
+20,000) does not allow both servers' 10,000 connections at once, so each round opens a fresh
+set for one library, times ``--calls`` broadcasts (a short pause after each, for the loop's
+other work) and closes them; rounds alternate between the libraries and the best median per
+library counts. Time per call is this thread's CPU time around the call alone (user and
+system: the kernel's work for each send counts), which other programs on a busy machine
+do not inflate the way they inflate wall-clock time; the wall-clock median is printed too.
+
+    python bench/broadcast_race.py                  # 10,000 connections, 3 rounds each
+    python bench/broadcast_race.py --quick          # 2,000 connections, 1 round
+    python bench/broadcast_race.py --uvloop         # the same on uvloop
+    python bench/broadcast_race.py --check          # exit 1 if wsfast is not 2x websockets
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import selectors
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+GOAL = 2.0  # wsfast's broadcast at least this many times faster than websockets'
+MESSAGE = "x" * 100
+FRAME_SIZE = 2 + len(MESSAGE)  # an unmasked text frame of 100 bytes has a 2-byte header
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+# --- the sink (client side, its own process) ------------------------------------------------
+
+
+def sink_main() -> None:
+    """Commands on stdin, one per line; answers on stdout as JSON lines."""
+    socks: list[socket.socket] = []
+    for line in sys.stdin:
+        command, *args = line.split()
+        if command == "open":
+            port, count = int(args[0]), int(args[1])
+            socks = open_connections(port, count)
+            answer: Any = {"open": len(socks)}
+        elif command == "count":
+            answer = count_frames(socks)
+        elif command == "close":
+            for sock in socks:
+                sock.close()
+            socks = []
+            answer = {"closed": True}
+        else:
+            answer = {"error": f"unknown command {command!r}"}
+        print(json.dumps(answer), flush=True)
+
+
+def open_connections(port: int, count: int, batch: int = 200) -> list[socket.socket]:
+    """``count`` WebSocket connections, upgraded; ``batch`` handshakes in flight at once."""
+    request = (
+        f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    socks = []
+    for start in range(0, count, batch):
+        pending = {}
+        with selectors.DefaultSelector() as selector:
+            for _ in range(min(batch, count - start)):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+                sock.sendall(request)
+                sock.setblocking(False)
+                selector.register(sock, selectors.EVENT_READ)
+                pending[sock] = b""
+                socks.append(sock)
+            deadline = time.monotonic() + 60
+            while pending:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("handshakes did not complete in 60 s")
+                for key, _ in selector.select(1):
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    data = pending[sock] + sock.recv(4096)
+                    if b"\r\n\r\n" in data:
+                        head, _, rest = data.partition(b"\r\n\r\n")
+                        if not head.startswith(b"HTTP/1.1 101") or rest:
+                            raise ConnectionError(f"bad handshake answer: {data[:80]!r}")
+                        selector.unregister(sock)
+                        del pending[sock]
+                    else:
+                        pending[sock] = data
+    return socks
+
+
+def count_frames(socks: list[socket.socket]) -> dict[str, int]:
+    """Read what each connection holds; every frame must be the broadcast message."""
+    expected = b"\x81" + bytes([len(MESSAGE)]) + MESSAGE.encode()
+    counts = []
+    for sock in socks:
+        data = b""
+        while True:
+            try:
+                chunk = sock.recv(1 << 20)
+            except BlockingIOError:
+                break
+            if not chunk:
+                raise ConnectionError("a connection was closed")
+            data += chunk
+        n, rest = divmod(len(data), len(expected))
+        if rest or data != expected * n:
+            raise ValueError(f"unexpected bytes on a connection: {data[:40]!r}")
+        counts.append(n)
+    return {"min": min(counts, default=0), "max": max(counts, default=0)}
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--role", "sink"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    async def ask(self, line: str) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        answer = await asyncio.to_thread(self.process.stdout.readline)
+        if not answer:
+            raise RuntimeError("the sink exited")
+        result: dict[str, Any] = json.loads(answer)
+        if "error" in result:
+            raise RuntimeError(result["error"])
+        return result
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(30)
+
+
+# --- the servers and the contenders ---------------------------------------------------------
+
+
+class Hold:
+    """A handler that keeps each connection open until the server closes it."""
+
+    def __init__(self) -> None:
+        self.connections: list[Any] = []
+
+    async def __call__(self, ws: Any) -> None:
+        self.connections.append(ws)
+        try:
+            async for _ in ws:
+                pass
+        except Exception:
+            pass
+
+
+async def serve_wsfast(hold: Hold) -> Any:
+    from wsfast.asyncio import serve
+
+    return await serve(hold, "127.0.0.1", 0, ping_interval=None, backlog=1024)
+
+
+async def serve_websockets(hold: Hold) -> Any:
+    from websockets.asyncio.server import serve
+
+    return await serve(
+        hold, "127.0.0.1", 0, ping_interval=None, compression=None, max_size=None, backlog=1024
+    )
+
+
+def contenders(
+    uvloop: bool,
+) -> dict[str, tuple[Callable[[Hold], Any], Callable[[list[Any]], Any]]]:
+    from wsfast.asyncio import broadcast as wsfast_broadcast
+
+    def send_nowait_loop(connections: list[Any]) -> None:
+        for ws in connections:
+            ws.send_nowait(MESSAGE)
+
+    frame = b"\x81" + bytes([len(MESSAGE)]) + MESSAGE.encode()
+
+    def socket_send_loop(connections: list[Any]) -> None:
+        for ws in connections:
+            ws._transport._sock.send(frame)  # the kernel's part alone: no library can do less
+
+    found: dict[str, tuple[Callable[[Hold], Any], Callable[[list[Any]], Any]]] = {
+        "wsfast": (serve_wsfast, lambda conns: wsfast_broadcast(conns, MESSAGE)),
+        "wsfast send_nowait": (serve_wsfast, send_nowait_loop),
+    }
+    if not uvloop:  # uvloop's transports do not show their socket
+        found["floor: socket.send"] = (serve_wsfast, socket_send_loop)
+    try:
+        from websockets.asyncio.server import broadcast as websockets_broadcast
+    except ImportError:
+        print("websockets is not installed: pip install websockets", file=sys.stderr)
+    else:
+        found["websockets"] = (serve_websockets, lambda c: websockets_broadcast(c, MESSAGE))
+    return found
+
+
+async def one_round(
+    name: str,
+    start: Callable[[Hold], Any],
+    call: Callable[[list[Any]], Any],
+    sink: Sink,
+    connections: int,
+    calls: int,
+) -> list[float]:
+    hold = Hold()
+    server = await start(hold)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        await sink.ask(f"open {port} {connections}")
+        deadline = time.monotonic() + 60
+        while len(hold.connections) < connections:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name}: {len(hold.connections)} connections open")
+            await asyncio.sleep(0.01)
+        conns = list(hold.connections)
+        times = []
+        walls = []
+        for _ in range(calls):
+            await asyncio.sleep(0.02)
+            w0 = time.perf_counter()
+            t0 = time.thread_time()
+            call(conns)
+            times.append(time.thread_time() - t0)
+            walls.append(time.perf_counter() - w0)
+        await asyncio.sleep(0.2)
+        counted = await sink.ask("count")
+        if counted != {"min": calls, "max": calls}:
+            raise AssertionError(f"{name}: each connection should hold {calls}: {counted}")
+    finally:
+        await sink.ask("close")
+        server.close()
+        await server.wait_closed()
+    return times, walls
+
+
+async def race(args: argparse.Namespace) -> dict[str, float]:
+    sink = Sink()
+    found = contenders(args.uvloop)
+    best: dict[str, float] = {}
+    try:
+        for round_ in range(args.rounds):
+            names = list(found)
+            names = names[round_ % len(names) :] + names[: round_ % len(names)]
+            for name in names:
+                start, call = found[name]
+                times, walls = await one_round(
+                    name, start, call, sink, args.connections, args.calls
+                )
+                median = statistics.median(times)
+                best[name] = min(best.get(name, median), median)
+                print(
+                    f"round {round_ + 1} {name:20} CPU median {median * 1e3:8.2f} ms/call "
+                    f"({median / args.connections * 1e9:6.0f} ns per connection), "
+                    f"wall median {statistics.median(walls) * 1e3:8.2f} ms",
+                    flush=True,
+                )
+    finally:
+        sink.close()
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--role", choices=["race", "sink"], default="race")
+    parser.add_argument("--connections", type=int, default=10_000)
+    parser.add_argument("--calls", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="2,000 connections, 1 round")
+    parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--check", action="store_true", help=f"exit 1 below {GOAL}x websockets")
+    args = parser.parse_args()
+    if args.role == "sink":
+        sink_main()
+        return 0
+    if args.quick:
+        args.connections, args.rounds, args.calls = 2_000, 1, 10
+    if args.uvloop:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    import wsfast
+
+    print(
+        f"broadcast of {len(MESSAGE)} B text to {args.connections:,} connections, "
+        f"{args.calls} calls x {args.rounds} rounds; wsfast {wsfast.__version__} "
+        f"({wsfast.implementation}), loop {'uvloop' if args.uvloop else 'asyncio'}",
+        flush=True,
+    )
+    best = asyncio.run(race(args))
+    print("\nbest median CPU time per call:")
+    for name, seconds in best.items():
+        print(f"  {name:20} {seconds * 1e3:8.2f} ms")
+    ok = True
+    if "websockets" in best:
+        ratio = best["websockets"] / best["wsfast"]
+        ok = ratio >= GOAL
+        print(f"wsfast vs websockets: {ratio:.2f}x (goal >= {GOAL}x: {'met' if ok else 'MISSED'})")
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

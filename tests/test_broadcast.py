@@ -1,0 +1,460 @@
+"""``wsfast.asyncio.broadcast`` and the sans-I/O pieces it stands on.
+
+The sans-I/O tests run on both connections (``wsfast._connection_py`` and, when built and in
+use, ``wsfast._connection_c``); the asyncio tests run over loopback with the connection
+``wsfast.connection`` picks (``WSFAST_NO_EXTENSIONS=1`` runs them on the pure one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import socket
+from collections.abc import Awaitable, Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import wsfast
+from wsfast import FrameParser, Opcode
+from wsfast.asyncio import (
+    ServerWebSocket,
+    WebSocket,
+    broadcast,
+    connect,
+    serve,
+)
+from wsfast.connection import State
+
+HOST = "127.0.0.1"
+TIMEOUT = 20.0
+
+
+# --- sans-I/O: broadcast_key and frame_message ----------------------------------------------
+
+
+@pytest.fixture(params=["python", "cython"])
+def connection_module(request: pytest.FixtureRequest, require_extensions: bool) -> ModuleType:
+    if request.param == "python":
+        return importlib.import_module("wsfast._connection_py")
+    if wsfast.implementation != "cython":
+        pytest.skip("the compiled connection runs on the compiled kernels, which are not in use")
+    try:
+        return importlib.import_module("wsfast._connection_c")
+    except ImportError as exc:
+        if require_extensions:
+            pytest.fail(f"the compiled connection does not import: {exc!r}", pytrace=False)
+        pytest.skip(f"the compiled connection is not built ({exc})")
+
+
+def open_pair(module: ModuleType, **kwargs: Any) -> tuple[Any, Any]:
+    client = module.ClientConnection("example.com", **kwargs)
+    server = module.ServerConnection(**kwargs)
+    server.receive_data(client.data_to_send())
+    server.events()
+    server.accept()
+    client.receive_data(server.data_to_send())
+    client.events()
+    assert client.state is module.State.OPEN and server.state is module.State.OPEN
+    return client, server
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["", "h\u00e9llo \U0001f680", "x" * 5000, b"", b"\x00\xff" * 40000, bytearray(b"ab")],
+    ids=["empty text", "text", "5000 B text", "empty binary", "80 KB binary", "bytearray"],
+)
+def test_frame_message_is_what_send_would_write(
+    connection_module: ModuleType, message: Any
+) -> None:
+    _, server = open_pair(connection_module)
+    _, other = open_pair(connection_module)
+    assert server.broadcast_key == ()
+    server.send_ping(b"queued before")
+    frame = server.frame_message(message)
+    if isinstance(message, str):
+        other.send_text(message)
+    else:
+        other.send_binary(message)
+    assert frame == other.data_to_send()
+    # Nothing was queued on the connection itself, and what was queued stays.
+    ping = FrameParser(require_mask=False).feed(server.data_to_send())
+    assert [(f.opcode, f.payload) for f in ping] == [(Opcode.PING, b"queued before")]
+    (parsed,) = FrameParser(require_mask=False).feed(frame)
+    assert parsed.fin and parsed.payload == (
+        message.encode() if isinstance(message, str) else bytes(message)
+    )
+
+
+def test_no_key_when_frames_cannot_be_shared(connection_module: ModuleType) -> None:
+    module = connection_module
+    client, server = open_pair(module)
+    assert client.broadcast_key is None  # every client frame has its own mask
+    with pytest.raises(module.InvalidState):
+        client.frame_message("x")
+    assert module.ServerConnection().broadcast_key is None  # CONNECTING
+    server.send_text("part", fin=False)  # a fragmented message is in progress
+    assert server.broadcast_key is None
+    with pytest.raises(module.InvalidState):
+        server.frame_message("x")
+    server.send_text(" end")
+    assert server.broadcast_key == ()
+    server.close()
+    assert server.state is module.State.CLOSING and server.broadcast_key is None
+
+
+class Tagger:
+    """A toy extension that marks data frames with RSV1 and a prefix byte."""
+
+    name = "x-tag"
+
+    def __init__(self, tag: bytes, key: Any) -> None:
+        self.tag = tag
+        if key is not None:
+            self.broadcast_key = key
+
+    def decode(self, frame: Any, *, max_size: int | None) -> Any:
+        if not frame.rsv1:
+            return frame
+        return type(frame)(frame.opcode, frame.payload[1:], frame.fin)
+
+    def encode(self, frame: Any) -> Any:
+        if frame.opcode >= 8:
+            return frame
+        return type(frame)(frame.opcode, self.tag + frame.payload, frame.fin, True)
+
+
+class TaggerFactory:
+    name = "x-tag"
+
+    def __init__(self, tag: bytes, key: Any = None) -> None:
+        self.tag = tag
+        self.key = key
+
+    def accept(self, params: Any, accepted: Any) -> Any:
+        return (), Tagger(self.tag, self.key)
+
+    def offer(self) -> Any:
+        return ()
+
+    def complete(self, params: Any, accepted: Any) -> Any:
+        return Tagger(self.tag, None)
+
+
+def test_extensions_decide_the_key(connection_module: ModuleType) -> None:
+    module = connection_module
+
+    def server_with(factory: TaggerFactory) -> Any:
+        client = module.ClientConnection("example.com", extensions=[TaggerFactory(b"")])
+        server = module.ServerConnection(extensions=[factory])
+        server.receive_data(client.data_to_send())
+        server.events()
+        server.accept()
+        server.data_to_send()  # the 101 response
+        return server
+
+    # No broadcast_key on the extension: its frames are the connection's own.
+    assert server_with(TaggerFactory(b"T")).broadcast_key is None
+    one = server_with(TaggerFactory(b"A", key=("tag", b"A")))
+    two = server_with(TaggerFactory(b"A", key=("tag", b"A")))
+    other = server_with(TaggerFactory(b"B", key=("tag", b"B")))
+    assert one.broadcast_key == two.broadcast_key == (("tag", b"A"),)
+    assert other.broadcast_key != one.broadcast_key
+    # The frame is the extension's encoding, as send_text writes it.
+    frame = one.frame_message("hi")
+    two.send_text("hi")
+    assert frame == two.data_to_send()
+    (parsed,) = FrameParser(require_mask=False).feed(frame)
+    assert parsed.rsv1 and parsed.payload == b"Ahi"
+
+
+# --- asyncio ---------------------------------------------------------------------------------
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, TIMEOUT)
+
+    return asyncio.run(bounded())
+
+
+async def idle(ws: ServerWebSocket) -> None:
+    """Keep the connection until the client closes it (messages from it are dropped)."""
+    async for _ in ws:
+        pass
+
+
+def upgrade_request(port: int) -> bytes:
+    return (
+        f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+async def raw_client(port: int, rcvbuf: int | None = None) -> socket.socket:
+    """A plain socket after the opening handshake, which reads only when the test says so."""
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, (HOST, port))
+    await loop.sock_sendall(sock, upgrade_request(port))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = await loop.sock_recv(sock, 1)  # byte by byte: nothing after the head is read
+        assert chunk, "closed during the handshake"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+async def read_frames(sock: socket.socket, until: Callable[[list[Any]], bool]) -> list[Any]:
+    """Frames from a raw client until ``until(frames)`` or EOF."""
+    loop = asyncio.get_running_loop()
+    parser = FrameParser(require_mask=False)
+    frames: list[Any] = []
+    while not until(frames):
+        data = await loop.sock_recv(sock, 1 << 16)
+        if not data:
+            break
+        frames.extend(parser.feed(data))
+    return frames
+
+
+async def wait_for_count(server: Any, n: int) -> list[ServerWebSocket]:
+    while sum(ws.state is State.OPEN for ws in server.connections) < n:
+        await asyncio.sleep(0.005)
+    return [ws for ws in server.connections if ws.state is State.OPEN]
+
+
+def test_every_open_connection_gets_the_same_message() -> None:
+    async def main() -> None:
+        async with serve(idle, HOST, 0) as server:
+            clients = [await connect(f"ws://{HOST}:{server.port}/") for _ in range(50)]
+            conns = await wait_for_count(server, 50)
+            for message in ["hello \u4e16\u754c", b"\x00\x01\x02", "", "x" * 70000]:
+                assert broadcast(conns, message) == 0
+                for client in clients:
+                    assert await client.recv() == message
+            assert broadcast(conns, bytearray(b"ba")) == 0
+            assert broadcast(iter(conns), memoryview(b"mv")) == 0
+            for client in clients:
+                assert await client.recv() == b"ba"
+                assert await client.recv() == b"mv"
+                await client.close()
+            assert broadcast([], "nobody") == 0
+
+    run(main())
+
+
+def test_on_uvloop() -> None:
+    """uvloop's transports take the plain write() path."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> None:
+        async with serve(idle, HOST, 0) as server:
+            clients = [await connect(f"ws://{HOST}:{server.port}/") for _ in range(5)]
+            conns = await wait_for_count(server, 5)
+            assert type(conns[0]._transport).__module__.startswith("uvloop")
+            assert broadcast(conns, "on uvloop") == 0
+            assert broadcast(conns, b"\x00" * 100_000) == 0
+            for client in clients:
+                assert await client.recv() == "on uvloop"
+                assert await client.recv() == b"\x00" * 100_000
+                await client.close()
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
+    finally:
+        loop.close()
+
+
+def test_closed_closing_and_unopened_connections_are_skipped() -> None:
+    async def main() -> None:
+        async with serve(idle, HOST, 0, close_timeout=5) as server:
+            port = server.port
+            a = await connect(f"ws://{HOST}:{port}/")
+            b = await connect(f"ws://{HOST}:{port}/")
+            closer = await raw_client(port)  # reads, but never answers a close frame
+            conns = await wait_for_count(server, 3)
+            closing = next(ws for ws in conns if ws.remote_address == closer.getsockname())
+            closing_task = asyncio.ensure_future(closing.close())
+            await asyncio.sleep(0)
+            assert closing.state is State.CLOSING
+            await b.close()
+            closed = next(ws for ws in conns if ws.remote_address == b.local_address)
+            await closed.wait_closed()
+            assert closed.state is State.CLOSED
+            unopened = socket.create_connection((HOST, port))  # no handshake yet
+            while not any(ws.state is State.CONNECTING for ws in server.connections):
+                await asyncio.sleep(0.005)
+            everyone = list(server.connections)
+            assert len(everyone) == 3  # open, closing, and in its opening handshake
+            assert broadcast(everyone + [closed], "news") == 3
+            assert await a.recv() == "news"
+            frames = await read_frames(closer, lambda f: len(f) >= 1)
+            assert [f.opcode for f in frames] == [Opcode.CLOSE]  # and no "news"
+            unopened.close()
+            closer.close()
+            await closing_task
+            await a.close()
+
+    run(main())
+
+
+def test_client_connections_are_framed_one_by_one() -> None:
+    received: list[Any] = []
+
+    async def collect(ws: ServerWebSocket) -> None:
+        async for message in ws:
+            received.append(message)
+
+    async def main() -> None:
+        async with serve(collect, HOST, 0) as server:
+            clients = [await connect(f"ws://{HOST}:{server.port}/") for _ in range(3)]
+            assert broadcast(clients, "from clients") == 0
+            assert broadcast(clients, b"\x01" * 200) == 0
+            for client in clients:
+                await client.close()
+            while len(received) < 6:
+                await asyncio.sleep(0.005)
+        assert sorted(received, key=repr) == sorted(
+            ["from clients"] * 3 + [b"\x01" * 200] * 3, key=repr
+        )
+
+    run(main())
+
+
+def test_inside_a_callback_the_connections_own_replies_go_first() -> None:
+    conns: list[WebSocket] = []
+
+    def on_message(ws: WebSocket, message: Any) -> None:
+        ws.send_nowait(f"ack {message}")
+        broadcast(conns, f"all {message}")
+
+    async def main() -> None:
+        async with serve(None, HOST, 0, on_message=on_message) as server:
+            a = await connect(f"ws://{HOST}:{server.port}/")
+            b = await connect(f"ws://{HOST}:{server.port}/")
+            conns.extend(await wait_for_count(server, 2))
+            await a.send("1")
+            assert [await a.recv(), await a.recv()] == ["ack 1", "all 1"]
+            assert await b.recv() == "all 1"
+            await a.close()
+            await b.close()
+
+    run(main())
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(TypeError):
+        broadcast([], 42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        broadcast([], "x", slow="drop")  # type: ignore[arg-type]
+
+
+# A stalled consumer: a raw client with a small receive buffer that reads nothing while the
+# broadcasts go on, and a server socket with a small send buffer, so that the transport's own
+# buffer is reached after a few dozen messages instead of megabytes.
+
+MESSAGES = 400
+SIZE = 1024
+WRITE_LIMIT = 16 * 1024
+
+
+async def stalled_setup(server: Any) -> tuple[list[Any], list[ServerWebSocket], Any, Any]:
+    port = server.port
+    healthy = [await connect(f"ws://{HOST}:{port}/", max_queue=MESSAGES + 1) for _ in range(3)]
+    stalled = await raw_client(port, rcvbuf=4096)
+    conns = await wait_for_count(server, 4)
+    slow = next(ws for ws in conns if ws.remote_address == stalled.getsockname())
+    slow._transport.get_extra_info("socket").setsockopt(  # type: ignore[union-attr]
+        socket.SOL_SOCKET, socket.SO_SNDBUF, 4096
+    )
+    return healthy, conns, stalled, slow
+
+
+def payload(i: int) -> bytes:
+    return i.to_bytes(4, "big") * (SIZE // 4)
+
+
+def test_a_stalled_consumer_is_skipped_and_its_memory_bounded() -> None:
+    async def main() -> None:
+        async with serve(idle, HOST, 0, write_limit=WRITE_LIMIT) as server:
+            healthy, conns, stalled, slow = await stalled_setup(server)
+            transport = slow._transport
+            frame_size = len(payload(0)) + 4
+            skipped = 0
+            peak = 0
+            for i in range(MESSAGES):
+                skipped += broadcast(conns, payload(i))
+                peak = max(peak, transport.get_write_buffer_size())
+                for client in healthy:  # the others keep up
+                    assert await client.recv() == payload(i)
+            assert peak <= WRITE_LIMIT + frame_size
+            assert slow.state is State.OPEN  # skipped, not closed
+            # Now it reads: it got the first messages, in order, until it was paused; the
+            # rest were skipped, each counted once. A close frame marks the end.
+            closing = asyncio.ensure_future(slow.close())
+            frames = await read_frames(stalled, lambda f: bool(f) and f[-1].opcode == Opcode.CLOSE)
+            stalled.close()
+            await closing
+            for client in healthy:
+                await client.close()
+        got = [int.from_bytes(f.payload[:4], "big") for f in frames if f.opcode == Opcode.BINARY]
+        assert got == list(range(len(got)))
+        assert 0 < len(got) < MESSAGES
+        assert skipped == MESSAGES - len(got)
+
+    run(main())
+
+
+def test_a_stalled_consumer_is_closed_with_1013() -> None:
+    async def main() -> None:
+        async with serve(idle, HOST, 0, write_limit=WRITE_LIMIT, close_timeout=5) as server:
+            healthy, conns, stalled, slow = await stalled_setup(server)
+            skipped = []
+            for i in range(MESSAGES):
+                skipped.append(broadcast(conns, payload(i), slow="close"))
+                for client in healthy:
+                    assert await client.recv() == payload(i)
+            first = next(i for i, n in enumerate(skipped) if n)
+            # Skipped from the first message it could not take; closed at once, then skipped
+            # as closing.
+            assert skipped[first:] == [1] * (MESSAGES - first)
+            assert slow.state is State.CLOSING
+            frames = await read_frames(stalled, lambda f: bool(f) and f[-1].opcode == Opcode.CLOSE)
+            got = [f for f in frames if f.opcode == Opcode.BINARY]
+            assert len(got) == first
+            assert int.from_bytes(frames[-1].payload[:2], "big") == 1013
+            assert frames[-1].payload[2:] == b"try again later"
+            stalled.close()
+            await slow.wait_closed()
+            assert slow.state is State.CLOSED
+            for client in healthy:
+                await client.close()
+
+    run(main())
+
+
+def test_a_stalled_consumer_that_never_reads_is_dropped_after_close_timeout() -> None:
+    async def main() -> None:
+        async with serve(idle, HOST, 0, write_limit=WRITE_LIMIT, close_timeout=0.5) as server:
+            healthy, conns, stalled, slow = await stalled_setup(server)
+            i = 0
+            while slow.state is State.OPEN:
+                broadcast(conns, payload(i), slow="close")
+                for client in healthy:
+                    assert await client.recv() == payload(i)
+                i += 1
+            await asyncio.wait_for(slow.wait_closed(), 5)
+            assert slow.state is State.CLOSED and slow.close_code == 1006
+            for client in healthy:
+                await client.close()
+            stalled.close()
+
+    run(main())
