@@ -123,18 +123,25 @@ def test_reload_then_unpatch_restores_the_originals(library: str, modules: list[
     before = [dict(vars(m)) for m in loaded]
     if wsfast.patch(library) != [library]:
         pytest.skip(f"{library} is not patched here")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            importlib.reload(loaded[0])
-        assert library in wsfast.patched()
-        assert _core.verify() == []
-        ours = [r.replacement for records in _core._ACTIVE[library].records.values()
+
+    def replacements() -> list[Any]:
+        return [r.replacement for records in _core._ACTIVE[library].records.values()
                 for r in records]
-        assert ours
-    finally:
+
+    if not replacements():  # e.g. pure-Python kernels: only what they beat is replaced
         wsfast.unpatch(library)
+        pytest.skip(f"nothing of {library} is replaced with these kernels")
     try:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                importlib.reload(loaded[0])
+            assert library in wsfast.patched()
+            assert _core.verify() == []
+            ours = replacements()
+            assert ours
+        finally:
+            wsfast.unpatch(library)
         for module, namespace in zip(loaded, before, strict=True):
             left = [k for k, v in vars(module).items() if any(v is r for r in ours)]
             assert left == [], module.__name__
