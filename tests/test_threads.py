@@ -180,6 +180,7 @@ def test_one_validator_fed_from_many_threads(impl: ModuleType) -> None:
     def work(i: int) -> None:
         for _ in range(10 * ROUNDS):
             assert validator.feed(text) in (True, False)
+            assert 0 <= validator.feed_count(text) <= len(text)
             validator.finish()
             if i == 0:
                 validator.reset()
