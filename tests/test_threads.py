@@ -288,13 +288,23 @@ def test_one_connection_shared_by_threads(conn_module: ModuleType) -> None:
 
 
 def test_public_connection_methods_are_critical_sections() -> None:
-    """Every public method and property of the three connection classes is decorated with
-    ``@cython.critical_section`` in the one source, so the compiled connection takes its lock
-    on a free-threaded build. A method added without it would race on the C attributes."""
-    source = inspect.getsource(importlib.import_module("wsfast._connection_py"))
+    """Every public method and property of the classes compiled from this source (the
+    ``cdef class`` declarations of ``_connection_c.pxd``) is decorated with
+    ``@cython.critical_section``, so the compiled connection takes its lock on a free-threaded
+    build. A method added without it would race on the C attributes."""
+    module = importlib.import_module("wsfast._connection_py")
+    source = inspect.getsource(module)
+    # The classes compiled as cdef classes are those the .pxd declares (installed beside it).
+    pxd = Path(module.__file__ or "").with_name("_connection_c.pxd")
+    if pxd.exists():
+        compiled = set(re.findall(r"^cdef class (\w+)", pxd.read_text(encoding="utf-8"), re.M))
+    else:
+        compiled = {"Connection", "ServerConnection", "ClientConnection"}
+    classes = {n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)}
+    assert compiled <= classes, compiled - classes
     missing = []
     for node in ast.parse(source).body:
-        if not isinstance(node, ast.ClassDef) or not node.name.endswith("Connection"):
+        if not isinstance(node, ast.ClassDef) or node.name not in compiled:
             continue
         for item in node.body:
             if not isinstance(item, ast.FunctionDef):
