@@ -12,3 +12,18 @@ apt_install() {
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
+
+# install_extra NAME...: pip-install the requirements of these extras of pyproject.toml, not
+# the package itself (`pip install ".[NAME]"` would build and reinstall wsfast: minutes of
+# compiling, and without WSFAST_BUILD_EXTENSIONS=1 a failed compile would fall back to the
+# pure build in the venv that the later steps test).
+install_extra() {
+  python - "$@" >"$CI_WORK/extra-requirements.txt" <<'PY'
+import sys
+import tomllib
+with open("pyproject.toml", "rb") as f:
+    extras = tomllib.load(f)["project"]["optional-dependencies"]
+print("\n".join(req for name in sys.argv[1:] for req in extras[name]))
+PY
+  python -m pip install -q -r "$CI_WORK/extra-requirements.txt"
+}

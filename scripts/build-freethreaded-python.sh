@@ -43,7 +43,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
   for pkg in build-essential pkg-config libssl-dev zlib1g-dev libffi-dev libbz2-dev liblzma-dev \
              libsqlite3-dev libreadline-dev libexpat1-dev uuid-dev; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
+    # (Read into a variable: grep -q on a pipe may close it early, and pipefail would then
+    # count an installed package as missing.)
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [[ $status == *"ok installed"* ]] || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq

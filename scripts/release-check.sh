@@ -70,7 +70,8 @@ PURE=$(ls "$OUT"/pure/wsfast-"$VERSION"-py3-none-any.whl)
 step "the sdist carries what builds and tests it"
 for path in pyproject.toml setup.py MANIFEST.in LICENSE README.md CHANGELOG.md \
             src/wsfast/_connection_c.pxd src/wsfast/_frames.pyx src/wsfast/_c/wsf_mask.h \
-            tests/conftest.py tests/c/selftest.c bench/conftest.py; do
+            tests/conftest.py tests/c/selftest.c tests/c/length_guard.c tests/browser/echo.html \
+            bench/conftest.py bench/compare.py fuzz/seeds.py fuzz/corpus/frames docs/conf.py; do
   [ -e "$SRC/$path" ] || { echo "missing from the sdist: $path"; exit 1; }
 done
 if tar -tzf "$SDIST" | grep -E '\.(so|o|pyd)$|/_(mask|utf8|frames)\.c$|__pycache__'; then
@@ -94,7 +95,8 @@ step "the repaired wheel in a fresh venv, the suite from the sdist's tests/"
 "$OUT/venv/bin/python" -m pip install -q --upgrade pip
 "$OUT/venv/bin/python" -m pip install -q "$REPAIRED[test]"
 mkdir "$OUT/run"
-cp -r "$SRC/tests" "$SRC/pyproject.toml" "$OUT/run/"
+# fuzz/ (seed corpora, harnesses) and bench/ (compare.py) are read by tests beside tests/.
+cp -r "$SRC/tests" "$SRC/fuzz" "$SRC/bench" "$SRC/pyproject.toml" "$OUT/run/"
 (
   cd "$OUT/run"
   "$OUT/venv/bin/python" - <<'PY'

@@ -46,7 +46,7 @@ echo "== tests (free-threaded, compiled kernels)"
 unset PYTHON_GIL
 # From a copy of tests/ outside the checkout, so that the installed package is the one tested.
 mkdir "$WORK/run"
-cp -r tests pyproject.toml "$WORK/run/"
+cp -r tests fuzz bench pyproject.toml "$WORK/run/"
 cd "$WORK/run"
 WSFAST_REQUIRE_EXTENSIONS=1 WSFAST_THREAD_ROUNDS=${WSFAST_THREAD_ROUNDS:-5} \
   "$VPY" -m pytest -q -p no:cacheprovider "$@"

@@ -841,11 +841,20 @@ def test_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- cross-tests against websockets' implementation ---------------------------------------
 
-websockets = pytest.importorskip("websockets")
-from websockets.client import ClientProtocol  # noqa: E402
-from websockets.extensions import permessage_deflate as ws_pmd  # noqa: E402
-from websockets.server import ServerProtocol  # noqa: E402
-from websockets.uri import parse_uri  # noqa: E402
+# Only these tests need websockets (a module-level importorskip would skip the whole file
+# where it is not installed, e.g. on a free-threaded build).
+try:
+    from websockets.client import ClientProtocol
+    from websockets.extensions import permessage_deflate as ws_pmd
+    from websockets.server import ServerProtocol
+    from websockets.uri import parse_uri
+except ImportError:
+    HAS_WEBSOCKETS = False
+else:
+    HAS_WEBSOCKETS = True
+needs_websockets = pytest.mark.skipif(
+    not HAS_WEBSOCKETS, reason="needs websockets (the test extra)"
+)
 
 COMBINATIONS = [
     {},
@@ -873,6 +882,7 @@ def their_message(theirs: Any) -> bytes:
     return b"".join(f.data for f in frames)
 
 
+@needs_websockets
 @pytest.mark.parametrize("options", COMBINATIONS, ids=lambda o: ",".join(o) or "default")
 def test_wsfast_server_with_websockets_client(impl: ModuleType, options: dict[str, Any]) -> None:
     """Their client offering each combination, our server answering, messages both ways."""
@@ -897,6 +907,7 @@ def test_wsfast_server_with_websockets_client(impl: ModuleType, options: dict[st
     exchange_with_websockets(server, client, client_is_ours=False)
 
 
+@needs_websockets
 @pytest.mark.parametrize("options", COMBINATIONS, ids=lambda o: ",".join(o) or "default")
 def test_wsfast_client_with_websockets_server(impl: ModuleType, options: dict[str, Any]) -> None:
     """Our client offering each combination, their server answering."""

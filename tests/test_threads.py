@@ -19,12 +19,14 @@ import ast
 import importlib
 import inspect
 import os
+import re
 import subprocess
 import sys
 import sysconfig
 import textwrap
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -178,6 +180,7 @@ def test_one_validator_fed_from_many_threads(impl: ModuleType) -> None:
     def work(i: int) -> None:
         for _ in range(10 * ROUNDS):
             assert validator.feed(text) in (True, False)
+            assert 0 <= validator.feed_count(text) <= len(text)
             validator.finish()
             if i == 0:
                 validator.reset()
@@ -285,13 +288,23 @@ def test_one_connection_shared_by_threads(conn_module: ModuleType) -> None:
 
 
 def test_public_connection_methods_are_critical_sections() -> None:
-    """Every public method and property of the three connection classes is decorated with
-    ``@cython.critical_section`` in the one source, so the compiled connection takes its lock
-    on a free-threaded build. A method added without it would race on the C attributes."""
-    source = inspect.getsource(importlib.import_module("wsfast._connection_py"))
+    """Every public method and property of the classes compiled from this source (the
+    ``cdef class`` declarations of ``_connection_c.pxd``) is decorated with
+    ``@cython.critical_section``, so the compiled connection takes its lock on a free-threaded
+    build. A method added without it would race on the C attributes."""
+    module = importlib.import_module("wsfast._connection_py")
+    source = inspect.getsource(module)
+    # The classes compiled as cdef classes are those the .pxd declares (installed beside it).
+    pxd = Path(module.__file__ or "").with_name("_connection_c.pxd")
+    if pxd.exists():
+        compiled = set(re.findall(r"^cdef class (\w+)", pxd.read_text(encoding="utf-8"), re.M))
+    else:
+        compiled = {"Connection", "ServerConnection", "ClientConnection"}
+    classes = {n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)}
+    assert compiled <= classes, compiled - classes
     missing = []
     for node in ast.parse(source).body:
-        if not isinstance(node, ast.ClassDef) or not node.name.endswith("Connection"):
+        if not isinstance(node, ast.ClassDef) or node.name not in compiled:
             continue
         for item in node.body:
             if not isinstance(item, ast.FunctionDef):
@@ -304,6 +317,94 @@ def test_public_connection_methods_are_critical_sections() -> None:
             if "cython.critical_section" not in names:
                 missing.append(f"{node.name}.{item.name}")
     assert not missing, f"not decorated with @cython.critical_section: {missing}"
+
+
+# The compiled kernels' classes: those that hold a stream's state, and the values they return
+# (immutable once built; nothing to guard). A new class must be put in one of the two sets.
+KERNEL_STATEFUL = {"FrameParser", "Utf8Validator"}
+KERNEL_VALUES = {"Frame", "FrameHeader"}
+
+
+def kernel_sources() -> list[Path]:
+    """The ``.pyx`` sources of the compiled kernels: next to the imported package (a checkout
+    or an editable install), else in ``src/`` beside these tests (an unpacked sdist)."""
+    for where in (Path(wsfast.__file__).parent, Path(__file__).parent.parent / "src" / "wsfast"):
+        found = sorted(where.glob("_*.pyx"))
+        if found:
+            return found
+    pytest.skip("the kernels' .pyx sources are not here (an installed wheel without them)")
+
+
+def unguarded_members(source: str) -> tuple[set[str], list[str]]:
+    """The ``cdef class`` names in a ``.pyx`` source, and its public members (``__init__``,
+    ``def``, ``cpdef`` and properties of the stateful classes) whose body does not enter
+    ``cython.critical_section(self)``."""
+    classes: set[str] = set()
+    missing: list[str] = []
+    lines = source.splitlines()
+    current = None
+    for i, line in enumerate(lines):
+        if line and not line[0].isspace():
+            match = re.match(r"cdef class (\w+)", line)
+            current = match.group(1) if match else None
+            if current:
+                classes.add(current)
+            continue
+        if current not in KERNEL_STATEFUL:
+            continue
+        match = re.match(r"    (?:def|cpdef [\w ]*?) ?(\w+)\(", line)
+        if not match or (match.group(1).startswith("_") and match.group(1) != "__init__"):
+            continue
+        body = []
+        for later in lines[i + 1 :]:
+            if later.strip() and len(later) - len(later.lstrip()) <= 4:
+                break
+            body.append(later)
+        if not any("with cython.critical_section(self)" in b for b in body):
+            missing.append(f"{current}.{match.group(1)}")
+    return classes, missing
+
+
+def test_public_kernel_members_are_critical_sections() -> None:
+    """Every public method and property of ``FrameParser`` and ``Utf8Validator`` enters the
+    object's critical section (a per-object lock on a free-threaded build, nothing on a GIL
+    build): a member added without it could read an object attribute that another thread
+    is replacing, a use after free once the GIL is gone."""
+    classes: set[str] = set()
+    missing: list[str] = []
+    for path in kernel_sources():
+        found, unguarded = unguarded_members(path.read_text(encoding="utf-8"))
+        classes |= found
+        missing += unguarded
+    assert classes == KERNEL_STATEFUL | KERNEL_VALUES, (
+        f"classify the new compiled classes in test_threads.py: {classes}"
+    )
+    assert not missing, f"public members outside cython.critical_section(self): {missing}"
+
+
+def test_the_member_check_sees_a_missing_guard() -> None:
+    source = textwrap.dedent(
+        """
+        cdef class FrameParser:
+            def __init__(self):
+                with cython.critical_section(self):
+                    pass
+
+            @property
+            def limit(self):
+                return self._limit
+
+            cpdef bint finish(self) noexcept:
+                return True
+
+            cdef int _private(self):
+                return 0
+        """
+    )
+    assert unguarded_members(source) == (
+        {"FrameParser"},
+        ["FrameParser.limit", "FrameParser.finish"],
+    )
 
 
 # --- free-threaded CPython ------------------------------------------------------------------

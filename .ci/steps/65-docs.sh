@@ -1,3 +1,5 @@
 # The documentation site, warnings as errors (Sphinx; pages in docs/, packages in the docs extra).
-python -m pip install -q ".[docs]"
+# shellcheck source=.ci/lib.sh
+. .ci/lib.sh
+install_extra docs
 python -m sphinx -W --keep-going -q -b html docs "$CI_WORK/docs-html"

@@ -1,4 +1,6 @@
 # Peers installed, one smoke round of the pytest-benchmark suite, then the quick table.
-python -m pip install -q ".[bench]"
+# shellcheck source=.ci/lib.sh
+. .ci/lib.sh
+install_extra bench
 python -m pytest bench -q --benchmark-disable -p no:cacheprovider
 python -m wsfast bench --quick

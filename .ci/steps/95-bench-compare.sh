@@ -4,7 +4,9 @@
 # not fall below a quarter of the baseline's. The margin is far wider than the workflow's
 # 25% (two runs in one job): on this shared machine, two runs minutes apart moved the
 # FrameParser ratios by up to 59%, while a kernel losing its SIMD path drops them 4x or more.
-python -m pip install -q ".[bench]"
+# shellcheck source=.ci/lib.sh
+. .ci/lib.sh
+install_extra bench
 python -m pytest bench/test_bench_mask.py bench/test_bench_utf8.py bench/test_bench_frames.py \
   --benchmark-only -k "not 16MiB and not 1MiB" --benchmark-min-rounds=5 \
   --benchmark-max-time=0.05 -p no:cacheprovider -q --benchmark-json="$CI_WORK/bench.json" \

@@ -295,13 +295,18 @@ cdef class FrameParser:
         self._pending = None
         self._error = None
 
+    # Every public member holds the critical section: __init__ may run again and replace
+    # _max_frame_size, and reading an object attribute while another thread drops its last
+    # reference would be a use after free on a free-threaded build.
     @property
     def require_mask(self):
-        return self._require_mask
+        with cython.critical_section(self):
+            return self._require_mask
 
     @property
     def max_frame_size(self):
-        return self._max_frame_size
+        with cython.critical_section(self):
+            return self._max_frame_size
 
     @property
     def pending(self):

@@ -57,7 +57,8 @@ cdef class Utf8Validator:
     """Validates a message arriving in fragments; fails at the first impossible byte."""
 
     def __init__(self):
-        self._state = WSF_UTF8_ACCEPT
+        with cython.critical_section(self):
+            self._state = WSF_UTF8_ACCEPT
 
     cpdef bint feed(self, data) except -1:
         """Add ``data``; False once the bytes so far cannot begin any valid UTF-8 string."""
@@ -73,29 +74,35 @@ cdef class Utf8Validator:
         them while the bytes so far can begin valid UTF-8, else the index of the first byte
         that cannot (0 once the validator has rejected)."""
         cdef Py_buffer view
-        cdef uint32_t before = self._state
+        cdef uint32_t before
         cdef Py_ssize_t n
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
-            n = view.len
-            if n >= UTF8_NOGIL_MIN:
-                with nogil:
+            with cython.critical_section(self):
+                before = self._state
+                n = view.len
+                if n >= UTF8_NOGIL_MIN:
+                    with nogil:
+                        self._state = wsf_utf8_validate(_isa, before,
+                                                        <const unsigned char *>view.buf,
+                                                        <size_t>n)
+                else:
                     self._state = wsf_utf8_validate(_isa, before,
                                                     <const unsigned char *>view.buf, <size_t>n)
-            else:
-                self._state = wsf_utf8_validate(_isa, before, <const unsigned char *>view.buf,
-                                                <size_t>n)
-            if self._state == WSF_UTF8_REJECT:
-                n = <Py_ssize_t>wsf_utf8_reject_index(before, <const unsigned char *>view.buf,
-                                                      <size_t>n)
+                if self._state == WSF_UTF8_REJECT:
+                    n = <Py_ssize_t>wsf_utf8_reject_index(before,
+                                                          <const unsigned char *>view.buf,
+                                                          <size_t>n)
         finally:
             PyBuffer_Release(&view)
         return n
 
     cpdef bint finish(self) noexcept:
         """True iff everything fed is valid UTF-8 ending on a character boundary."""
-        return self._state == WSF_UTF8_ACCEPT
+        with cython.critical_section(self):
+            return self._state == WSF_UTF8_ACCEPT
 
     cpdef void reset(self) noexcept:
         """Forget everything fed so far."""
-        self._state = WSF_UTF8_ACCEPT
+        with cython.critical_section(self):
+            self._state = WSF_UTF8_ACCEPT
