@@ -236,6 +236,22 @@ def _server_closes(client: Any, server: Any) -> None:
     server.close(1001, "going away")
 
 
+def _big_fragments(client: Any, server: Any) -> None:
+    """Fragments on both sides of the size below which a connection gathers them in one
+    buffer (4096 bytes), in both directions."""
+    client.send_binary(b"a" * 10, fin=False)
+    client.send_binary(bytes(5000), fin=False)
+    client.send_binary(b"b" * 10, fin=False)
+    client.send_binary(b"c" * 4095, fin=False)
+    client.send_binary(bytes(4096))
+    client.send_text("x" * 3000, fin=False)
+    client.send_text("é" * 2600)
+    server.send_binary(bytes(5000), fin=False)
+    server.send_binary(b"z" * 100, fin=False)
+    server.send_binary(b"end")
+    client.close(1000, "bye")
+
+
 VIOLATIONS = {
     "invalid-utf8": (1, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited"),
     "reserved-opcode": (3, b"x"),
@@ -251,6 +267,7 @@ def connection_seeds() -> Seeds:
     for index, profile in enumerate(connection.PROFILES):
         chat_in, chat_out = _session(profile, _chat)
         close_in, close_out = _session(profile, _server_closes)
+        big_in, big_out = _session(profile, _big_fragments)
         tag = profile.name
 
         def seed(stream: bytes, client: bool, **kw: Any) -> bytes:
@@ -263,6 +280,10 @@ def connection_seeds() -> Seeds:
         yield f"{tag}-client-chat", seed(chat_out, True)
         yield f"{tag}-client-chat-bytes", seed(chat_out, True, options=0x8A, plan=b"\x00\x05")
         yield f"{tag}-client-closes", seed(close_out, True, options=0x20)
+        yield f"{tag}-client-chat-echo-chunks", seed(chat_out, True, options=0x20,
+                                                      plan=b"\x07\x1e\x00\xa0")  # fmt: skip
+        yield f"{tag}-server-big-fragments", seed(big_in, False, options=0x20, plan=b"\xff\x30")
+        yield f"{tag}-client-big-fragments", seed(big_out, True, options=0x22)
         request_end = chat_in.index(b"\r\n\r\n") + 4
         response_end = chat_out.index(b"\r\n\r\n") + 4
         for name, (op, payload) in VIOLATIONS.items():

@@ -95,12 +95,46 @@ class _LastFrameLost:
         return getattr(self._parser, name)
 
 
+class _PingsLost:
+    """A server connection whose ``events()`` loses every Ping."""
+
+    def __init__(self, **kwargs: object) -> None:
+        from wsfast import _connection_py
+
+        self._conn = _connection_py.ServerConnection(**kwargs)
+
+    def events(self) -> list[object]:
+        return [e for e in self._conn.events() if type(e).__name__ != "Ping"]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+class _FramesUnshared:
+    """A server connection whose ``frame_message`` masks its frames as a client's would."""
+
+    def __init__(self, **kwargs: object) -> None:
+        from wsfast import _connection_py
+
+        self._conn = _connection_py.ServerConnection(**kwargs)
+
+    def frame_message(self, data: object) -> bytes:
+        frame = bytearray(self._conn.frame_message(data))
+        frame[1] |= 0x80
+        return bytes(frame)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
 @pytest.mark.parametrize(
     ("name", "function", "replacement", "seed"),
     [
         ("mask", "apply_mask", _off_by_one_mask, "len-127"),
         ("utf8", "validate_utf8", _no_surrogate_check, "surrogate"),
         ("frames", "FrameParser", _LastFrameLost, "masked-fragments-ping"),
+        ("connection", "ServerConnection", _PingsLost, "plain-server-chat"),
+        ("connection", "ServerConnection", _FramesUnshared, "plain-server-chat-echo-chunks"),
     ],
 )
 def test_harnesses_catch_a_planted_bug(
