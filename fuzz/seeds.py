@@ -154,6 +154,13 @@ def handshake_seeds() -> Seeds:
         "folding": REQUEST + b"X-A: 1\r\n b\r\n\r\n",
         "body": REQUEST + b"Content-Length: 5\r\n\r\nhello",
         "plain-get": b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "absolute-form": REQUEST.replace(b"/chat", b"http://Server.example.com/chat") + b"\r\n",
+        "absolute-no-path": REQUEST.replace(b"/chat", b"https://server.example.com") + b"\r\n",
+        "absolute-other-host": REQUEST.replace(b"/chat", b"http://evil.example/chat") + b"\r\n",
+        "absolute-userinfo": REQUEST.replace(b"/chat", b"http://u@server.example.com/") + b"\r\n",
+        "asterisk": REQUEST.replace(b"/chat?room=1", b"*") + b"\r\n",
+        "fragment": REQUEST.replace(b"room=1", b"room=1#top") + b"\r\n",
+        "plain-absolute": b"GET http://a/page?x=1 HTTP/1.1\r\nHost: a\r\n\r\n",
     }
     for name, data in requests.items():
         yield f"request-{name}", handshake.encode(data, mode=0)
