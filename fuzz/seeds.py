@@ -76,6 +76,8 @@ def frames_seeds() -> Seeds:
         yield f"{side}-bytewise", frames.encode(both, require_mask=masked, plan=b"\x00")
         yield f"{side}-chunks", frames.encode(both, require_mask=masked, plan=b"\x02\x09\x40",
                                               buffer=2)  # fmt: skip
+        yield f"{side}-chunks-exact", frames.encode(both, require_mask=masked, plan=b"\x11\x30",
+                                                    buffer=3)  # fmt: skip
         yield f"{side}-limit-125", frames.encode(f(2, bytes(126)) + f(1, b"x"),
                                                  require_mask=masked, limit=125)  # fmt: skip
         yield f"{side}-limit-0", frames.encode(f(1) + f(1, b"x"), require_mask=masked, limit=0)
@@ -112,6 +114,7 @@ def utf8_seeds() -> Seeds:
         # At the end and across the 32-byte blocks of the AVX2 path, in pieces.
         yield f"{name}-at-30", utf8.encode(data, before=30, after=40, plan=b"\x1f\x00\x03")
         yield f"{name}-at-63", utf8.encode(data, before=63, after=64, buffer=2)
+        yield f"{name}-exact", utf8.encode(data, before=17, after=1, plan=b"\x13", buffer=3)
     yield "mixed-big", utf8.encode(UTF8_CASES["mixed"], after=255, plan=b"\xff")
     yield "surrogate-big", utf8.encode(UTF8_CASES["cjk"] + UTF8_CASES["surrogate"], after=255)
 
@@ -125,6 +128,8 @@ def mask_seeds() -> Seeds:
     yield "big-offset", mask.encode(b"offset" * 11, b"\xff\x00\xaa\x55", offset=2**40 + 3)
     yield "past-256k", mask.encode(bytes(range(251)), KEY, offset=1, repeat=0xFF, buffer=2)
     yield "key-buffers", mask.encode(b"x" * 40, KEY, buffer=1, key_buffer=2)
+    for n in (17, 71, 200):
+        yield f"exact-{n}", mask.encode(bytes(range(n)), KEY, offset=3, buffer=3, key_buffer=3)
     yield "bad-key", bytes([0x20, 0, 3]) + b"abc" + b"\0\0" + b"\0" + b"payload"
     yield "negative-offset", bytes([0x40, 0]) + KEY + b"\0\x05" + b"\0" + b"payload"
 

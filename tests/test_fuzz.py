@@ -5,6 +5,7 @@ writes. Fuzzing itself is ``python fuzz/run.py`` (atheris); nothing here needs a
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import os
 import sys
@@ -78,6 +79,13 @@ def _off_by_one_mask(data: object, mask: object, offset: int = 0) -> bytes:
     return bytes(out)
 
 
+def _writes_past_the_end(data: object, mask: object, offset: int = 0) -> bytes:
+    """apply_mask writing one byte past its result: over the NUL CPython keeps there."""
+    out = bytes(wsfast.pure.apply_mask(data, mask, offset))  # a fresh object of our own
+    ctypes.memmove(id(out) + sys.getsizeof(b"") - 1 + len(out), b"x", 1)
+    return out
+
+
 def _no_surrogate_check(data: bytes) -> bool:
     return wsfast.pure.validate_utf8(bytes(data).replace(b"\xed\xa0\x80", b"abc"))
 
@@ -131,6 +139,7 @@ class _FramesUnshared:
     ("name", "function", "replacement", "seed"),
     [
         ("mask", "apply_mask", _off_by_one_mask, "len-127"),
+        ("mask", "apply_mask", _writes_past_the_end, "len-127"),
         ("utf8", "validate_utf8", _no_surrogate_check, "surrogate"),
         ("frames", "FrameParser", _LastFrameLost, "masked-fragments-ping"),
         ("connection", "ServerConnection", _PingsLost, "plain-server-chat"),
