@@ -202,6 +202,15 @@ def connection_cases() -> Iterator[Case]:
         server.chunks_to_send()
 
     yield "fragments/ping/pong/chunks_to_send", binary_round, (client, server, blob), False
+
+    def broadcast() -> None:
+        assert server.broadcast_key == ()
+        server.frame_message(text)
+        server.frame_message(blob)
+
+    yield "broadcast_key/frame_message", broadcast, (server, text, blob), False
+    refused = _raises(client.frame_message, cc.InvalidState, blob)
+    yield "frame_message refused", refused, (client, blob), False
     request = cc.ClientConnection("example.com", subprotocols=["chat"]).data_to_send()
 
     def session() -> None:
