@@ -11,6 +11,7 @@ directories once instead and exits.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -110,15 +111,33 @@ def cut(data: bytes, plan: bytes, max_chunks: int = 48) -> list[bytes]:
 
 
 def as_buffer(chunk: bytes, kind: int) -> Any:
-    """The same bytes as another buffer type: bytes, bytearray, or a memoryview that starts
-    at an odd offset of a larger buffer (unaligned, not at the start of its object)."""
-    kind %= 3
+    """The same bytes as another buffer type (writable but for bytes): 0 bytes, 1 bytearray,
+    2 a memoryview that starts at an odd offset of a larger buffer (unaligned, not at the
+    start of its object), 3 a memoryview of a heap block of exactly these bytes.
+
+    Bytes and bytearrays keep a NUL after their last byte, inside their allocation: reading
+    or writing one byte past their end is invisible to AddressSanitizer. The last kind ends
+    where its allocation ends (a ctypes array; with ``PYTHONMALLOC=malloc`` one malloc block
+    of the exact size when longer than 16 bytes), so that a sanitizer build sees it."""
+    kind %= 4
     if kind == 0:
         return chunk
     if kind == 1:
         return bytearray(chunk)
+    if kind == 3:
+        return memoryview((ctypes.c_ubyte * len(chunk)).from_buffer_copy(chunk)).cast("B")
     pad = 1 + len(chunk) % 31
     return memoryview(bytearray(pad) + chunk + b"\xaa")[pad : pad + len(chunk)]
+
+
+_BYTES_HEADER = sys.getsizeof(b"") - 1  # offset of a bytes object's data (CPython)
+
+
+def terminated(data: bytes) -> bool:
+    """Is the NUL that CPython keeps after a bytes object's last byte still there? A compiled
+    function that writes one byte past the end of the bytes it returns overwrites it, inside
+    the allocation, where AddressSanitizer does not look."""
+    return ctypes.string_at(id(data) + _BYTES_HEADER + len(data), 1) == b"\0"
 
 
 def check_isa() -> None:

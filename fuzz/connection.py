@@ -15,8 +15,10 @@ events, each well-formed; a handshake event first; no data event after a
 called; close codes from RFC 6455 §7.4 (1005 and 1006 where they stand for "none"); a
 server's HTTP answer parses, with the status its event gives (a refusal with a reason); the
 frames sent are valid, in the right masking direction, a pong echoes a ping, at most one
-close frame and nothing after it. Both implementations give the same events, state, HTTP
-answer and frames.
+close frame and nothing after it. An echoing application first asks ``frame_message`` for
+the frame: it gives the very bytes ``send_*`` then sends when ``broadcast_key`` is not None,
+and refuses (``InvalidState``) when it is. Both implementations give the same events, state,
+HTTP answer and frames.
 
 Extensions: a :class:`Profile` names the options both sides are built with: plain, a toy
 extension on RSV1, and permessage-deflate (RFC 7692) with and without context takeover.
@@ -47,9 +49,11 @@ parse_response_head: Any = None
 
 class Toy:
     """A stand-in extension using RSV1 (the payload reversed), so that the extension paths of
-    the connection are fuzzed before permessage-deflate exists."""
+    the connection are fuzzed before permessage-deflate exists. Its encoding of a message
+    depends on the message only: it has a ``broadcast_key``."""
 
     name = "x-toy"
+    broadcast_key = "x-toy"
 
     def decode(self, frame: Any, *, max_size: int | None) -> Any:
         if frame.opcode >= 8 or not frame.rsv1:
@@ -169,11 +173,36 @@ def _new(module: Any, options: int, profile: Profile, limits: int) -> Any:
     return module.ServerConnection(plain_http=bool(options & 16), **kwargs, **profile.server())
 
 
-def _react(conn: Any, events: list[Any], behaviour: int, opened: Any) -> None:
+def _echo(module: Any, conn: Any, data: Any, sent: list[bytes]) -> None:
+    """Send ``data`` back; first, when the connection says its frames can be shared
+    (``broadcast_key``), check that ``frame_message`` gives the very bytes sent, and when it
+    says they cannot, that ``frame_message`` refuses."""
+    key = conn.broadcast_key
+    framed = None
+    try:
+        framed = conn.frame_message(data)
+    except module.InvalidState:
+        expect(key is None, "frame_message refused with a broadcast_key", key)
+    else:
+        expect(key is not None, "frame_message framed without a broadcast_key")
+    expect(conn.broadcast_key == key, "frame_message changed the broadcast_key")
+    sent.append(conn.data_to_send())
+    if isinstance(data, str):
+        conn.send_text(data)
+    else:
+        conn.send_binary(data)
+    if framed is not None:
+        out = conn.data_to_send()
+        sent.append(out)
+        expect(out == framed, "frame_message differs from what send_* sent", out, framed)
+
+
+def _react(module: Any, conn: Any, events: list[Any], behaviour: int,
+           sent: list[bytes]) -> None:  # fmt: skip
     """The application: accept (or refuse), answer plain HTTP, echo, close, complete a
     deferred failure; ``behaviour`` 0 passive, 1 echo, 2 refuse, 3 close after a message."""
     for event in events:
-        open_ = conn.state == opened
+        open_ = conn.state == module.State.OPEN
         if isinstance(event, ev.Request):
             if behaviour == 2:
                 conn.reject(403, "no")
@@ -183,10 +212,7 @@ def _react(conn: Any, events: list[Any], behaviour: int, opened: Any) -> None:
             conn.respond(200, "page")
         elif isinstance(event, ev.TextMessage | ev.TextBytes | ev.BinaryMessage) and open_:
             if behaviour == 1:
-                if isinstance(event, ev.TextMessage):
-                    conn.send_text(event.data)
-                else:
-                    conn.send_binary(event.data)
+                _echo(module, conn, event.data, sent)
             elif behaviour == 3:
                 conn.close(1000, "bye")
     if conn.failing:
@@ -209,7 +235,7 @@ def _drive(
         batch = conn.events()
         while batch:
             events += batch
-            _react(conn, batch, behaviour, module.State.OPEN)
+            _react(module, conn, batch, behaviour, sent)
             batch = conn.events()
         sent.append(conn.data_to_send())  # once CLOSED: nothing more, whatever arrives
     conn.receive_eof()
@@ -266,6 +292,8 @@ def _check_events(session: Session, client: bool, limits: int) -> None:
         if name in DATA:
             expect(not violated, "a message after a ProtocolViolation", names)
             expect(names[0] in ("Request", "Accepted"), "a message without a handshake", names)
+            kind = str if name == "TextMessage" else bytes
+            expect(type(event.data) is kind, "message data of another type", type(event.data))
             size = len(event.data.encode() if name == "TextMessage" else event.data)
             expect(limit is None or size <= limit, "a message over max_message_size", size)
             if name == "TextBytes":

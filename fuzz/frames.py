@@ -1,7 +1,8 @@
 """Fuzz harness: the compiled ``FrameParser`` (and ``parse_header``, ``build_header``) against
 its pure twin, on any bytes cut into any chunks.
 
-Input: an options byte (bit 0 ``require_mask``, bits 1-2 the buffer type of the chunks, bits
+Input: an options byte (bit 0 ``require_mask``, bits 1-2 the buffer type of the chunks (see
+``_harness.as_buffer``), bits
 3-5 all set: 300,000 0xFF bytes after the stream, so that a frame can be large enough for
 the kernels to release the GIL), a ``max_frame_size`` choice, a chunking plan (see
 ``_harness.cut``), then the byte stream.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from _harness import Input, as_buffer, cut, encode_plan, expect, instrumented, run
+from _harness import Input, as_buffer, cut, encode_plan, expect, instrumented, run, terminated
 
 compiled: Any = None
 pure: Any = None
@@ -63,6 +64,7 @@ def _feed(parser: Any, chunk: Any) -> tuple[str, Any]:
         return "error", (str(exc), exc.code, [_frame(f) for f in exc.frames])
     for frame in frames:
         expect(type(frame.payload) is bytes, "payload is not bytes", type(frame.payload))
+        expect(terminated(frame.payload), "a payload written past its end")
     return "frames", [_frame(f) for f in frames]
 
 

@@ -18,7 +18,8 @@ message, never another exception. ``HeadReader`` matches, after every chunk, an 
 statement of its rule (CRLF lines only; a head and its CRLF CRLF within ``max_size``). What we
 send back parses back: a refusal with its status, a 101 through the client's own checks,
 negotiated extension parameters through ``serialize_extensions``, a header we accepted to
-send as the very same header.
+send as the very same header. An accepted request-target is a path (and query): the
+request's own, or the path of an absolute-form URI whose authority is the Host.
 """
 
 from __future__ import annotations
@@ -98,6 +99,22 @@ def _parse_back(response: bytes) -> Any:
     return hs.parse_response_head(head)
 
 
+def _check_target(target: str, parsed: Any) -> None:
+    """A request-target we accepted, in origin-form: the request's own when it was a path,
+    else the path (and query) of an absolute-form URI whose authority is the Host."""
+    expect(target.startswith("/") and "#" not in target, "a target not in origin-form", target)
+    if parsed.target.startswith("/"):
+        expect(target == parsed.target, "an origin-form target changed", target)
+        return
+    scheme, _, rest = parsed.target.partition("://")
+    authority = rest.split("/", 1)[0].split("?", 1)[0]
+    expect(scheme.lower() in ("http", "https") and "@" not in authority
+           and authority.lower() == parsed.headers.get_single("Host").lower(),
+           "an absolute-form target of another authority passed", parsed.target)  # fmt: skip
+    expect(rest[len(authority) :].lstrip("/") == target.lstrip("/"),
+           "an absolute-form target reduced to another path", parsed.target, target)  # fmt: skip
+
+
 def server(head: bytes, lines: int, origins: bool) -> None:
     try:
         parsed = hs.parse_request_head(head, max_lines=lines)
@@ -107,7 +124,7 @@ def server(head: bytes, lines: int, origins: bool) -> None:
     _check_headers(parsed.headers)
     try:
         if not hs.is_websocket_upgrade(parsed.headers):
-            hs.check_http_request(parsed)
+            _check_target(hs.check_http_request(parsed), parsed)
             expect(parsed.method == "GET", "a plain HTTP request that is not GET passed")
         request = hs.check_request(parsed, origins=ORIGINS if origins else None)
     except hs.HandshakeError as exc:
@@ -117,6 +134,7 @@ def server(head: bytes, lines: int, origins: bool) -> None:
         back = _parse_back(hs.reject_response(exc.status, f"{exc}\n", exc.headers))
         expect(back.status == exc.status, "our refusal does not parse back", back)
         return
+    _check_target(request.target, parsed)
     expect(not origins or request.origin in ORIGINS, "an origin outside the allow-list passed")
     for name, params in request.extensions:
         again = hs.parse_extensions([hs.serialize_extensions([(name, params)])])

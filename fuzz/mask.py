@@ -6,8 +6,9 @@ offset, bit 5 a key of the wrong length, bit 6 a negative offset), a repeat coun
 repeated, to reach the vector loops; 0xFF: past the 256 KiB above which the kernels release
 the GIL), the key, the offset, a chunking plan, then the data.
 
-Both builds give the same bytes, copying and in place (bytearray and an unaligned memoryview
-into a larger buffer), whole and chunk by chunk with the running offset; masking twice gives
+Both builds give the same bytes, copying and in place (bytearray, an unaligned memoryview
+into a larger buffer, and a buffer that ends where its heap block ends), nothing written past
+the end of a result, whole and chunk by chunk with the running offset; masking twice gives
 the data back; the same errors for a bad key or offset.
 
 Run it once per path: ``WSFAST_ISA=avx2|sse2|scalar python fuzz/mask.py ...``.
@@ -20,7 +21,17 @@ import operator
 import sys
 from typing import Any
 
-from _harness import Input, as_buffer, check_isa, cut, encode_plan, expect, instrumented, run
+from _harness import (
+    Input,
+    as_buffer,
+    check_isa,
+    cut,
+    encode_plan,
+    expect,
+    instrumented,
+    run,
+    terminated,
+)
 
 compiled: Any = None
 pure: Any = None
@@ -94,6 +105,7 @@ def check(data: bytes) -> None:
                "pure apply_mask differs")  # fmt: skip
     got = compiled.apply_mask(as_buffer(payload, buffer), key_buf, offset)
     expect(type(got) is bytes and got == expected, "apply_mask differs from the reference")
+    expect(terminated(got), "apply_mask wrote past the end of its result")
     inplace = bytearray(payload)
     compiled.apply_mask_inplace(inplace, key_buf, offset)
     expect(inplace == expected, "apply_mask_inplace on a bytearray differs")
@@ -106,6 +118,9 @@ def check(data: bytes) -> None:
            "apply_mask_inplace wrote outside the view")  # fmt: skip
     compiled.apply_mask_inplace(view, key, offset)
     expect(view.tobytes() == payload, "masking twice does not give the data back")
+    exact = as_buffer(payload, 3)  # ends where its heap block ends (see as_buffer)
+    compiled.apply_mask_inplace(exact, key_buf, offset)
+    expect(exact.tobytes() == expected, "apply_mask_inplace on an exact buffer differs")
     pieces = []
     pos = 0
     for chunk in cut(payload, plan):

@@ -30,7 +30,7 @@ cp "$root/setup.py" "$root/pyproject.toml" "$root/README.md" "$work/src/"
 cp -r "$root/src" "$work/src/src"
 find "$work/src/src" \( -name '*.so' -o -name '*.c' -o -name __pycache__ \) -prune -exec rm -rf {} +
 (cd "$work/src" && CC=$cc LDSHARED="$cc -shared" WSFAST_SANITIZE=address,undefined \
-  WSFAST_BUILD_EXTENSIONS=1 "$python" setup.py -q build_ext --inplace >"$work/build.log" 2>&1) \
+  WSFAST_BUILD_EXTENSIONS=1 "$python" setup.py -q build_ext --inplace -j 2 >"$work/build.log" 2>&1) \
   || { tail -40 "$work/build.log"; exit 1; }
 
 asan=$($cc -print-file-name=libasan.so)
@@ -54,7 +54,7 @@ reports() {
 }
 trap reports EXIT
 
-echo "== the sanitized build is the one imported, and a report fails the run"
+echo "== the sanitized build is the one imported, and a report fails the run (built in ${SECONDS} s)"
 "$python" - "$work/src/src" <<'PY'
 import sys
 import wsfast, wsfast._frames, wsfast._connection_c
@@ -79,14 +79,14 @@ echo "== C self-test (the kernels' headers, on the widest SIMD path)"
   -Wall -Wextra -Werror -I"$root/src/wsfast/_c" "$root/tests/c/selftest.c" -o "$work/selftest"
 LD_PRELOAD= ASAN_OPTIONS="detect_leaks=1:log_path=$work/reports/asan" "$work/selftest"
 
-echo "== tests"
+echo "== tests (${SECONDS} s)"
 (cd "$root" && WSFAST_HYPOTHESIS_PROFILE=${WSFAST_HYPOTHESIS_PROFILE:-dev} "$python" -m pytest -q \
   -p no:cacheprovider -k "not python or taken_as_the_python" \
   tests/test_mask.py tests/test_utf8.py tests/test_frames.py tests/test_connection.py \
   tests/test_handshake.py tests/test_permessage_deflate.py tests/test_fuzz.py \
   tests/test_fuzz_findings.py)
 
-echo "== fuzz corpora"
+echo "== fuzz corpora (${SECONDS} s)"
 isas=$("$python" -c 'import wsfast._mask as m; p = m.simd_path(); print({"avx2": "avx2 sse2 scalar", "sse2": "sse2 scalar"}.get(p, p))')
 for name in frames utf8 mask connection handshake; do
   corpora=("$root/fuzz/corpus/$name")
@@ -96,4 +96,4 @@ for name in frames utf8 mask connection handshake; do
     case $name in frames|utf8|mask) ;; *) break ;; esac  # the rest: the widest path only
   done
 done
-echo "== no sanitizer report"
+echo "== no sanitizer report (${SECONDS} s)"

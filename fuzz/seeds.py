@@ -76,6 +76,8 @@ def frames_seeds() -> Seeds:
         yield f"{side}-bytewise", frames.encode(both, require_mask=masked, plan=b"\x00")
         yield f"{side}-chunks", frames.encode(both, require_mask=masked, plan=b"\x02\x09\x40",
                                               buffer=2)  # fmt: skip
+        yield f"{side}-chunks-exact", frames.encode(both, require_mask=masked, plan=b"\x11\x30",
+                                                    buffer=3)  # fmt: skip
         yield f"{side}-limit-125", frames.encode(f(2, bytes(126)) + f(1, b"x"),
                                                  require_mask=masked, limit=125)  # fmt: skip
         yield f"{side}-limit-0", frames.encode(f(1) + f(1, b"x"), require_mask=masked, limit=0)
@@ -112,6 +114,7 @@ def utf8_seeds() -> Seeds:
         # At the end and across the 32-byte blocks of the AVX2 path, in pieces.
         yield f"{name}-at-30", utf8.encode(data, before=30, after=40, plan=b"\x1f\x00\x03")
         yield f"{name}-at-63", utf8.encode(data, before=63, after=64, buffer=2)
+        yield f"{name}-exact", utf8.encode(data, before=17, after=1, plan=b"\x13", buffer=3)
     yield "mixed-big", utf8.encode(UTF8_CASES["mixed"], after=255, plan=b"\xff")
     yield "surrogate-big", utf8.encode(UTF8_CASES["cjk"] + UTF8_CASES["surrogate"], after=255)
 
@@ -125,6 +128,8 @@ def mask_seeds() -> Seeds:
     yield "big-offset", mask.encode(b"offset" * 11, b"\xff\x00\xaa\x55", offset=2**40 + 3)
     yield "past-256k", mask.encode(bytes(range(251)), KEY, offset=1, repeat=0xFF, buffer=2)
     yield "key-buffers", mask.encode(b"x" * 40, KEY, buffer=1, key_buffer=2)
+    for n in (17, 71, 200):
+        yield f"exact-{n}", mask.encode(bytes(range(n)), KEY, offset=3, buffer=3, key_buffer=3)
     yield "bad-key", bytes([0x20, 0, 3]) + b"abc" + b"\0\0" + b"\0" + b"payload"
     yield "negative-offset", bytes([0x40, 0]) + KEY + b"\0\x05" + b"\0" + b"payload"
 
@@ -154,6 +159,13 @@ def handshake_seeds() -> Seeds:
         "folding": REQUEST + b"X-A: 1\r\n b\r\n\r\n",
         "body": REQUEST + b"Content-Length: 5\r\n\r\nhello",
         "plain-get": b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "absolute-form": REQUEST.replace(b"/chat", b"http://Server.example.com/chat") + b"\r\n",
+        "absolute-no-path": REQUEST.replace(b"/chat", b"https://server.example.com") + b"\r\n",
+        "absolute-other-host": REQUEST.replace(b"/chat", b"http://evil.example/chat") + b"\r\n",
+        "absolute-userinfo": REQUEST.replace(b"/chat", b"http://u@server.example.com/") + b"\r\n",
+        "asterisk": REQUEST.replace(b"/chat?room=1", b"*") + b"\r\n",
+        "fragment": REQUEST.replace(b"room=1", b"room=1#top") + b"\r\n",
+        "plain-absolute": b"GET http://a/page?x=1 HTTP/1.1\r\nHost: a\r\n\r\n",
     }
     for name, data in requests.items():
         yield f"request-{name}", handshake.encode(data, mode=0)
@@ -236,6 +248,22 @@ def _server_closes(client: Any, server: Any) -> None:
     server.close(1001, "going away")
 
 
+def _big_fragments(client: Any, server: Any) -> None:
+    """Fragments on both sides of the size below which a connection gathers them in one
+    buffer (4096 bytes), in both directions."""
+    client.send_binary(b"a" * 10, fin=False)
+    client.send_binary(bytes(5000), fin=False)
+    client.send_binary(b"b" * 10, fin=False)
+    client.send_binary(b"c" * 4095, fin=False)
+    client.send_binary(bytes(4096))
+    client.send_text("x" * 3000, fin=False)
+    client.send_text("é" * 2600)
+    server.send_binary(bytes(5000), fin=False)
+    server.send_binary(b"z" * 100, fin=False)
+    server.send_binary(b"end")
+    client.close(1000, "bye")
+
+
 VIOLATIONS = {
     "invalid-utf8": (1, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited"),
     "reserved-opcode": (3, b"x"),
@@ -251,6 +279,7 @@ def connection_seeds() -> Seeds:
     for index, profile in enumerate(connection.PROFILES):
         chat_in, chat_out = _session(profile, _chat)
         close_in, close_out = _session(profile, _server_closes)
+        big_in, big_out = _session(profile, _big_fragments)
         tag = profile.name
 
         def seed(stream: bytes, client: bool, **kw: Any) -> bytes:
@@ -263,6 +292,10 @@ def connection_seeds() -> Seeds:
         yield f"{tag}-client-chat", seed(chat_out, True)
         yield f"{tag}-client-chat-bytes", seed(chat_out, True, options=0x8A, plan=b"\x00\x05")
         yield f"{tag}-client-closes", seed(close_out, True, options=0x20)
+        yield f"{tag}-client-chat-echo-chunks", seed(chat_out, True, options=0x20,
+                                                      plan=b"\x07\x1e\x00\xa0")  # fmt: skip
+        yield f"{tag}-server-big-fragments", seed(big_in, False, options=0x20, plan=b"\xff\x30")
+        yield f"{tag}-client-big-fragments", seed(big_out, True, options=0x22)
         request_end = chat_in.index(b"\r\n\r\n") + 4
         response_end = chat_out.index(b"\r\n\r\n") + 4
         for name, (op, payload) in VIOLATIONS.items():

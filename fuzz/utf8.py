@@ -87,7 +87,7 @@ def check(data: bytes) -> None:
         data *= BIG // len(data) + 1
     text = b"a" * before + data + b"z" * after
     valid = _decodes(text)
-    for kind in range(3):
+    for kind in range(4):
         got = compiled.validate_utf8(as_buffer(text, kind))
         expect(got is valid, "validate_utf8 differs from bytes.decode", kind, got, text[:64])
     expect(pure.validate_utf8(text) is valid, "pure validate_utf8 differs from bytes.decode")

@@ -108,6 +108,7 @@ def build_cases() -> dict[str, Callable[[], object]]:
     import wsfast
     from wsfast import ClientConnection, FrameParser, ProtocolError, ServerConnection
     from wsfast.connection import InvalidState
+    from wsfast.permessage_deflate import ClientDeflateFactory, ServerDeflateFactory
 
     mask = b"\x37\xfa\x21\x3d"
     small, large = b"Hello", bytes(range(256)) * 1100  # large: the GIL is released
@@ -240,6 +241,29 @@ def build_cases() -> dict[str, Callable[[], object]]:
         client2.receive_eof()
         client2.events()
 
+    def deflate_and_broadcast() -> None:
+        client = ClientConnection("example.com", extensions=[ClientDeflateFactory(min_size=0)])
+        server = ServerConnection(extensions=[ServerDeflateFactory(min_size=0)])
+        server.receive_data(client.data_to_send())
+        server.events()
+        server.accept()
+        client.receive_data(server.data_to_send())
+        client.events()
+        client.send_text("x" * 300)
+        client.send_binary(bytes(5000), fin=False)
+        client.send_binary(b"end")
+        server.receive_data(client.data_to_send())
+        server.events()
+        server.send_text("y" * 300)
+        client.receive_data(server.data_to_send())
+        client.events()
+        server.receive_data(b"\xc1\x85" + bytes(4) + b"\xff" * 5)  # not deflate data: 1007
+        server.events()
+        raises(InvalidState, client.frame_message, small)
+        _, plain = handshake()
+        plain.frame_message("broadcast")
+        plain.frame_message(small)
+
     return {
         "apply_mask, apply_mask_inplace": mask_paths,
         "masking errors": mask_errors,
@@ -251,6 +275,7 @@ def build_cases() -> dict[str, Callable[[], object]]:
         "FrameParser errors": parser_errors,
         "connection: handshake, messages, close": connection_paths,
         "connection: failures, rejection, EOF": connection_errors,
+        "permessage-deflate, frame_message": deflate_and_broadcast,
     }
 
 

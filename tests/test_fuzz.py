@@ -5,6 +5,7 @@ writes. Fuzzing itself is ``python fuzz/run.py`` (atheris); nothing here needs a
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import os
 import sys
@@ -78,6 +79,13 @@ def _off_by_one_mask(data: object, mask: object, offset: int = 0) -> bytes:
     return bytes(out)
 
 
+def _writes_past_the_end(data: object, mask: object, offset: int = 0) -> bytes:
+    """apply_mask writing one byte past its result: over the NUL CPython keeps there."""
+    out = bytes(wsfast.pure.apply_mask(data, mask, offset))  # a fresh object of our own
+    ctypes.memmove(id(out) + sys.getsizeof(b"") - 1 + len(out), b"x", 1)
+    return out
+
+
 def _no_surrogate_check(data: bytes) -> bool:
     return wsfast.pure.validate_utf8(bytes(data).replace(b"\xed\xa0\x80", b"abc"))
 
@@ -95,12 +103,47 @@ class _LastFrameLost:
         return getattr(self._parser, name)
 
 
+class _PingsLost:
+    """A server connection whose ``events()`` loses every Ping."""
+
+    def __init__(self, **kwargs: object) -> None:
+        from wsfast import _connection_py
+
+        self._conn = _connection_py.ServerConnection(**kwargs)
+
+    def events(self) -> list[object]:
+        return [e for e in self._conn.events() if type(e).__name__ != "Ping"]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+class _FramesUnshared:
+    """A server connection whose ``frame_message`` masks its frames as a client's would."""
+
+    def __init__(self, **kwargs: object) -> None:
+        from wsfast import _connection_py
+
+        self._conn = _connection_py.ServerConnection(**kwargs)
+
+    def frame_message(self, data: object) -> bytes:
+        frame = bytearray(self._conn.frame_message(data))
+        frame[1] |= 0x80
+        return bytes(frame)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
 @pytest.mark.parametrize(
     ("name", "function", "replacement", "seed"),
     [
         ("mask", "apply_mask", _off_by_one_mask, "len-127"),
+        ("mask", "apply_mask", _writes_past_the_end, "len-127"),
         ("utf8", "validate_utf8", _no_surrogate_check, "surrogate"),
         ("frames", "FrameParser", _LastFrameLost, "masked-fragments-ping"),
+        ("connection", "ServerConnection", _PingsLost, "plain-server-chat"),
+        ("connection", "ServerConnection", _FramesUnshared, "plain-server-chat-echo-chunks"),
     ],
 )
 def test_harnesses_catch_a_planted_bug(

@@ -59,6 +59,22 @@ def test_client_calls_a_response_with_status_050_unreadable(conn: ModuleType) ->
     assert events[1] == ConnectionTerminated(1006, "")
 
 
+# --- handshake harness: an absolute-form target lost its empty query ---------------------
+
+
+@pytest.mark.parametrize("query", ["?", "?x", "?a=1&b", "??"])
+def test_absolute_form_keeps_the_query_as_sent(conn: ModuleType, query: str) -> None:
+    """RFC 9112 §3.2.2: an absolute-form target is reduced to the path and query an
+    origin-form target would have carried. "GET http://a/page? " became "/page" while
+    "GET /page? " stays "/page?" (the handshake harness checks the two agree)."""
+    targets = []
+    for target in (f"/page{query}", f"http://a/page{query}"):
+        server = conn.ServerConnection(plain_http=True)
+        events = events_after(server, f"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+        targets.append(events[0].target)
+    assert targets == [f"/page{query}"] * 2
+
+
 # --- leak check (fuzz/leaks.py on a debug interpreter): references kept per connection ----
 
 

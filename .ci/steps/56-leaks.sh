@@ -1,12 +1,7 @@
 # Reference and memory leaks: fuzz/leaks.py calls every public function of the compiled kernels
-# and connection, and their error paths, a million times (sessions ten thousand times) with RSS,
-# allocated blocks, reference counts and tracemalloc flat; then again on a debug interpreter
-# (Debian's python3-dbg, installed if possible), whose total reference count must stay flat.
-. .ci/lib.sh
-python fuzz/leaks.py
-if command -v python3-dbg >/dev/null || apt_install --no-install-recommends python3-dbg; then
-  python -m pip install -q "Cython>=3.1" "setuptools>=68"
-  bash fuzz/debug_leaks.sh "$CI_WORK"
-else
-  echo "(no debug interpreter: the total reference count is not checked)"
-fi
+# and connection, and their error paths, 100,000 times (sessions a thousand times) with RSS,
+# allocated blocks, reference counts and tracemalloc flat: a leak of one block, reference or
+# object per call shows 100,000 times over. (`python fuzz/leaks.py` makes a million calls of
+# each; the total reference count of a debug interpreter is step 75-refcount's, and
+# `fuzz/debug_leaks.sh` runs this check there too.)
+python fuzz/leaks.py --calls 100000

@@ -357,7 +357,8 @@ def _origin_form(target: str, host: str) -> str:
             400,
         )
     path = parts.path or "/"
-    return f"{path}?{parts.query}" if parts.query else path
+    query = target.find("?")  # the query as sent, an empty one included (as in origin-form)
+    return path if query < 0 else path + target[query:]
 
 
 def check_http_request(head: RequestHead) -> str:
