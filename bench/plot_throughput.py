@@ -47,7 +47,7 @@ def _masked(data: bytes) -> bytes:
 
 def _picows_mask() -> Callable[[int], tuple[Timed, Callable[[], None]]]:
     """picows' run-time-selected SIMD mask (``get_apply_mask_fast_fn``), through ctypes."""
-    import picows  # noqa: PLC0415
+    import picows
 
     found = glob.glob(os.path.join(os.path.dirname(picows.__file__), "picows*.so"))
     if not found:
@@ -124,7 +124,7 @@ def _bind_websockets() -> Callable[[bytes], bytes]:
 
 
 def _bind_wsaccel() -> Callable[[bytes], bytes]:
-    from wsaccel.xormask import XorMaskerSimple  # noqa: PLC0415
+    from wsaccel.xormask import XorMaskerSimple
 
     return lambda d: XorMaskerSimple(wb.MASK).process(d)  # type: ignore[no-any-return]
 
@@ -201,15 +201,16 @@ def measure(
                 best[name] = min(best[name], t)
         for name, t in best.items():
             series.setdefault(name, []).append(per_call_bytes(n) / t / 1e9)
-        print(f"  {wb.size_label(n):>8}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in series.items()))
+        cells = ", ".join(f"{k} {v[-1]:.2f}" for k, v in series.items())
+        print(f"  {wb.size_label(n):>8}: {cells}")
     return series
 
 
 def plot(panels: list[tuple[str, dict[str, list[float]]]], out: Path) -> None:
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=90)
     for ax, (title, series) in zip(axes, panels, strict=True):
@@ -224,7 +225,8 @@ def plot(panels: list[tuple[str, dict[str, list[float]]]], out: Path) -> None:
         ax.set_ylabel("GB/s (best of rounds)", fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6)
-    fig.suptitle(f"wsfast {wsfast.__version__} kernels ({_simd()}), one run, same machine", fontsize=9)
+    title = f"wsfast {wsfast.__version__} kernels ({_simd()}), one run, same machine"
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
@@ -234,7 +236,7 @@ def plot(panels: list[tuple[str, dict[str, list[float]]]], out: Path) -> None:
 
 def _simd() -> str:
     try:
-        from wsfast import _mask  # noqa: PLC0415
+        from wsfast import _mask
 
         return str(_mask.simd_path())
     except ImportError:
