@@ -40,39 +40,39 @@ enum {
     WSF_ISA_AVX512 = 3
 };
 
+#if defined(WSF_HAVE_AVX2_CODE) && defined(_MSC_VER) && !defined(__clang__)
+/* Bit `bit` of CPUID leaf 7 EBX, if the CPU has OSXSAVE and AVX and the OS saves every XCR0
+ * state bit in `xcr0` (YMM: 0x6; ZMM and opmask as well: 0xE6). */
+static inline int wsf_msvc_leaf7(int bit, unsigned xcr0) {
+    int r[4];
+    __cpuid(r, 0);
+    if (r[0] < 7) return 0;
+    __cpuid(r, 1);
+    if (!((r[2] >> 27) & 1) || !((r[2] >> 28) & 1)) return 0;
+    if ((_xgetbv(0) & xcr0) != xcr0) return 0;
+    __cpuidex(r, 7, 0);
+    return (r[1] >> bit) & 1;
+}
+#endif
+
 static inline int wsf_cpu_has_avx2(void) {
 #if defined(WSF_HAVE_AVX2_CODE) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2");
 #elif defined(WSF_HAVE_AVX2_CODE) && defined(_MSC_VER)
-    int r[4];
-    __cpuid(r, 0);
-    if (r[0] < 7) return 0;
-    __cpuid(r, 1);
-    /* OSXSAVE and AVX, then the OS saves YMM state (XCR0 bits 1 and 2). */
-    if (!((r[2] >> 27) & 1) || !((r[2] >> 28) & 1)) return 0;
-    if ((_xgetbv(0) & 6) != 6) return 0;
-    __cpuidex(r, 7, 0);
-    return (r[1] >> 5) & 1;
+    return wsf_msvc_leaf7(5, 0x6);
 #else
     return 0;
 #endif
 }
 
-/* AVX-512 Foundation, with the OS saving its state (XCR0 bits 1, 2 and 5-7). */
+/* AVX-512 Foundation, with the OS saving its state. */
 static inline int wsf_cpu_has_avx512(void) {
 #if defined(WSF_HAVE_AVX512_CODE) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f"); /* the runtime checks XCR0 too */
 #elif defined(WSF_HAVE_AVX512_CODE) && defined(_MSC_VER)
-    int r[4];
-    __cpuid(r, 0);
-    if (r[0] < 7) return 0;
-    __cpuid(r, 1);
-    if (!((r[2] >> 27) & 1)) return 0;
-    if ((_xgetbv(0) & 0xE6) != 0xE6) return 0;
-    __cpuidex(r, 7, 0);
-    return (r[1] >> 16) & 1;
+    return wsf_msvc_leaf7(16, 0xE6);
 #else
     return 0;
 #endif
