@@ -78,6 +78,7 @@ static inline uint32_t wsf_key_at(uint32_t key, size_t pos) {
     } while (0)
 
 #if defined(WSF_X86)
+/* 16-byte SSE2 steps (the x86-64 baseline), stores aligned: WSF_MASK_ALIGNED. n >= 16. */
 static inline void wsf_mask_sse2(unsigned char *dst, const unsigned char *src, size_t n,
                                  uint32_t key) {
     WSF_MASK_ALIGNED(__m128i, 16, _mm_set1_epi32, _mm_loadu_si128, _mm_storeu_si128,
@@ -86,6 +87,7 @@ static inline void wsf_mask_sse2(unsigned char *dst, const unsigned char *src, s
 #endif
 
 #if defined(WSF_HAVE_AVX2_CODE)
+/* 32-byte AVX2 steps, stores aligned: WSF_MASK_ALIGNED. n >= 32. */
 WSF_TARGET_AVX2
 static void wsf_mask_avx2(unsigned char *dst, const unsigned char *src, size_t n, uint32_t key) {
     WSF_MASK_ALIGNED(__m256i, 32, _mm256_set1_epi32, _mm256_loadu_si256, _mm256_storeu_si256,
@@ -94,6 +96,9 @@ static void wsf_mask_avx2(unsigned char *dst, const unsigned char *src, size_t n
 #endif
 
 #if defined(WSF_HAVE_AVX512_CODE)
+/* 64-byte AVX-512F steps, stores aligned (one cache line each): WSF_MASK_ALIGNED. n >= 64.
+ * Opt-in (WSFAST_ISA=avx512): compiled and structurally tested through the SSE2 and AVX2
+ * instances of the same macro, but not yet run on an AVX-512 CPU. */
 WSF_TARGET_AVX512
 static void wsf_mask_avx512(unsigned char *dst, const unsigned char *src, size_t n,
                             uint32_t key) {
