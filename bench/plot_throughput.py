@@ -1,6 +1,6 @@
 """Kernel throughput against size (64 B .. 1 MiB), wsfast and its peers, as a PNG.
 
-    python bench/plot_throughput.py [--out bench/plots/kernels.png] [--rounds 7] [--quick]
+    python bench/plot_throughput.py [--out bench/plots/kernels.png] [--rounds 15] [--quick]
 
 Three panels, each contender's output checked before it is timed:
 
@@ -14,10 +14,10 @@ Three panels, each contender's output checked before it is timed:
 - frame parsing, masked binary frames of that size (about 1 MiB of frames per run): wsfast
   ``FrameParser`` and aiohttp's compiled reader.
 
-Each point is the best of ``--rounds`` interleaved rounds (the contenders of one size take
-turns), so the curves of one run compare fairly on a noisy machine; absolute GB/s vary
-between runs and machines. Needs the ``bench`` extra (matplotlib and the peers); a peer that
-is not installed is left out of the plot and named on stdout.
+Each point is the best of ``--rounds`` interleaved rounds of ~5 ms samples (the contenders
+of one size take turns), so the curves of one run compare fairly on a noisy machine;
+absolute GB/s vary between runs and machines. Needs the ``bench`` extra (matplotlib and the
+peers); a peer that is not installed is left out of the plot and named on stdout.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from wsfast.cli import bench as wb
 SIZES = [64 << (2 * i) for i in range(8)]  # 64 B, 256 B, ..., 1 MiB
 OUT = Path(__file__).resolve().parent / "plots" / "kernels.png"
 FRAME_BYTES = 1 << 20  # bytes of frames per frame-parser run
+SAMPLE = 0.005  # seconds per timed sample
 
 Timed = Callable[[], Any]
 
@@ -193,8 +194,8 @@ def measure(
         best = dict.fromkeys(contenders, float("inf"))
         loops = {}
         for name, (fn, _) in contenders.items():
-            number, _t = timeit.Timer(fn).autorange()
-            loops[name] = max(1, number // 4)
+            number, took = timeit.Timer(fn).autorange()
+            loops[name] = max(1, int(number * SAMPLE / took))  # short samples: fewer preemptions
         for _ in range(rounds):
             for name, (fn, _) in contenders.items():
                 t = timeit.timeit(fn, number=loops[name]) / loops[name]
@@ -246,7 +247,7 @@ def _simd() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="3 rounds, sizes up to 64 KiB")
     args = parser.parse_args(argv)
     rounds = 3 if args.quick else args.rounds
