@@ -24,8 +24,9 @@ int main(void) {
         wsf_mask(isa, a + d, src + s, n, key, off);
         for (size_t i = 0; i < n; i++) b[i] = src[s + i] ^ key[(off + i) & 3];
         if (memcmp(a + d, b, n)) { printf("MASK MISMATCH isa=%d n=%zu\n", isa, n); return 1; }
-        for (size_t i = 0; i < d; i++) if (a[i] != 0xA5) { printf("MASK WROTE BEFORE\n"); return 1; }
-        for (size_t i = d + n; i < sizeof a; i++) if (a[i] != 0xA5) { printf("MASK WROTE AFTER\n"); return 1; }
+        for (size_t i = 0; i < sizeof a; i++) {
+            if ((i < d || i >= d + n) && a[i] != 0xA5) { printf("MASK WROTE OUTSIDE\n"); return 1; }
+        }
         memcpy(a + d, src + s, n);
         wsf_mask(isa, a + d, a + d, n, key, off);
         if (memcmp(a + d, b, n)) { printf("INPLACE MISMATCH isa=%d n=%zu\n", isa, n); return 1; }

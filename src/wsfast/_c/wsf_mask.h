@@ -4,9 +4,10 @@
  * per step with AVX-512 (opt-in), 32 with AVX2 (chosen at run time), else 16 with SSE2, 4
  * vectors per loop turn with every store aligned and the turns starting on a cache line (no
  * store splits a line, each turn fills whole lines: what heap buffers at any 16-byte address
- * lost at 64 KiB); the unaligned ends are two vectors loaded first and stored last. On AArch64 16 bytes per NEON step. Small buffers and the NEON tail go
- * 8 bytes at a time through a uint64 loaded with memcpy (safe on unaligned buffers), then byte
- * by byte. dst may equal src (in place); the buffers may not overlap otherwise.
+ * lost at 64 KiB); the unaligned ends are two vectors loaded first and stored last. On
+ * AArch64 16 bytes per NEON step. Small buffers and the NEON tail go 8 bytes at a time
+ * through a uint64 loaded with memcpy (safe on unaligned buffers), then byte by byte. dst may
+ * equal src (in place); the buffers may not overlap otherwise.
  */
 #ifndef WSF_MASK_H
 #define WSF_MASK_H
@@ -76,7 +77,8 @@ static inline uint32_t wsf_key_at(uint32_t key, size_t pos) {
             STORE((T *)(dst + i_ + 2 * (W)), XOR(c_, k_));                                       \
             STORE((T *)(dst + i_ + 3 * (W)), XOR(d_, k_));                                       \
         }                                                                                        \
-        for (; i_ + (W) <= n; i_ += (W)) STORE((T *)(dst + i_), XOR(LOADU((const T *)(src + i_)), k_)); \
+        for (; i_ + (W) <= n; i_ += (W))                                                         \
+            STORE((T *)(dst + i_), XOR(LOADU((const T *)(src + i_)), k_));                       \
         STOREU((T *)dst, XOR(head_, SET1((int)key)));                                            \
         STOREU((T *)(dst + n - (W)), XOR(tail_, SET1((int)wsf_key_at(key, n - (W)))));           \
     } while (0)

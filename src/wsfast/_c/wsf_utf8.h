@@ -159,9 +159,12 @@ static inline __m256i wsf_avx2_prev(__m256i in, __m256i prev_in, int k) {
  * an error. The bytes after the result are for the DFA. */
 WSF_TARGET_AVX2
 static size_t wsf_utf8_avx2(const unsigned char *p, size_t n) {
-    const __m256i b1_high = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)wsf_utf8_b1_high));
-    const __m256i b1_low = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)wsf_utf8_b1_low));
-    const __m256i b2_high = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)wsf_utf8_b2_high));
+    const __m256i b1_high =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)wsf_utf8_b1_high));
+    const __m256i b1_low =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)wsf_utf8_b1_low));
+    const __m256i b2_high =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)wsf_utf8_b2_high));
     const __m256i low_nibble = _mm256_set1_epi8(0x0F);
     const __m256i third_min = _mm256_set1_epi8((char)(0xE0 - 0x80));
     const __m256i fourth_min = _mm256_set1_epi8((char)(0xF0 - 0x80));
