@@ -189,6 +189,15 @@ def test_required_extensions_fail_instead_of_skipping() -> None:
     assert "do not import" in failed.stdout
 
 
+def _avx512_paths() -> tuple[str, ...]:
+    """What WSFAST_ISA=avx512 may give on this x86-64 CPU with AVX2 (both, where unknown)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return ("avx512",) if "avx512f" in f.read().split() else ("avx2",)
+    except OSError:
+        return ("avx512", "avx2")
+
+
 def test_forced_isa_levels() -> None:
     """WSFAST_ISA narrows the SIMD path; every level computes the same results."""
     if try_compiled() is None:
@@ -199,7 +208,7 @@ def test_forced_isa_levels() -> None:
     done = run_python("import wsfast._mask as m; print(m.simd_path())", WSFAST_ISA=None)
     assert done.returncode == 0, done.stderr
     best = done.stdout.strip()  # this process may run with WSFAST_ISA set
-    assert best in ("avx2", "sse2", "neon", "scalar")
+    assert best in ("avx2", "sse2", "neon", "scalar")  # avx512 only when asked for
     code = """
         import random, wsfast._compiled as k, wsfast._mask as m
         rng = random.Random(1)
@@ -228,6 +237,11 @@ def test_forced_isa_levels() -> None:
     levels = {"scalar": "scalar", best: best}
     if best == "avx2":
         levels["sse2"] = "sse2"
+        # Opt-in: taken where the CPU has AVX-512 Foundation, else capped at what it has.
+        done = run_python("import wsfast._mask as m; print(m.simd_path())", WSFAST_ISA="avx512")
+        assert done.returncode == 0, done.stderr
+        levels["avx512"] = done.stdout.strip()
+        assert levels["avx512"] in _avx512_paths()
     for forced, expected in levels.items():
         done = run_python(code, WSFAST_ISA=forced)
         assert done.returncode == 0, done.stderr

@@ -164,6 +164,30 @@ def test_all_small_lengths_alignments_and_offsets(impl) -> None:
                 assert buf[start + n :] == outer[start + n :], (n, start, offset)
 
 
+# Around the vector widths (16, 32, 64 bytes) and 4-vector turns of the SIMD loops.
+_EDGE_LENGTHS = sorted(
+    {w * k + d for w in (16, 32, 64) for k in (1, 2, 3, 4, 5, 8) for d in (-1, 0, 1)}
+)
+
+
+def test_every_alignment_mod_64_around_vector_edges(impl) -> None:
+    """The x86 loops align their stores to the vector width and mask the two ends apart: every
+    start 0..63 (every address mod 64), in place and not, bytes around the slice untouched."""
+    rng = random.Random(64)
+    key = bytes([0xA1, 0x02, 0x7E, 0xFF])
+    outer = rng.randbytes(64 + 600 + 64)
+    for n in _EDGE_LENGTHS:
+        for start in range(64):
+            offset = (n + start) % 4
+            data = outer[start : start + n]
+            expected = naive_mask(data, key, offset)
+            assert impl.apply_mask(memoryview(outer)[start : start + n], key, offset) == expected
+            buf = bytearray(outer)
+            impl.apply_mask_inplace(memoryview(buf)[start : start + n], key, offset)
+            assert buf[start : start + n] == expected, (n, start)
+            assert buf[:start] == outer[:start] and buf[start + n :] == outer[start + n :]
+
+
 @pytest.mark.parametrize("n", [65536, 65536 + 3, (1 << 20) + 13])
 def test_large_buffers(impl, n) -> None:
     rng = random.Random(n)

@@ -1,5 +1,6 @@
-"""RFC 6455 §5.3 masking (compiled). Technique: see _c/wsf_mask.h (AVX2/SSE2/NEON, then
-8 bytes at a time through memcpy'd words, then bytes); the GIL is released for large buffers."""
+"""RFC 6455 §5.3 masking (compiled). Technique: see _c/wsf_mask.h (AVX-512 on request, AVX2,
+SSE2 with aligned stores, or NEON; then 8 bytes at a time through memcpy'd words, then bytes);
+the GIL is released for large buffers."""
 
 import os
 import warnings
@@ -14,6 +15,7 @@ from libc.string cimport memcpy
 
 cdef extern from "wsf_mask.h" nogil:
     int wsf_cpu_best_isa()
+    int wsf_cpu_default_isa()
     const char *wsf_isa_name(int isa)
     void wsf_mask(int isa, unsigned char *dst, const unsigned char *src, size_t n,
                   const unsigned char *key, size_t offset)
@@ -22,32 +24,34 @@ cdef extern from "wsf_mask.h" nogil:
         WSF_ISA_SSE2
         WSF_ISA_NEON
         WSF_ISA_AVX2
+        WSF_ISA_AVX512
 
 # Below this many bytes the GIL is kept: releasing and re-taking it costs more than the work
 # (measured in bench/gil_threshold.py).
 cdef Py_ssize_t MASK_NOGIL_MIN = 256 * 1024
 
 _ISA_LEVELS = {"scalar": WSF_ISA_SCALAR, "sse2": WSF_ISA_SSE2, "neon": WSF_ISA_NEON,
-               "avx2": WSF_ISA_AVX2}
+               "avx2": WSF_ISA_AVX2, "avx512": WSF_ISA_AVX512}
 
 
 cdef int _select_isa() except -1:
-    best = wsf_cpu_best_isa()
+    # Unset: the widest path except AVX-512, which is opt-in (not yet measured on hardware).
+    default = wsf_cpu_default_isa()
     forced = os.environ.get("WSFAST_ISA", "").strip().lower()
     if not forced:
-        return best
+        return default
     if forced not in _ISA_LEVELS:
         warnings.warn(f"WSFAST_ISA={forced!r} is not one of {sorted(_ISA_LEVELS)}; ignored",
                       RuntimeWarning, stacklevel=2)
-        return best
-    return min(best, _ISA_LEVELS[forced])
+        return default
+    return min(wsf_cpu_best_isa(), _ISA_LEVELS[forced])
 
 
 cdef int _isa = _select_isa()
 
 
 def simd_path():
-    """The instruction set the kernels use on this CPU: "avx2", "sse2", "neon" or "scalar"."""
+    """The instruction set the kernels use: "avx512", "avx2", "sse2", "neon" or "scalar"."""
     return wsf_isa_name(_isa).decode("ascii")
 
 

@@ -1,4 +1,4 @@
-"""UTF-8 validation (compiled). Technique: see _c/wsf_utf8.h (AVX2 nibble lookups, else a
+"""UTF-8 validation (compiled). Technique: see _c/wsf_utf8.h (AVX2 or NEON nibble lookups, else a
 DFA that skips ASCII 16/8 bytes at a time); the GIL is released for large buffers."""
 
 cimport cython

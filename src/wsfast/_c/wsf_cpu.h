@@ -1,8 +1,10 @@
 /* Run-time CPU feature detection for the kernels' SIMD paths.
  *
  * Wheels are built for the baseline of their platform (no -march=native): SSE2 on x86-64,
- * NEON on AArch64. Wider paths (AVX2) are compiled with per-function target attributes and
- * chosen here at import time. WSFAST_ISA (read by the .pyx) can force a narrower path.
+ * NEON on AArch64. Wider paths (AVX2, AVX-512) are compiled with per-function target
+ * attributes and chosen here at import time. WSFAST_ISA (read by the .pyx) can force a narrower
+ * path. The AVX-512 path is opt-in (WSFAST_ISA=avx512): it has not yet been measured on a CPU
+ * that has AVX-512, so the default stops at AVX2 (wsf_cpu_default_isa).
  */
 #ifndef WSF_CPU_H
 #define WSF_CPU_H
@@ -12,11 +14,15 @@
 #include <emmintrin.h>
 #if defined(__GNUC__) || defined(__clang__)
 #define WSF_HAVE_AVX2_CODE 1
+#define WSF_HAVE_AVX512_CODE 1
 #define WSF_TARGET_AVX2 __attribute__((target("avx2")))
+#define WSF_TARGET_AVX512 __attribute__((target("avx512f")))
 #include <immintrin.h>
 #elif defined(_MSC_VER)
 #define WSF_HAVE_AVX2_CODE 1
+#define WSF_HAVE_AVX512_CODE 1
 #define WSF_TARGET_AVX2
+#define WSF_TARGET_AVX512
 #include <immintrin.h>
 #include <intrin.h>
 #endif
@@ -26,22 +32,47 @@
 #endif
 
 /* Instruction-set levels, from narrowest to widest. */
-enum { WSF_ISA_SCALAR = 0, WSF_ISA_SSE2 = 1, WSF_ISA_NEON = 1, WSF_ISA_AVX2 = 2 };
+enum {
+    WSF_ISA_SCALAR = 0,
+    WSF_ISA_SSE2 = 1,
+    WSF_ISA_NEON = 1,
+    WSF_ISA_AVX2 = 2,
+    WSF_ISA_AVX512 = 3
+};
+
+#if defined(WSF_HAVE_AVX2_CODE) && defined(_MSC_VER) && !defined(__clang__)
+/* Bit `bit` of CPUID leaf 7 EBX, if the CPU has OSXSAVE and AVX and the OS saves every XCR0
+ * state bit in `xcr0` (YMM: 0x6; ZMM and opmask as well: 0xE6). */
+static inline int wsf_msvc_leaf7(int bit, unsigned xcr0) {
+    int r[4];
+    __cpuid(r, 0);
+    if (r[0] < 7) return 0;
+    __cpuid(r, 1);
+    if (!((r[2] >> 27) & 1) || !((r[2] >> 28) & 1)) return 0;
+    if ((_xgetbv(0) & xcr0) != xcr0) return 0;
+    __cpuidex(r, 7, 0);
+    return (r[1] >> bit) & 1;
+}
+#endif
 
 static inline int wsf_cpu_has_avx2(void) {
 #if defined(WSF_HAVE_AVX2_CODE) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2");
 #elif defined(WSF_HAVE_AVX2_CODE) && defined(_MSC_VER)
-    int r[4];
-    __cpuid(r, 0);
-    if (r[0] < 7) return 0;
-    __cpuid(r, 1);
-    /* OSXSAVE and AVX, then the OS saves YMM state (XCR0 bits 1 and 2). */
-    if (!((r[2] >> 27) & 1) || !((r[2] >> 28) & 1)) return 0;
-    if ((_xgetbv(0) & 6) != 6) return 0;
-    __cpuidex(r, 7, 0);
-    return (r[1] >> 5) & 1;
+    return wsf_msvc_leaf7(5, 0x6);
+#else
+    return 0;
+#endif
+}
+
+/* AVX-512 Foundation, with the OS saving its state. */
+static inline int wsf_cpu_has_avx512(void) {
+#if defined(WSF_HAVE_AVX512_CODE) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f"); /* the runtime checks XCR0 too */
+#elif defined(WSF_HAVE_AVX512_CODE) && defined(_MSC_VER)
+    return wsf_msvc_leaf7(16, 0xE6);
 #else
     return 0;
 #endif
@@ -50,6 +81,7 @@ static inline int wsf_cpu_has_avx2(void) {
 /* The widest level this CPU runs. */
 static inline int wsf_cpu_best_isa(void) {
 #if defined(WSF_X86)
+    if (wsf_cpu_has_avx512()) return WSF_ISA_AVX512;
     return wsf_cpu_has_avx2() ? WSF_ISA_AVX2 : WSF_ISA_SSE2;
 #elif defined(WSF_NEON)
     return WSF_ISA_NEON;
@@ -58,8 +90,15 @@ static inline int wsf_cpu_best_isa(void) {
 #endif
 }
 
+/* The level used when WSFAST_ISA is unset: the widest, but AVX-512 only on request. */
+static inline int wsf_cpu_default_isa(void) {
+    int best = wsf_cpu_best_isa();
+    return best > WSF_ISA_AVX2 ? WSF_ISA_AVX2 : best;
+}
+
 /* A name for a level on this platform. */
 static inline const char *wsf_isa_name(int isa) {
+    if (isa >= WSF_ISA_AVX512) return "avx512";
     if (isa >= WSF_ISA_AVX2) return "avx2";
 #if defined(WSF_X86)
     if (isa >= WSF_ISA_SSE2) return "sse2";

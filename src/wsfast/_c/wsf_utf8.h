@@ -2,13 +2,14 @@
  *
  * Technique: the state between calls is a DFA state (0 = at a character boundary). A call
  * first finishes any character left open by the previous call with the DFA, then:
- * - AVX2 (chosen at run time): 32 bytes per step; an all-ASCII step costs one movemask;
+ * - AVX2 (chosen at run time, 32 bytes per step) or NEON (16): an all-ASCII step costs one
+ *   movemask (vmaxvq_u8);
  *   otherwise the "lookup" method of Keiser & Lemire (Software: Practice and Experience,
  *   2021): three 16-entry nibble tables classify each pair of consecutive bytes into error
  *   bits (too short, too long, overlong, surrogate, too large, two continuations), plus a
  *   check that the 3rd/4th bytes of long characters are continuations. It stops before the
  *   last character that may be cut by the block end; the DFA takes over from there.
- * - otherwise, and for the tail: the DFA, skipping ASCII 16 bytes at a time (SSE2/NEON)
+ * - otherwise (SSE2, scalar), and for the tail: the DFA, skipping ASCII 16 bytes at a time
  *   or 8 (uint64 loaded with memcpy).
  * The DFA rejects at the first byte that cannot continue any valid string (fail fast).
  */
@@ -90,7 +91,8 @@ static inline uint32_t wsf_utf8_dfa(uint32_t state, const unsigned char *p, size
     return state;
 }
 
-#if defined(WSF_HAVE_AVX2_CODE)
+#if defined(WSF_HAVE_AVX2_CODE) || defined(WSF_NEON)
+#define WSF_UTF8_LOOKUP 1
 /* Error bits of the lookup method; bit 7 marks "two continuation bytes in a row". */
 #define WSF_TOO_SHORT (1 << 0)  /* lead byte then ASCII or another lead */
 #define WSF_TOO_LONG (1 << 1)   /* ASCII then continuation */
@@ -103,6 +105,44 @@ static inline uint32_t wsf_utf8_dfa(uint32_t state, const unsigned char *p, size
 #define WSF_TWO_CONTS (1 << 7)
 #define WSF_CARRY (WSF_TOO_SHORT | WSF_TOO_LONG | WSF_TWO_CONTS)
 
+/* The three 16-entry tables, indexed by the previous byte's high nibble, its low nibble and
+ * the current byte's high nibble; a pair is an error where the three entries share a bit. */
+static const uint8_t wsf_utf8_b1_high[16] = {
+    WSF_TOO_LONG, WSF_TOO_LONG, WSF_TOO_LONG, WSF_TOO_LONG, WSF_TOO_LONG, WSF_TOO_LONG,
+    WSF_TOO_LONG, WSF_TOO_LONG, WSF_TWO_CONTS, WSF_TWO_CONTS, WSF_TWO_CONTS, WSF_TWO_CONTS,
+    WSF_TOO_SHORT | WSF_OVERLONG2, WSF_TOO_SHORT,
+    WSF_TOO_SHORT | WSF_OVERLONG3 | WSF_SURROGATE,
+    WSF_TOO_SHORT | WSF_TOO_LARGE | WSF_TOO_LARGE_1000 | WSF_OVERLONG4};
+#define WSF_L_HI (WSF_CARRY | WSF_TOO_LARGE | WSF_TOO_LARGE_1000)
+static const uint8_t wsf_utf8_b1_low[16] = {
+    WSF_CARRY | WSF_OVERLONG3 | WSF_OVERLONG2 | WSF_OVERLONG4, WSF_CARRY | WSF_OVERLONG2,
+    WSF_CARRY, WSF_CARRY, WSF_CARRY | WSF_TOO_LARGE, WSF_L_HI, WSF_L_HI, WSF_L_HI, WSF_L_HI,
+    WSF_L_HI, WSF_L_HI, WSF_L_HI, WSF_L_HI, WSF_L_HI | WSF_SURROGATE, WSF_L_HI, WSF_L_HI};
+#undef WSF_L_HI
+#define WSF_C8 (WSF_TOO_LONG | WSF_OVERLONG2 | WSF_TWO_CONTS | WSF_OVERLONG3 | WSF_TOO_LARGE_1000 | WSF_OVERLONG4)
+#define WSF_C9 (WSF_TOO_LONG | WSF_OVERLONG2 | WSF_TWO_CONTS | WSF_OVERLONG3 | WSF_TOO_LARGE)
+#define WSF_CA (WSF_TOO_LONG | WSF_OVERLONG2 | WSF_TWO_CONTS | WSF_SURROGATE | WSF_TOO_LARGE)
+#define WSF_S WSF_TOO_SHORT
+static const uint8_t wsf_utf8_b2_high[16] = {
+    WSF_S, WSF_S, WSF_S, WSF_S, WSF_S, WSF_S, WSF_S, WSF_S, WSF_C8, WSF_C9, WSF_CA, WSF_CA,
+    WSF_S, WSF_S, WSF_S, WSF_S};
+#undef WSF_C8
+#undef WSF_C9
+#undef WSF_CA
+#undef WSF_S
+
+/* How many leading bytes of p[0:i] (whole blocks, all valid) end at a character boundary:
+ * gives back the last character, which the end of the last block may have cut. */
+static inline size_t wsf_utf8_settled(const unsigned char *p, size_t i) {
+    size_t t;
+    if (i == 0) return 0;
+    t = i - 1;
+    while (t > 0 && (p[t] & 0xC0) == 0x80) t--;
+    return t;
+}
+#endif
+
+#if defined(WSF_HAVE_AVX2_CODE)
 WSF_TARGET_AVX2
 static inline __m256i wsf_avx2_prev(__m256i in, __m256i prev_in, int k) {
     /* The block shifted right by k bytes, with the previous block's last k bytes in front. */
@@ -119,39 +159,12 @@ static inline __m256i wsf_avx2_prev(__m256i in, __m256i prev_in, int k) {
  * an error. The bytes after the result are for the DFA. */
 WSF_TARGET_AVX2
 static size_t wsf_utf8_avx2(const unsigned char *p, size_t n) {
-    const __m256i b1_high = _mm256_setr_epi8(
-        WSF_TOO_LONG, WSF_TOO_LONG, WSF_TOO_LONG, WSF_TOO_LONG, WSF_TOO_LONG, WSF_TOO_LONG,
-        WSF_TOO_LONG, WSF_TOO_LONG, WSF_TWO_CONTS, WSF_TWO_CONTS, WSF_TWO_CONTS, WSF_TWO_CONTS,
-        WSF_TOO_SHORT | WSF_OVERLONG2, WSF_TOO_SHORT,
-        WSF_TOO_SHORT | WSF_OVERLONG3 | WSF_SURROGATE,
-        WSF_TOO_SHORT | WSF_TOO_LARGE | WSF_TOO_LARGE_1000 | WSF_OVERLONG4,
-        WSF_TOO_LONG, WSF_TOO_LONG, WSF_TOO_LONG, WSF_TOO_LONG, WSF_TOO_LONG, WSF_TOO_LONG,
-        WSF_TOO_LONG, WSF_TOO_LONG, WSF_TWO_CONTS, WSF_TWO_CONTS, WSF_TWO_CONTS, WSF_TWO_CONTS,
-        WSF_TOO_SHORT | WSF_OVERLONG2, WSF_TOO_SHORT,
-        WSF_TOO_SHORT | WSF_OVERLONG3 | WSF_SURROGATE,
-        WSF_TOO_SHORT | WSF_TOO_LARGE | WSF_TOO_LARGE_1000 | WSF_OVERLONG4);
-#define WSF_L_HI (WSF_CARRY | WSF_TOO_LARGE | WSF_TOO_LARGE_1000)
-    const __m256i b1_low = _mm256_setr_epi8(
-        WSF_CARRY | WSF_OVERLONG3 | WSF_OVERLONG2 | WSF_OVERLONG4, WSF_CARRY | WSF_OVERLONG2,
-        WSF_CARRY, WSF_CARRY, WSF_CARRY | WSF_TOO_LARGE, WSF_L_HI, WSF_L_HI, WSF_L_HI, WSF_L_HI,
-        WSF_L_HI, WSF_L_HI, WSF_L_HI, WSF_L_HI, WSF_L_HI | WSF_SURROGATE, WSF_L_HI, WSF_L_HI,
-        WSF_CARRY | WSF_OVERLONG3 | WSF_OVERLONG2 | WSF_OVERLONG4, WSF_CARRY | WSF_OVERLONG2,
-        WSF_CARRY, WSF_CARRY, WSF_CARRY | WSF_TOO_LARGE, WSF_L_HI, WSF_L_HI, WSF_L_HI, WSF_L_HI,
-        WSF_L_HI, WSF_L_HI, WSF_L_HI, WSF_L_HI, WSF_L_HI | WSF_SURROGATE, WSF_L_HI, WSF_L_HI);
-#undef WSF_L_HI
-#define WSF_C8 (WSF_TOO_LONG | WSF_OVERLONG2 | WSF_TWO_CONTS | WSF_OVERLONG3 | WSF_TOO_LARGE_1000 | WSF_OVERLONG4)
-#define WSF_C9 (WSF_TOO_LONG | WSF_OVERLONG2 | WSF_TWO_CONTS | WSF_OVERLONG3 | WSF_TOO_LARGE)
-#define WSF_CA (WSF_TOO_LONG | WSF_OVERLONG2 | WSF_TWO_CONTS | WSF_SURROGATE | WSF_TOO_LARGE)
-#define WSF_S WSF_TOO_SHORT
-    const __m256i b2_high = _mm256_setr_epi8(
-        WSF_S, WSF_S, WSF_S, WSF_S, WSF_S, WSF_S, WSF_S, WSF_S, WSF_C8, WSF_C9, WSF_CA, WSF_CA,
-        WSF_S, WSF_S, WSF_S, WSF_S,
-        WSF_S, WSF_S, WSF_S, WSF_S, WSF_S, WSF_S, WSF_S, WSF_S, WSF_C8, WSF_C9, WSF_CA, WSF_CA,
-        WSF_S, WSF_S, WSF_S, WSF_S);
-#undef WSF_C8
-#undef WSF_C9
-#undef WSF_CA
-#undef WSF_S
+    const __m256i b1_high =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)wsf_utf8_b1_high));
+    const __m256i b1_low =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)wsf_utf8_b1_low));
+    const __m256i b2_high =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)wsf_utf8_b2_high));
     const __m256i low_nibble = _mm256_set1_epi8(0x0F);
     const __m256i third_min = _mm256_set1_epi8((char)(0xE0 - 0x80));
     const __m256i fourth_min = _mm256_set1_epi8((char)(0xF0 - 0x80));
@@ -183,13 +196,43 @@ static size_t wsf_utf8_avx2(const unsigned char *p, size_t n) {
         if ((i & 1023) == 992 && !_mm256_testz_si256(error, error)) return (size_t)-1;
     }
     if (!_mm256_testz_si256(error, error)) return (size_t)-1;
-    if (i == 0) return 0;
-    /* Give back the last character, which the end of the last block may have cut. */
-    {
-        size_t t = i - 1;
-        while (t > 0 && (p[t] & 0xC0) == 0x80) t--;
-        return t;
+    return wsf_utf8_settled(p, i);
+}
+#endif
+
+#if defined(WSF_NEON)
+/* The lookup method of wsf_utf8_avx2 on 16-byte NEON blocks (vqtbl1q_u8 for the nibble
+ * tables, vextq_u8 for the bytes before); same contract. */
+static size_t wsf_utf8_neon(const unsigned char *p, size_t n) {
+    const uint8x16_t b1_high = vld1q_u8(wsf_utf8_b1_high);
+    const uint8x16_t b1_low = vld1q_u8(wsf_utf8_b1_low);
+    const uint8x16_t b2_high = vld1q_u8(wsf_utf8_b2_high);
+    const uint8x16_t low_nibble = vdupq_n_u8(0x0F);
+    const uint8x16_t third_min = vdupq_n_u8(0xE0 - 0x80);
+    const uint8x16_t fourth_min = vdupq_n_u8(0xF0 - 0x80);
+    const uint8x16_t high_bit = vdupq_n_u8(0x80);
+    uint8x16_t prev_in = vdupq_n_u8(0);
+    uint8x16_t error = vdupq_n_u8(0);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        uint8x16_t in = vld1q_u8(p + i);
+        if (vmaxvq_u8(vorrq_u8(in, prev_in)) < 0x80) {
+            prev_in = in; /* ASCII after ASCII: no character can be open */
+            continue;
+        }
+        uint8x16_t prev1 = vextq_u8(prev_in, in, 15);
+        uint8x16_t special = vandq_u8(
+            vandq_u8(vqtbl1q_u8(b1_high, vshrq_n_u8(prev1, 4)),
+                     vqtbl1q_u8(b1_low, vandq_u8(prev1, low_nibble))),
+            vqtbl1q_u8(b2_high, vshrq_n_u8(in, 4)));
+        uint8x16_t must23 = vorrq_u8(vqsubq_u8(vextq_u8(prev_in, in, 14), third_min),
+                                     vqsubq_u8(vextq_u8(prev_in, in, 13), fourth_min));
+        error = vorrq_u8(error, veorq_u8(vandq_u8(must23, high_bit), special));
+        prev_in = in;
+        if ((i & 1023) == 1008 && vmaxvq_u8(error)) return (size_t)-1;
     }
+    if (vmaxvq_u8(error)) return (size_t)-1;
+    return wsf_utf8_settled(p, i);
 }
 #endif
 
@@ -205,6 +248,12 @@ static inline uint32_t wsf_utf8_validate(int isa, uint32_t state, const unsigned
 #if defined(WSF_HAVE_AVX2_CODE)
     if (isa >= WSF_ISA_AVX2 && n - i >= 64) {
         size_t done = wsf_utf8_avx2(p + i, n - i);
+        if (done == (size_t)-1) return WSF_UTF8_REJECT;
+        i += done;
+    }
+#elif defined(WSF_NEON)
+    if (isa >= WSF_ISA_NEON && n - i >= 64) {
+        size_t done = wsf_utf8_neon(p + i, n - i);
         if (done == (size_t)-1) return WSF_UTF8_REJECT;
         i += done;
     }
