@@ -435,6 +435,28 @@ class PerMessageDeflate:
         )
 
     @property
+    def broadcast_key(self) -> tuple[Any, ...] | None:
+        """What decides how a whole message we send is encoded, when only the message does:
+        without context takeover on our side each message starts a fresh compressor, so
+        connections with equal keys compress it to the same bytes and may share one frame
+        (:func:`wsfast.asyncio.broadcast`). None with context takeover (the bytes depend on
+        what this connection sent before) or while a compressed message is being sent."""
+        if self._sending:
+            return None
+        if self.min_size < 0:
+            return (EXTENSION_NAME,)  # never compressed: every message goes as it is
+        if self.send_takeover:
+            return None
+        return (
+            EXTENSION_NAME,
+            self.backend,
+            self.send_bits,
+            self.level,
+            self.mem_level,
+            self.min_size,
+        )
+
+    @property
     def idle(self) -> bool:
         """Neither a compressor nor an inflater is allocated."""
         return self._compressor is None and self._decompressor is None
