@@ -268,9 +268,18 @@ class Shop:
         finally:
             for task in (follower, ticker):
                 if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                    await cancel(task)
+
+
+async def cancel(task: asyncio.Task[Any], every: float = 0.05) -> None:
+    """Cancel ``task`` and wait for its end, cancelling it again every ``every`` seconds
+    while it goes on: redis-py's asyncio client (8.x) may swallow a cancellation that arrives
+    during a command, and a worker's ticker would then tick on and never stop."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=every)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
