@@ -194,7 +194,8 @@ class ServerDeflateFactory(_Options):
     - ``require_client_max_window_bits``: decline offers without it (memory: window 15).
     - ``server_no_context_takeover`` / ``client_no_context_takeover``: reset the compression
       context after every message on our side / ask the client to. Offers asking for either
-      get it.
+      get it. Without context on our side, :func:`wsfast.asyncio.broadcast` compresses a
+      message once for all such connections (see :attr:`PerMessageDeflate.broadcast_key`).
     - ``level`` (zlib's, default 1: its fastest), ``mem_level`` (default 5), ``min_size``
       (messages shorter than this many bytes go uncompressed; default 128), ``backend``.
     """
