@@ -54,9 +54,11 @@ def connection_module(request: pytest.FixtureRequest, require_extensions: bool) 
         pytest.skip(f"the compiled connection is not built ({exc})")
 
 
-def open_pair(module: ModuleType, **kwargs: Any) -> tuple[Any, Any]:
-    client = module.ClientConnection("example.com", **kwargs)
-    server = module.ServerConnection(**kwargs)
+def open_pair(
+    module: ModuleType, client_extensions: Any = (), server_extensions: Any = ()
+) -> tuple[Any, Any]:
+    client = module.ClientConnection("example.com", extensions=client_extensions)
+    server = module.ServerConnection(extensions=server_extensions)
     server.receive_data(client.data_to_send())
     server.events()
     server.accept()
@@ -64,6 +66,16 @@ def open_pair(module: ModuleType, **kwargs: Any) -> tuple[Any, Any]:
     client.events()
     assert client.state is module.State.OPEN and server.state is module.State.OPEN
     return client, server
+
+
+def sent(conn: Any, message: Any) -> bytes:
+    """What ``conn`` writes for ``message`` sent as usual (text for str, binary otherwise)."""
+    if isinstance(message, str):
+        conn.send_text(message)
+    else:
+        conn.send_binary(message)
+    data: bytes = conn.data_to_send()
+    return data
 
 
 @pytest.mark.parametrize(
@@ -79,11 +91,7 @@ def test_frame_message_is_what_send_would_write(
     assert server.broadcast_key == ()
     server.send_ping(b"queued before")
     frame = server.frame_message(message)
-    if isinstance(message, str):
-        other.send_text(message)
-    else:
-        other.send_binary(message)
-    assert frame == other.data_to_send()
+    assert frame == sent(other, message)
     # Nothing was queued on the connection itself, and what was queued stays.
     ping = FrameParser(require_mask=False).feed(server.data_to_send())
     assert [(f.opcode, f.payload) for f in ping] == [(Opcode.PING, b"queued before")]
@@ -521,17 +529,8 @@ def test_no_key_while_a_compressed_message_is_being_sent() -> None:
 
 
 def deflate_pair(module: ModuleType, *, takeover: bool) -> tuple[Any, Any]:
-    client = module.ClientConnection(
-        "example.com", extensions=[ClientDeflateFactory(server_no_context_takeover=not takeover)]
-    )
-    server = module.ServerConnection(extensions=[ServerDeflateFactory()])
-    server.receive_data(client.data_to_send())
-    server.events()
-    server.accept()
-    client.receive_data(server.data_to_send())
-    client.events()
-    assert client.state is module.State.OPEN and server.state is module.State.OPEN
-    return client, server
+    offer = ClientDeflateFactory(server_no_context_takeover=not takeover)
+    return open_pair(module, [offer], [ServerDeflateFactory()])
 
 
 def received(module: ModuleType, client: Any, data: bytes) -> list[Any]:
@@ -547,11 +546,7 @@ def test_frame_message_compresses_as_send_would(connection_module: ModuleType) -
     assert server.broadcast_key is not None and server.broadcast_key == other.broadcast_key
     for message in DEFLATE_MESSAGES:
         frame = server.frame_message(message)
-        if isinstance(message, str):
-            other.send_text(message)
-        else:
-            other.send_binary(message)
-        assert frame == other.data_to_send()
+        assert frame == sent(other, message)
         (first, *_) = FrameParser(require_mask=False).feed(frame)
         assert first.rsv1 == (len(message) >= 128)  # compressed from min_size on
         assert received(module, client, frame) == [message]
