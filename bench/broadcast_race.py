@@ -26,6 +26,16 @@ do not inflate the way they inflate wall-clock time; the wall-clock median is pr
     python bench/broadcast_race.py --quick          # 2,000 connections, 1 round
     python bench/broadcast_race.py --uvloop         # the same on uvloop
     python bench/broadcast_race.py --check          # exit 1 if wsfast is not 2x websockets
+    python bench/broadcast_race.py --deflate --message json1k   # with permessage-deflate
+
+With ``--deflate`` the clients offer ``permessage-deflate; client_max_window_bits`` (what
+browsers offer) and the contenders are: wsfast without compression; wsfast with a server that
+keeps no compression context (``server_no_context_takeover``: one compressed frame shared by
+every connection); wsfast with context takeover (the default: each connection compresses the
+message itself); websockets without compression and with its default compression (context
+takeover; its ``broadcast`` frames per connection either way). wsfast leaves messages under
+``--min-size`` bytes (default 128, the library's default) uncompressed; websockets compresses
+every message. The sink inflates what it reads and checks every message.
 """
 
 from __future__ import annotations
@@ -34,19 +44,45 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import selectors
 import socket
 import statistics
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 GOAL = 2.0  # wsfast's broadcast at least this many times faster than websockets'
-MESSAGE = "x" * 100
-FRAME_SIZE = 2 + len(MESSAGE)  # an unmasked text frame of 100 bytes has a 2-byte header
+MESSAGES = {
+    "x100": "x" * 100,
+    # An order update as the demo sends it (100 B), and a board of 15 orders (1,011 B).
+    "json100": json.dumps(
+        {
+            "type": "order",
+            "seq": 1042,
+            "order": {"id": "A1042", "customer": "Ada Lov", "item": "tea", "status": "paid"},
+        },
+        separators=(",", ":"),
+    ),
+    "json1k": json.dumps(
+        {
+            "type": "snapshot",
+            "seq": 1042,
+            "orders": [
+                {"id": f"A{1000 + i}", "customer": f"customer {i}", "status": "packed"}
+                for i in range(15)
+            ],
+            "worker": 4242,
+        }
+    ),
+}
+MESSAGE = MESSAGES["x100"]  # set by --message
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+OFFER = "permessage-deflate; client_max_window_bits"  # what browsers offer
+TAIL = b"\x00\x00\xff\xff"
 
 
 # --- the sink (client side, its own process) ------------------------------------------------
@@ -55,31 +91,39 @@ KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 def sink_main() -> None:
     """Commands on stdin, one per line; answers on stdout as JSON lines."""
     socks: list[socket.socket] = []
+    inflaters: list[Any] = []
     for line in sys.stdin:
         command, *args = line.split()
         if command == "open":
-            port, count = int(args[0]), int(args[1])
-            socks = open_connections(port, count)
+            port, count, deflate = int(args[0]), int(args[1]), args[2] == "deflate"
+            socks, inflaters = open_connections(port, count, deflate=deflate)
             answer: Any = {"open": len(socks)}
         elif command == "count":
-            answer = count_frames(socks)
+            answer = count_frames(socks, inflaters, args[0])
         elif command == "close":
             for sock in socks:
                 sock.close()
-            socks = []
+            socks, inflaters = [], []
             answer = {"closed": True}
         else:
             answer = {"error": f"unknown command {command!r}"}
         print(json.dumps(answer), flush=True)
 
 
-def open_connections(port: int, count: int, batch: int = 200) -> list[socket.socket]:
-    """``count`` WebSocket connections, upgraded; ``batch`` handshakes in flight at once."""
+def open_connections(
+    port: int, count: int, batch: int = 200, deflate: bool = False
+) -> tuple[list[socket.socket], list[Any]]:
+    """``count`` WebSocket connections, upgraded; ``batch`` handshakes in flight at once.
+    With ``deflate``, each offers permessage-deflate and gets an inflater (None where the
+    server declined it)."""
+    offer = f"Sec-WebSocket-Extensions: {OFFER}\r\n" if deflate else ""
     request = (
         f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n"
+        f"{offer}\r\n"
     ).encode()
     socks = []
+    inflaters: dict[socket.socket, Any] = {}
     for start in range(0, count, batch):
         pending = {}
         with selectors.DefaultSelector() as selector:
@@ -104,16 +148,29 @@ def open_connections(port: int, count: int, batch: int = 200) -> list[socket.soc
                             raise ConnectionError(f"bad handshake answer: {data[:80]!r}")
                         selector.unregister(sock)
                         del pending[sock]
+                        inflaters[sock] = inflater_for(head)
                     else:
                         pending[sock] = data
-    return socks
+    return socks, [inflaters[sock] for sock in socks]
 
 
-def count_frames(socks: list[socket.socket]) -> dict[str, int]:
-    """Read what each connection holds; every frame must be the broadcast message."""
-    expected = b"\x81" + bytes([len(MESSAGE)]) + MESSAGE.encode()
+def inflater_for(head: bytes) -> Any:
+    """An inflater for the permessage-deflate the server accepted in ``head``, or None."""
+    for line in head.decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "sec-websocket-extensions" and "permessage-deflate" in value:
+            match = re.search(r"server_max_window_bits=(\d+)", value)
+            return zlib.decompressobj(-int(match.group(1)) if match else -15)
+    return None
+
+
+def count_frames(socks: list[socket.socket], inflaters: list[Any], message: str) -> dict[str, int]:
+    """Read what each connection holds; every frame must be ``message`` (one whole text
+    message a frame; compressed ones are inflated, with the connection's context)."""
+    expected = MESSAGES[message].encode()
     counts = []
-    for sock in socks:
+    compressed = 0
+    for sock, inflater in zip(socks, inflaters, strict=True):
         data = b""
         while True:
             try:
@@ -123,11 +180,27 @@ def count_frames(socks: list[socket.socket]) -> dict[str, int]:
             if not chunk:
                 raise ConnectionError("a connection was closed")
             data += chunk
-        n, rest = divmod(len(data), len(expected))
-        if rest or data != expected * n:
-            raise ValueError(f"unexpected bytes on a connection: {data[:40]!r}")
+        n = 0
+        view = memoryview(data)
+        while view:
+            first, second = view[0], view[1]
+            size, start = second & 0x7F, 2
+            if size == 126:
+                size, start = int.from_bytes(view[2:4], "big"), 4
+            elif size == 127:
+                size, start = int.from_bytes(view[2:10], "big"), 10
+            payload = bytes(view[start : start + size])
+            view = view[start + size :]
+            if first & 0x40:  # RSV1: compressed
+                if inflater is None:
+                    raise ValueError("a compressed frame without permessage-deflate")
+                payload = inflater.decompress(payload + TAIL)
+                compressed += 1
+            if first & 0x8F != 0x81 or second & 0x80 or payload != expected:
+                raise ValueError(f"unexpected frame on a connection: {bytes(data[:40])!r}")
+            n += 1
         counts.append(n)
-    return {"min": min(counts, default=0), "max": max(counts, default=0)}
+    return {"min": min(counts, default=0), "max": max(counts, default=0), "compressed": compressed}
 
 
 class Sink:
@@ -175,23 +248,66 @@ class Hold:
             pass
 
 
-async def serve_wsfast(hold: Hold) -> Any:
-    from wsfast.asyncio import serve
-
-    return await serve(hold, "127.0.0.1", 0, ping_interval=None, backlog=1024)
+Start = Callable[[Hold], Any]
 
 
-async def serve_websockets(hold: Hold) -> Any:
-    from websockets.asyncio.server import serve
+def serve_wsfast(compression: Any = None) -> Start:
+    async def start(hold: Hold) -> Any:
+        from wsfast.asyncio import serve
 
-    return await serve(
-        hold, "127.0.0.1", 0, ping_interval=None, compression=None, max_size=None, backlog=1024
-    )
+        return await serve(
+            hold, "127.0.0.1", 0, ping_interval=None, backlog=1024, compression=compression
+        )
+
+    return start
 
 
-def contenders(
-    uvloop: bool,
-) -> dict[str, tuple[Callable[[Hold], Any], Callable[[list[Any]], Any]]]:
+def serve_websockets(compression: str | None = None) -> Start:
+    async def start(hold: Hold) -> Any:
+        from websockets.asyncio.server import serve
+
+        return await serve(
+            hold,
+            "127.0.0.1",
+            0,
+            ping_interval=None,
+            compression=compression,
+            max_size=None,
+            backlog=1024,
+        )
+
+    return start
+
+
+def deflate_contenders(min_size: int) -> dict[str, tuple[Start, Callable[[list[Any]], Any]]]:
+    """Every server answers the browser's offer; wsfast's broadcast in three set-ups."""
+    from wsfast.asyncio import broadcast as wsfast_broadcast
+    from wsfast.permessage_deflate import ServerDeflateFactory
+
+    def call(conns: list[Any]) -> Any:
+        return wsfast_broadcast(conns, MESSAGE)
+
+    shared = ServerDeflateFactory(server_no_context_takeover=True, min_size=min_size)
+    found: dict[str, tuple[Start, Callable[[list[Any]], Any]]] = {
+        "wsfast plain": (serve_wsfast(None), call),
+        "wsfast deflate shared": (serve_wsfast(shared), call),
+        "wsfast deflate own": (serve_wsfast(ServerDeflateFactory(min_size=min_size)), call),
+    }
+    try:
+        from websockets.asyncio.server import broadcast as websockets_broadcast
+    except ImportError:
+        print("websockets is not installed: pip install websockets", file=sys.stderr)
+    else:
+
+        def ws_call(conns: list[Any]) -> Any:
+            return websockets_broadcast(conns, MESSAGE)
+
+        found["websockets plain"] = (serve_websockets(None), ws_call)
+        found["websockets deflate"] = (serve_websockets("deflate"), ws_call)
+    return found
+
+
+def contenders(uvloop: bool) -> dict[str, tuple[Start, Callable[[list[Any]], Any]]]:
     from wsfast.asyncio import broadcast as wsfast_broadcast
 
     def send_nowait_loop(connections: list[Any]) -> None:
@@ -204,34 +320,34 @@ def contenders(
         for ws in connections:
             ws._transport._sock.send(frame)  # the kernel's part alone: no library can do less
 
-    found: dict[str, tuple[Callable[[Hold], Any], Callable[[list[Any]], Any]]] = {
-        "wsfast": (serve_wsfast, lambda conns: wsfast_broadcast(conns, MESSAGE)),
-        "wsfast send_nowait": (serve_wsfast, send_nowait_loop),
+    found: dict[str, tuple[Start, Callable[[list[Any]], Any]]] = {
+        "wsfast": (serve_wsfast(), lambda conns: wsfast_broadcast(conns, MESSAGE)),
+        "wsfast send_nowait": (serve_wsfast(), send_nowait_loop),
     }
     if not uvloop:  # uvloop's transports do not show their socket
-        found["floor: socket.send"] = (serve_wsfast, socket_send_loop)
+        found["floor: socket.send"] = (serve_wsfast(), socket_send_loop)
     try:
         from websockets.asyncio.server import broadcast as websockets_broadcast
     except ImportError:
         print("websockets is not installed: pip install websockets", file=sys.stderr)
     else:
-        found["websockets"] = (serve_websockets, lambda c: websockets_broadcast(c, MESSAGE))
+        found["websockets"] = (serve_websockets(), lambda c: websockets_broadcast(c, MESSAGE))
     return found
 
 
 async def one_round(
     name: str,
-    start: Callable[[Hold], Any],
+    start: Start,
     call: Callable[[list[Any]], Any],
     sink: Sink,
-    connections: int,
-    calls: int,
-) -> list[float]:
+    args: argparse.Namespace,
+) -> tuple[list[float], list[float], int]:
+    connections, calls = args.connections, args.calls
     hold = Hold()
     server = await start(hold)
     port = server.sockets[0].getsockname()[1]
     try:
-        await sink.ask(f"open {port} {connections}")
+        await sink.ask(f"open {port} {connections} {'deflate' if args.deflate else 'plain'}")
         deadline = time.monotonic() + 60
         while len(hold.connections) < connections:
             if time.monotonic() > deadline:
@@ -248,19 +364,19 @@ async def one_round(
             times.append(time.thread_time() - t0)
             walls.append(time.perf_counter() - w0)
         await asyncio.sleep(0.2)
-        counted = await sink.ask("count")
-        if counted != {"min": calls, "max": calls}:
+        counted = await sink.ask(f"count {args.message}")
+        if (counted["min"], counted["max"]) != (calls, calls):
             raise AssertionError(f"{name}: each connection should hold {calls}: {counted}")
     finally:
         await sink.ask("close")
         server.close()
         await server.wait_closed()
-    return times, walls
+    return times, walls, counted["compressed"]
 
 
 async def race(args: argparse.Namespace) -> dict[str, float]:
     sink = Sink()
-    found = contenders(args.uvloop)
+    found = deflate_contenders(args.min_size) if args.deflate else contenders(args.uvloop)
     best: dict[str, float] = {}
     try:
         for round_ in range(args.rounds):
@@ -268,15 +384,18 @@ async def race(args: argparse.Namespace) -> dict[str, float]:
             names = names[round_ % len(names) :] + names[: round_ % len(names)]
             for name in names:
                 start, call = found[name]
-                times, walls = await one_round(
-                    name, start, call, sink, args.connections, args.calls
-                )
+                times, walls, compressed = await one_round(name, start, call, sink, args)
                 median = statistics.median(times)
                 best[name] = min(best.get(name, median), median)
                 print(
-                    f"round {round_ + 1} {name:20} CPU median {median * 1e3:8.2f} ms/call "
+                    f"round {round_ + 1} {name:22} CPU median {median * 1e3:8.2f} ms/call "
                     f"({median / args.connections * 1e9:6.0f} ns per connection), "
-                    f"wall median {statistics.median(walls) * 1e3:8.2f} ms",
+                    f"wall median {statistics.median(walls) * 1e3:8.2f} ms"
+                    + (
+                        f", {compressed / args.calls / args.connections:.0%} compressed"
+                        if args.deflate
+                        else ""
+                    ),
                     flush=True,
                 )
     finally:
@@ -293,10 +412,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="2,000 connections, 1 round")
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--check", action="store_true", help=f"exit 1 below {GOAL}x websockets")
+    parser.add_argument("--message", choices=sorted(MESSAGES), default="x100")
+    parser.add_argument("--deflate", action="store_true", help="permessage-deflate contenders")
+    parser.add_argument("--min-size", type=int, default=128, help="wsfast's deflate min_size")
     args = parser.parse_args()
     if args.role == "sink":
         sink_main()
         return 0
+    global MESSAGE
+    MESSAGE = MESSAGES[args.message]
     if args.quick:
         args.connections, args.rounds, args.calls = 2_000, 1, 10
     if args.uvloop:
@@ -306,7 +430,9 @@ def main() -> int:
     import wsfast
 
     print(
-        f"broadcast of {len(MESSAGE)} B text to {args.connections:,} connections, "
+        f"broadcast of {len(MESSAGE)} B text ({args.message}) to {args.connections:,} connections"
+        + (f", deflate offered (wsfast min_size {args.min_size})" if args.deflate else "")
+        + ", "
         f"{args.calls} calls x {args.rounds} rounds; wsfast {wsfast.__version__} "
         f"({wsfast.implementation}), loop {'uvloop' if args.uvloop else 'asyncio'}",
         flush=True,
@@ -314,9 +440,14 @@ def main() -> int:
     best = asyncio.run(race(args))
     print("\nbest median CPU time per call:")
     for name, seconds in best.items():
-        print(f"  {name:20} {seconds * 1e3:8.2f} ms")
+        print(f"  {name:22} {seconds * 1e3:8.2f} ms")
     ok = True
-    if "websockets" in best:
+    if args.deflate:
+        base = best.get("websockets deflate")
+        for name, seconds in best.items():
+            if base is not None:
+                print(f"  {name:22} vs websockets deflate: {base / seconds:.2f}x")
+    elif "websockets" in best:
         ratio = best["websockets"] / best["wsfast"]
         ok = ratio >= GOAL
         print(f"wsfast vs websockets: {ratio:.2f}x (goal >= {GOAL}x: {'met' if ok else 'MISSED'})")

@@ -3,7 +3,7 @@
 :class:`Command` starts the command in a session of its own (so that a Ctrl-C can be sent to
 its process group as a terminal would), reads the port from the first line it prints, finds
 its worker processes through ``/proc`` (Linux) and stops it with SIGTERM, SIGKILL after a
-timeout. Every wait is bounded.
+timeout. Every wait is bounded. The browser tests use it too (``tests/browser``).
 """
 
 from __future__ import annotations
@@ -125,6 +125,14 @@ class Command:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self._stderr.close()
+
+    def finish(self, timeout: float = 10.0) -> str:
+        """``stop()`` (SIGTERM: it closes its connections and exits), then ``close()``; its
+        stderr, for the test's output."""
+        self.stop(timeout)
+        err = self.stderr()
+        self.close()
+        return err
 
 
 def _read(path: Path) -> bytes:

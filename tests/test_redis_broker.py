@@ -292,3 +292,24 @@ def test_a_change_right_after_subscribing_is_not_missed(redis_server: RedisServe
                 await iterator.aclose()  # type: ignore[attr-defined]
 
     run(main())
+
+
+def test_a_worker_stops_while_it_ticks(redis_server: RedisServer) -> None:
+    """Cancelling a worker's Shop ends it while its ticker is inside a Redis command.
+    redis-py may swallow a cancellation that arrives during a command (its task then goes
+    on); the Shop cancels its tasks again until they end, so a worker always stops."""
+
+    async def main() -> None:
+        async with brokers(redis_server.url, 2) as (broker, driver):
+            await broker.create(new_snapshot(1))
+            for _ in range(10):
+                shop = Shop(broker, interval=0.0005)
+                task = asyncio.create_task(shop.run())
+                before = (await driver.snapshot() or new_snapshot(1)).seq
+                while (await driver.snapshot() or new_snapshot(1)).seq < before + 5:
+                    await asyncio.sleep(0.005)  # it ticks: a command is in flight nearly always
+                task.cancel()
+                done, _ = await asyncio.wait({task}, timeout=5)
+                assert done, "the worker did not stop within 5 s"
+
+    run(main())

@@ -47,6 +47,8 @@ class Page:
         self.orders: dict[str, Any] = {}
         self.worker: int | None = None
         self.workers: list[int] = []  # every worker that sent a snapshot, in order
+        self.snapshots: list[int] = []  # the seq of each snapshot, in order
+        self.received: list[str] = []  # every message, in short, in order
         self.open = False
         self.connections = 0
         self.closes: list[int | None] = []
@@ -62,17 +64,25 @@ class Page:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def around(self, seq: int) -> list[str]:
+        """The messages received for changes seq - 1 to seq + 1, in short."""
+        return [r for r in self.received if abs(int(r.split()[0]) - seq) <= 1]
+
     def board(self) -> list[dict[str, Any]]:
         return sorted(self.orders.values(), key=lambda o: int(o["id"][1:]))
 
     def _on_message(self, message: dict[str, Any]) -> bool:
         """Apply one message; False when a change is missing (start again)."""
         kind = message["type"]
+        self.received.append(
+            f"{message['seq']} {kind if kind == 'snapshot' else summary([message])}"
+        )
         if kind == "snapshot":
             self.orders = {o["id"]: o for o in message["orders"]}
             self.seq = message["seq"]
             self.worker = message["worker"]
             self.workers.append(message["worker"])
+            self.snapshots.append(message["seq"])
             return True
         seq = message["seq"]
         if seq > self.seq + 1:
@@ -107,6 +117,16 @@ class Page:
                 self.open = False
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 1.0)
+
+
+def summary(messages: list[dict[str, Any]]) -> list[str]:
+    """A change's messages in short: ``remove A1008``, ``order A1013 paid``."""
+    return [
+        f"remove {m['id']}"
+        if m["type"] == "remove"
+        else f"order {m['order']['id']} {m['order']['status']}"
+        for m in messages
+    ]
 
 
 @pytest.fixture
@@ -176,12 +196,17 @@ def test_pages_on_both_workers_get_identical_updates(redis_path: Path) -> None:
                 async with pages(demo.port, 20) as opened:
                     assert {p.worker for p in opened} == set(workers)  # spread over both
                     start = max(p.seq for p in opened)
-                    while min(p.seq for p in opened) < start + 30:
+                    # Past change start + 30 everywhere: a change may send two messages, and
+                    # only the next change's first one shows that both have arrived.
+                    while min(p.seq for p in opened) <= start + 30:
                         await asyncio.sleep(0.02)
                     for seq in range(start + 1, start + 31):
                         told = [p.changes[seq] for p in opened]
-                        history = [(p.workers, p.closes) for p in opened]
-                        assert all(t == told[0] for t in told), (seq, told, history)
+                        # Each page's snapshots, closes and the messages it got around seq.
+                        history = [
+                            (p.workers, p.snapshots, p.closes, p.around(seq)) for p in opened
+                        ]
+                        assert all(t == told[0] for t in told), (seq, start, history)
                     assert all(p.closes == [] for p in opened)
                     demo.process.send_signal(signal.SIGTERM)
                     while any(p.open for p in opened):

@@ -19,4 +19,5 @@ python -m pip install -q -r "$CI_WORK/redis-extra.txt"
 WSFAST_REQUIRE_REDIS=1 WSFAST_REQUIRE_BROWSER=1 python -m pytest -q \
   tests/test_redis_broker.py tests/test_redis_demo.py tests/browser/test_redis_browser.py
 python bench/broadcast_race.py --connections 500 --calls 5 --rounds 1
+python bench/broadcast_race.py --deflate --message json1k --connections 500 --calls 5 --rounds 1
 python bench/fanout_demo.py --pages 50 --seconds 1 --rounds 1

@@ -194,7 +194,8 @@ class ServerDeflateFactory(_Options):
     - ``require_client_max_window_bits``: decline offers without it (memory: window 15).
     - ``server_no_context_takeover`` / ``client_no_context_takeover``: reset the compression
       context after every message on our side / ask the client to. Offers asking for either
-      get it.
+      get it. Without context on our side, :func:`wsfast.asyncio.broadcast` compresses a
+      message once for all such connections (see :attr:`PerMessageDeflate.broadcast_key`).
     - ``level`` (zlib's, default 1: its fastest), ``mem_level`` (default 5), ``min_size``
       (messages shorter than this many bytes go uncompressed; default 128), ``backend``.
     """
@@ -432,6 +433,28 @@ class PerMessageDeflate:
             f"PerMessageDeflate(send_bits={self.send_bits}, recv_bits={self.recv_bits}, "
             f"send_takeover={self.send_takeover}, recv_takeover={self.recv_takeover}, "
             f"level={self.level}, mem_level={self.mem_level}, backend={self.backend!r})"
+        )
+
+    @property
+    def broadcast_key(self) -> tuple[Any, ...] | None:
+        """What decides how a whole message we send is encoded, when only the message does:
+        without context takeover on our side each message starts a fresh compressor, so
+        connections with equal keys compress it to the same bytes and may share one frame
+        (:func:`wsfast.asyncio.broadcast`). None with context takeover (the bytes depend on
+        what this connection sent before) or while a compressed message is being sent."""
+        if self._sending:
+            return None
+        if self.min_size < 0:
+            return (EXTENSION_NAME,)  # never compressed: every message goes as it is
+        if self.send_takeover:
+            return None
+        return (
+            EXTENSION_NAME,
+            self.backend,
+            self.send_bits,
+            self.level,
+            self.mem_level,
+            self.min_size,
         )
 
     @property

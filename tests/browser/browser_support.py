@@ -9,7 +9,7 @@
   (awaiting promises), ``insert_text(text)``; it records console messages and uncaught
   exceptions for failure reports.
 - :class:`ServerProcess` runs ``python -m wsfast ...`` and reads its address from the line it
-  prints.
+  prints (``cli_support.Command``; ``finish()`` stops it and returns its stderr).
 
 Everything has a timeout; nothing here sleeps and hopes.
 """
@@ -21,18 +21,16 @@ import concurrent.futures
 import contextlib
 import json
 import os
-import re
-import selectors
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
+
+from cli_support import Command
 
 from wsfast.asyncio import ClientWebSocket, ConnectionClosed, connect
 
@@ -343,64 +341,4 @@ def _kill_group(process: subprocess.Popen[Any]) -> None:
         process.wait(10)
 
 
-class ServerProcess:
-    """``python -m wsfast ARGS`` until ``stop()``; ``port`` is read from what it prints."""
-
-    ADDRESS = re.compile(r"(?:ws|http)://127\.0\.0\.1:(\d+)/")
-
-    def __init__(self, *args: str, timeout: float = 20.0) -> None:
-        self.command = [sys.executable, "-m", "wsfast", *args]
-        self._stderr = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            self.command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            start_new_session=True,
-        )
-        try:
-            self.banner = self._read_line(timeout)
-            match = self.ADDRESS.search(self.banner)
-            if match is None:
-                raise RuntimeError(f"no address in {self.banner!r}")
-            self.port = int(match.group(1))
-        except BaseException:
-            self.stop()
-            raise
-
-    def _read_line(self, timeout: float) -> str:
-        assert self.process.stdout is not None
-        fd = self.process.stdout.fileno()
-        data = b""
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as selector:
-            selector.register(fd, selectors.EVENT_READ)
-            while b"\n" not in data:
-                left = deadline - time.monotonic()
-                if left <= 0 or not selector.select(left):
-                    raise TimeoutError(f"the server printed nothing in {timeout} s{self._err()}")
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    raise RuntimeError(f"the server exited{self._err()}")
-                data += chunk
-        return data.decode("utf-8", "replace")
-
-    def _err(self) -> str:
-        self._stderr.seek(0)
-        text = self._stderr.read()[-3000:].decode("utf-8", "replace")
-        return f"; its stderr:\n{text}" if text else ""
-
-    def stop(self) -> str:
-        """SIGTERM (it closes its connections and exits), SIGKILL after 10 s; its stderr."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                _kill_group(self.process)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        err = self._err()
-        self._stderr.close()
-        return err
+ServerProcess = Command  # ``python -m wsfast ARGS``; tests/cli_support.py has the helper

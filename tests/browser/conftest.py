@@ -60,7 +60,7 @@ def echo_server() -> Iterator[ServerProcess]:
     """``python -m wsfast serve`` on a free port of 127.0.0.1."""
     server = ServerProcess("serve", "--host", "127.0.0.1", "--port", "0")
     yield server
-    print(server.stop())
+    print(server.finish())
 
 
 @pytest.fixture(scope="module")
@@ -70,4 +70,4 @@ def demo_server() -> Iterator[ServerProcess]:
         "demo", "--host", "127.0.0.1", "--port", "0", "--interval", str(DEMO_INTERVAL)
     )
     yield server
-    print(server.stop())
+    print(server.finish())

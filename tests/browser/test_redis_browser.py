@@ -61,7 +61,7 @@ def redis_demo(tmp_path: Path) -> Iterator[tuple[RedisServer, ServerProcess]]:
         try:
             yield redis, server
         finally:
-            print(server.stop())
+            print(server.finish())
     finally:
         redis.stop()
 

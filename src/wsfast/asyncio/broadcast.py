@@ -3,8 +3,14 @@
 Its reach into a connection is small and listed here: the sans-I/O connection's
 :attr:`~wsfast.connection.Connection.broadcast_key` and
 :meth:`~wsfast.connection.Connection.frame_message` (the framing itself), and of the
-:class:`~wsfast.asyncio.WebSocket` its transport, whether writing is paused, whether it is
-inside its own read callback, its per-connection send path and ``close()``.
+:class:`~wsfast.asyncio.WebSocket` its public ``writing_paused``, ``send_nowait()`` (the
+connections framed one by one) and ``close()``, and internals with no public equivalent: its
+sans-I/O connection, its transport (written to directly) and whether it is inside its own
+read callback (then its pending replies go first, through ``send_nowait``).
+
+With permessage-deflate, connections whose server side keeps no compression context share
+one compressed frame per set of parameters (their ``broadcast_key``); those with context
+takeover compress the message each on their own, through their own send path.
 
 One reach into asyncio, for speed: on the default event loop's plain TCP transport, when
 nothing waits in its buffer, the frame goes straight to the socket, which is exactly what
@@ -77,7 +83,7 @@ def broadcast(
         if key is None and conn.state is not _OPEN:
             skipped += 1
             continue
-        if ws._writing_paused:
+        if ws.writing_paused:
             skipped += 1
             if slow == "close":
                 _close_slow(ws)
@@ -86,7 +92,7 @@ def broadcast(
             # Framed by this connection; inside its own read callback the connection's pending
             # replies go first, in the one write that ends the callback.
             try:
-                ws._write_message(message)
+                ws.send_nowait(message)  # open: checked above
             except InvalidState:  # a fragmented message is being sent
                 skipped += 1
             continue

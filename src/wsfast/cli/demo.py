@@ -41,6 +41,7 @@ from typing import Any
 
 from ..asyncio import ConnectionClosed, ServerWebSocket, broadcast, serve
 from ..events import Request
+from ..permessage_deflate import ServerDeflateFactory
 from . import workers
 from .broker import (
     FIRST_ID,
@@ -102,6 +103,15 @@ def http_handler(path: str, headers: Any) -> HttpResponse | None:
     if path == WS_PATH:
         return None
     return 404, [("Content-Type", "text/plain; charset=utf-8")], b"Not Found\n"
+
+
+def compression() -> ServerDeflateFactory:
+    """permessage-deflate without context takeover on the server's side: every update is
+    compressed once and the same frame goes to every page (:func:`~wsfast.asyncio.broadcast`
+    shares it), and an idle page holds no compressor between messages (~38 KiB each at the
+    default window 12 and memLevel 5). The price: each message is compressed on its own, so
+    repeats between messages do not shrink it further (JSON updates are small anyway)."""
+    return ServerDeflateFactory(server_no_context_takeover=True)
 
 
 def process_request(ws: ServerWebSocket, request: Request) -> HttpResponse | None:
@@ -258,9 +268,18 @@ class Shop:
         finally:
             for task in (follower, ticker):
                 if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                    await cancel(task)
+
+
+async def cancel(task: asyncio.Task[Any], every: float = 0.05) -> None:
+    """Cancel ``task`` and wait for its end, cancelling it again every ``every`` seconds
+    while it goes on: redis-py's asyncio client (8.x) may swallow a cancellation that arrives
+    during a command, and a worker's ticker would then tick on and never stop."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=every)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -327,6 +346,7 @@ async def run(
             port,
             http_handler=http_handler,
             process_request=process_request,
+            compression=compression(),
             **workers.listen_options(sock),
         ) as server:
             if ready is not None:
