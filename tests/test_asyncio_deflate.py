@@ -47,6 +47,34 @@ def test_on_by_default() -> None:
     run(main())
 
 
+def test_frames_a_little_over_64_kib_go_in_one_write() -> None:
+    """64 KiB of incompressible data makes a frame a little over 64 KiB, compressed or not:
+    header and payload go out in one transport write (the header used to be written on its
+    own, one more send for us and one more read for the peer)."""
+    rng = random.Random(9)
+    messages = [rng.randbytes(1 << 16) for _ in range(3)] + [rng.randbytes(200_000)]
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as ws:
+                transport: Any = ws._transport
+                writes: list[int] = []
+                write = transport.write
+
+                def recording_write(data: Any) -> None:
+                    writes.append(len(data))
+                    write(data)
+
+                transport.write = recording_write
+                for message in messages:
+                    await ws.send(message)
+                    assert await ws.recv() == message
+                assert len(writes) == len(messages), writes
+                assert all(n > len(m) for n, m in zip(writes, messages, strict=True)), writes
+
+    run(main())
+
+
 @pytest.mark.parametrize(
     "server_compression, client_compression, negotiated",
     [

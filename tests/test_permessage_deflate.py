@@ -553,6 +553,44 @@ def test_min_size_and_incompressible_messages(impl: ModuleType) -> None:
                                BinaryMessage(noise)]
 
 
+def test_incompressible_data_is_probed_then_sent_as_it_is(impl: ModuleType, backend: str) -> None:
+    """A frame of 4 KiB or more that saves less than a tenth makes the next large messages
+    probed first: incompressible ones go uncompressed (neither window sees them, so both stay
+    in step) and compressible ones are compressed again at once."""
+    client, server = pair(
+        impl, ServerDeflateFactory(backend=backend), ClientDeflateFactory(backend=backend)
+    )
+    rng = random.Random(2)
+    noise = [rng.randbytes(5000) for _ in range(3)]
+    text = b'{"id": 1, "name": "x", "tags": ["a", "b"]} ' * 200
+    messages = [noise[0], noise[1], text, noise[2], noise[2][:4000], noise[1], text, text]
+    for message in messages:
+        server.send_binary(message)
+    frames = sent(server, False)
+    # noise: compressed (no evidence yet); noise: probed, sent as it is; text: probed,
+    # compressed; noise: compressed (the text did shrink); 4,000 bytes: under the probe's
+    # minimum, compressed; noise: probed, as it is; text: probed, compressed; text: compressed.
+    assert [f.rsv1 for f in frames] == [True, False, True, True, True, False, True, True]
+    assert frames[1].payload == noise[1] and frames[5].payload == noise[1]
+    assert len(frames[7].payload) < len(text) // 20  # refers back to the text before it
+    client.receive_data(b"".join(to_client(BINARY, f.payload, rsv1=f.rsv1) for f in frames))
+    assert client.events() == [BinaryMessage(m) for m in messages]
+
+
+def test_without_context_takeover_every_message_is_compressed(impl: ModuleType) -> None:
+    """Without context takeover on our side a message's frame depends on the message alone
+    (connections may share it: broadcast_key), so incompressible data is not skipped."""
+    client, server = pair(impl, ServerDeflateFactory(server_no_context_takeover=True))
+    noise = random.Random(3).randbytes(5000)
+    for _ in range(3):
+        server.send_binary(noise)
+    frames = sent(server, False)
+    assert [f.rsv1 for f in frames] == [True, True, True]
+    assert frames[0].payload == frames[1].payload == frames[2].payload
+    client.receive_data(b"".join(to_client(BINARY, f.payload, rsv1=f.rsv1) for f in frames))
+    assert client.events() == [BinaryMessage(noise)] * 3
+
+
 def test_lazy_state_and_release_without_context_takeover(impl: ModuleType) -> None:
     client, server = pair(
         impl, ServerDeflateFactory(server_no_context_takeover=True, client_no_context_takeover=True)

@@ -70,6 +70,11 @@ BACKENDS = {"zlib": "zlib", "zlib-ng": "zlib_ng.zlib_ng", "isal": "isal.isal_zli
 _TAIL = b"\x00\x00\xff\xff"  # §7.2.2: appended before inflating; §7.2.1: removed after deflating
 _EMPTY_BLOCK = b"\x00" + _TAIL  # an empty stored block: what follows a BFINAL block (§7.2.1)
 _SMALL_TAIL = 2048  # below this payload size, payload + _TAIL is cheaper than a second call
+# Incompressible data (see PerMessageDeflate.encode): frames of at least _PROBE_MIN bytes count;
+# one that saves less than a tenth makes the next ones probed first, by compressing _PROBE
+# bytes from their middle with a small throwaway compressor.
+_PROBE_MIN = 4096
+_PROBE = 1024
 _CONT = Opcode.CONTINUATION
 _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
@@ -385,6 +390,7 @@ class PerMessageDeflate:
         "_compressor",
         "_decompressor",
         "_sending",
+        "_skeptical",
         "_receiving",
         "_recv_bound",
         "_recv_size",
@@ -420,6 +426,7 @@ class PerMessageDeflate:
         self._compressor: Any = None
         self._decompressor: Any = None
         self._sending = False  # a compressed message is being sent (fragments follow)
+        self._skeptical = False  # the last large frame did not shrink: probe before compressing
         self._receiving = False  # a compressed message is being received
         self._recv_bound: int | None = None  # max_payload() of the message being received
         self._recv_size = 0  # its compressed bytes so far
@@ -468,17 +475,24 @@ class PerMessageDeflate:
         """Compress a data frame of a message we send; control frames pass unchanged.
 
         A message is compressed or not as a whole, decided on its first frame: not when it is
-        a whole message under ``min_size`` bytes. RSV1 goes on the first frame only (§6).
-        Each frame is compressed and flushed in this one call, and its output is always sent:
-        the peer's inflater has then seen what our compressor saw.
+        a whole message under ``min_size`` bytes, nor (with context takeover) when the last
+        frame of at least 4 KiB saved less than a tenth of its size and 1 KiB from the middle
+        of this one, compressed alone, does not save a tenth either: incompressible data
+        (media, encrypted or compressed bytes) then costs no deflate on either side. RSV1
+        goes on the first frame only (§6). Each frame is compressed and flushed in this one
+        call, and its output is always sent: the peer's inflater has then seen what our
+        compressor saw.
         """
         op = frame.opcode
+        payload = frame.payload
         if op is _CONT:
             if not self._sending:
                 return frame
         elif op is _TEXT or op is _BINARY:
             min_size = self.min_size
-            if min_size < 0 or (frame.fin and len(frame.payload) < min_size):
+            if min_size < 0 or (frame.fin and len(payload) < min_size):
+                return frame
+            if self._skeptical and len(payload) >= _PROBE_MIN and not self._shrinks(payload):
                 return frame
             self._sending = True
         else:
@@ -489,7 +503,7 @@ class PerMessageDeflate:
             compressor = self._compressor = zlib.compressobj(
                 self.level, zlib.DEFLATED, -max(self.send_bits, 9), self.mem_level
             )
-        data = compressor.compress(frame.payload)
+        data = compressor.compress(payload)
         flushed = compressor.flush(zlib.Z_SYNC_FLUSH)
         fin = frame.fin
         if fin:
@@ -503,7 +517,22 @@ class PerMessageDeflate:
             data += flushed
         else:
             data = flushed
+        n = len(payload)
+        if n >= _PROBE_MIN and self.send_takeover:
+            # Without context takeover a message's bytes depend on it alone (broadcast_key).
+            self._skeptical = len(data) * 10 > n * 9
         return type(frame)(op, data, fin, op is not _CONT, frame.rsv2, frame.rsv3)
+
+    def _shrinks(self, payload: Any) -> bool:
+        """Whether _PROBE bytes from the middle of ``payload`` compress by a tenth or more."""
+        middle = len(payload) // 2
+        sample = memoryview(payload)[middle - _PROBE // 2 : middle + _PROBE // 2]
+        zlib = self._zlib
+        probe = zlib.compressobj(1, zlib.DEFLATED, -10, 4)  # window 1 KiB, 12 KiB of state
+        size = len(probe.compress(sample)) + len(probe.flush())
+        shrinks = size * 10 <= _PROBE * 9
+        self._skeptical = not shrinks
+        return shrinks
 
     # --- receiving (§7.2.2) ------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ _CONNECTING = State.CONNECTING
 _CLOSING = State.CLOSING
 
 _READ_SIZE = 256 * 1024
-_BIG_WRITE = 64 * 1024
+_BIG_WRITE = 256 * 1024  # a payload at least this large is written on its own (see _flush)
 _read_buffers = threading.local()
 _ids = itertools.count(1)
 
