@@ -1,4 +1,4 @@
-"""uvicorn's WebSocket protocol on wsfast's sans-I/O connection: ``--ws wsfast.uvicorn:WSFastProtocol``.
+"""uvicorn's WebSocket protocol on wsfast's connection: ``--ws wsfast.uvicorn:WSFastProtocol``.
 
 uvicorn's HTTP protocol parses the request head, sees ``Upgrade: websocket`` and hands the
 transport to the class named by ``--ws`` (``uvicorn.run(app, ws=WSFastProtocol)`` works too),
@@ -67,7 +67,7 @@ def _status_line(status: int) -> str:
 
 
 def _latin1_pairs(headers: Any) -> list[tuple[str, str]]:
-    return [(bytes(name).decode("latin-1"), bytes(value).decode("latin-1")) for name, value in headers]
+    return [(bytes(n).decode("latin-1"), bytes(v).decode("latin-1")) for n, v in headers]
 
 
 class WSFastProtocol(asyncio.Protocol):
@@ -113,7 +113,9 @@ class WSFastProtocol(asyncio.Protocol):
 
         extensions = []
         if config.ws_per_message_deflate:
-            extensions = [ServerDeflateFactory(server_max_window_bits=12, client_max_window_bits=12)]
+            # uvicorn's settings for its own backends: windows of 12 bits both ways.
+            deflate = ServerDeflateFactory(server_max_window_bits=12, client_max_window_bits=12)
+            extensions = [deflate]
         self.conn = ServerConnection(extensions=extensions, max_message_size=config.ws_max_size)
 
         # ASGI state
@@ -156,7 +158,8 @@ class WSFastProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stop_keepalive()
-        self._deliver({"type": "websocket.disconnect", "code": 1005 if self.handshake_complete else 1006})
+        code = 1005 if self.handshake_complete else 1006  # (uvicorn's codes)
+        self._deliver({"type": "websocket.disconnect", "code": code})
         self.connections.discard(self)
         self._trace("WebSocket connection lost")
         self.handshake_complete = True
@@ -429,7 +432,7 @@ class WSFastProtocol(asyncio.Protocol):
             if not queue and self.read_paused:
                 self._resume_after_queue()
             return message
-        waiter = self.loop.create_future()
+        waiter: asyncio.Future[dict[str, Any]] = self.loop.create_future()
         self._waiter = waiter
         try:
             return await waiter
@@ -457,7 +460,9 @@ class WSFastProtocol(asyncio.Protocol):
         kind = message["type"]
         if self.handshake_complete and self.initial_response is None:
             if self.close_sent:
-                raise RuntimeError(f"Unexpected ASGI message '{kind}', after sending 'websocket.close'.")
+                raise RuntimeError(
+                    f"Unexpected ASGI message '{kind}', after sending 'websocket.close'."
+                )
             conn = self.conn
             if conn.state is not _OPEN:
                 raise self._utils.ClientDisconnected()
@@ -474,13 +479,16 @@ class WSFastProtocol(asyncio.Protocol):
                 self._app_close(message.get("code", 1000), message.get("reason") or "")
             else:
                 raise RuntimeError(
-                    f"Expected ASGI message 'websocket.send' or 'websocket.close', but got '{kind}'."
+                    "Expected ASGI message 'websocket.send' or 'websocket.close', "
+                    f"but got '{kind}'."
                 )
         elif self.initial_response is not None:
             if kind != "websocket.http.response.body":
-                raise RuntimeError(f"Expected ASGI message 'websocket.http.response.body' but got '{kind}'.")
+                raise RuntimeError(
+                    f"Expected ASGI message 'websocket.http.response.body' but got '{kind}'."
+                )
             if self.close_sent:
-                raise RuntimeError(f"Unexpected ASGI message '{kind}', after the response was sent.")
+                raise RuntimeError(f"Unexpected ASGI message '{kind}' after the response.")
             status, headers, body = self.initial_response
             self.initial_response = (status, headers, body + bytes(message.get("body", b"")))
             if not message.get("more_body", False):
@@ -499,7 +507,7 @@ class WSFastProtocol(asyncio.Protocol):
         elif kind == "websocket.http.response.start":
             status = message["status"]
             if not 100 <= status < 600:
-                raise RuntimeError("Invalid HTTP status code '%d' in response." % status)
+                raise RuntimeError(f"Invalid HTTP status code '{status}' in response.")
             self._log_request(str(status))
             self.initial_response = (status, _latin1_pairs(message.get("headers", ())), b"")
         else:
@@ -605,5 +613,5 @@ class WSFastProtocol(asyncio.Protocol):
 
     def _trace(self, message: str) -> None:
         if self.logger.level <= _TRACE:
-            prefix = "%s:%d - " % self.client if self.client else ""
+            prefix = f"{self.client[0]}:{self.client[1]} - " if self.client else ""
             self.logger.log(_TRACE, "%s%s", prefix, message)
