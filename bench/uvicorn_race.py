@@ -1,0 +1,186 @@
+"""uvicorn's WebSocket backends raced: WSFastProtocol vs websockets-sansio and wsproto.
+
+One uvicorn worker (``python -m uvicorn _uvicorn_echo:app --ws ...``, its default loop and
+HTTP parser: uvloop and httptools when installed) serving a Starlette echo endpoint on
+127.0.0.1; the clients run in this process (wsfast's asyncio client on uvloop), each sending
+a text message and waiting for its echo, as many times as it can in ``--seconds``. For each
+message size (64 B, 64 KiB), number of clients (1, 100) and compression setting
+(``--ws-per-message-deflate`` false / true, the clients offering permessage-deflate when
+true), the three backends run one after another in each of ``--repeat`` rounds (same run,
+interleaved); the best round counts. Reported: round trips per second, the server's CPU time
+per round trip (user + system, from /proc: what the backend costs, whatever the client's
+speed), and the ratios to websockets-sansio.
+
+``--profile`` runs each backend once more, one client, 64 B, under cProfile (from the first
+message, CPU time) and says where the server's time goes: the protocol (wsfast, websockets,
+wsproto, uvicorn's protocol classes), the ASGI application (starlette), asyncio, C calls.
+
+The machine may be shared: quote the ratios of one run, not absolute rates.
+Usage: ``flock /work/.bench.lock python bench/uvicorn_race.py [--seconds S] [--repeat N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import string
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from dropin_uvicorn import cpu_seconds, free_port, profile_summary, stop  # noqa: E402
+
+BACKENDS = {
+    "wsfast": "wsfast.uvicorn:WSFastProtocol",
+    "websockets-sansio": "websockets-sansio",
+    "wsproto": "wsproto",
+}
+REFERENCE = "websockets-sansio"
+SIZES = [64, 64 * 1024]
+CLIENTS = [1, 100]
+
+
+def start(ws: str, deflate: bool, profile: str | None = None) -> tuple[object, int]:
+    import socket
+    import subprocess
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "_uvicorn_echo:app", "--host", "127.0.0.1",
+           "--port", str(port), "--ws", ws, "--ws-per-message-deflate", str(deflate).lower(),
+           "--ws-max-size", str(1 << 24), "--log-level", "warning", "--no-access-log"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSFAST_PATCH")}
+    env["PYTHONPATH"] = str(HERE)
+    if profile:
+        env["WSFAST_BENCH_PROFILE"] = profile
+    proc = subprocess.Popen(cmd, cwd=HERE, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"uvicorn did not start: {cmd}")
+
+
+def text_message(size: int) -> str:
+    rng = random.Random(size)
+    alphabet = string.ascii_letters + string.digits + " "
+    return "".join(rng.choice(alphabet) for _ in range(size))
+
+
+async def drive(port: int, clients: int, message: str, deflate: bool, seconds: float) -> int:
+    """Round trips completed by ``clients`` connections in ``seconds`` (after a warm-up)."""
+    from wsfast.asyncio import connect
+
+    conns = [
+        await connect(f"ws://127.0.0.1:{port}/", compression="deflate" if deflate else None,
+                      max_message_size=None, ping_interval=None)
+        for _ in range(clients)
+    ]
+    counts = [0] * clients
+    stop_at = 0.0
+
+    async def one(i: int, warm: int) -> None:
+        ws = conns[i]
+        for _ in range(warm):
+            await ws.send(message)
+            await ws.recv()
+        n = 0
+        while time.perf_counter() < stop_at:
+            await ws.send(message)
+            if await ws.recv() != message:
+                raise AssertionError("echo mismatch")
+            n += 1
+        counts[i] = n
+
+    stop_at = time.perf_counter() + 0.3
+    await asyncio.gather(*(one(i, 5) for i in range(clients)))
+    stop_at = time.perf_counter() + seconds
+    await asyncio.gather(*(one(i, 0) for i in range(clients)))
+    await asyncio.gather(*(ws.close() for ws in conns))
+    return sum(counts)
+
+
+def measure(ws: str, size: int, clients: int, deflate: bool, seconds: float) -> tuple[float, float]:
+    """(round trips per second, server CPU microseconds per round trip)."""
+    proc, port = start(ws, deflate)
+    try:
+        c0 = cpu_seconds(proc.pid)  # type: ignore[attr-defined]
+        t0 = time.perf_counter()
+        trips = asyncio.run(drive(port, clients, text_message(size), deflate, seconds))
+        elapsed = time.perf_counter() - t0
+        cpu = cpu_seconds(proc.pid) - c0  # type: ignore[attr-defined]
+    finally:
+        stop(proc)  # type: ignore[arg-type]
+    # The warm-up is in both the CPU time and the elapsed time: rates from the timed part.
+    return trips / seconds, cpu / max(trips, 1) * 1e6 * (seconds / elapsed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="0.5 s, one round")
+    ns = parser.parse_args(argv)
+    if ns.quick:
+        ns.seconds, ns.repeat = 0.5, 1
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        loop_name = f"uvloop {uvloop.__version__}"
+    except ImportError:
+        loop_name = "asyncio"
+    import uvicorn
+    import websockets
+    import wsproto
+
+    import wsfast
+
+    print(f"uvicorn {uvicorn.__version__}, websockets {websockets.__version__}, wsproto "
+          f"{wsproto.__version__}, wsfast {wsfast.__version__} ({wsfast.implementation}); "
+          f"clients: wsfast on {loop_name}; best of {ns.repeat} x {ns.seconds} s; "
+          f"{os.cpu_count()} CPUs")
+    head = f"{'size':>6} {'clients':>7} {'deflate':>7} {'backend':<18} {'trips/s':>10} " \
+           f"{'CPU us/trip':>11} {'x rate':>7} {'x CPU':>6}"
+    print(head)
+    for deflate in (False, True):
+        for size in SIZES:
+            for clients in CLIENTS:
+                best = {name: (0.0, float("inf")) for name in BACKENDS}
+                for _ in range(ns.repeat):
+                    for name, ws in BACKENDS.items():
+                        rate, cpu = measure(ws, size, clients, deflate, ns.seconds)
+                        old_rate, old_cpu = best[name]
+                        best[name] = (max(old_rate, rate), min(old_cpu, cpu))
+                ref_rate, ref_cpu = best[REFERENCE]
+                for name in BACKENDS:
+                    rate, cpu = best[name]
+                    print(f"{size:>6} {clients:>7} {'on' if deflate else 'off':>7} {name:<18} "
+                          f"{rate:>10,.0f} {cpu:>11.1f} {rate / ref_rate:>6.2f}x "
+                          f"{ref_cpu / cpu:>5.2f}x", flush=True)
+    if ns.profile:
+        for name, ws in BACKENDS.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                out = os.path.join(tmp, "server.prof")
+                proc, port = start(ws, False, profile=out)
+                try:
+                    asyncio.run(drive(port, 1, text_message(64), False, ns.seconds))
+                finally:
+                    stop(proc)  # type: ignore[arg-type]
+                parts = ", ".join(f"{k} {v:.0%}" for k, v in profile_summary(out)[:8])
+                print(f"server time, {name}, 64 B, 1 client: {parts}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
