@@ -86,6 +86,9 @@ def run(root: Path, pure: bool, extra: list[str]) -> Path:
     if importlib.util.find_spec("xdist") is not None and "-n" not in extra:
         # The tests mostly wait (servers starting, timeouts): four at a time, each on its port.
         cmd += ["-n", "4"]
+    probe = "import wsfast.connection as c; print(c.implementation)"
+    build = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    print(f"wsfast connection: {build.stdout.strip() or build.stderr}", flush=True)
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, cwd=root, env=env)  # failures are judged from the report below
     return report

@@ -221,6 +221,43 @@ def test_reading_stops_while_the_write_buffer_is_full() -> None:
     run(main())
 
 
+def test_data_before_the_answer_is_bounded() -> None:
+    """A client that sends more than the connection keeps before the server has answered
+    (RFC 6455 §4.1: it must wait) gets 400; the application's late accept raises OSError."""
+    outcome: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await asyncio.sleep(0.3)
+        outcome.append(await receive())
+        try:
+            await send({"type": "websocket.accept"})
+        except OSError as exc:
+            outcome.append(exc)
+
+    async def main() -> bytes:
+        async with serve(app) as (server, port):
+            loop = asyncio.get_running_loop()
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.setblocking(False)
+            with sock:
+                client = ClientConnection.from_uri(f"ws://127.0.0.1:{port}/")
+                await loop.sock_sendall(sock, client.data_to_send())
+                await only_connection(server)  # uvicorn has handed the connection over
+                await loop.sock_sendall(sock, b"x" * 40_000)
+                answer = b""
+                while chunk := await loop.sock_recv(sock, 65536):
+                    answer += chunk
+            while len(outcome) < 2:
+                await asyncio.sleep(0.02)
+            return answer
+
+    answer = run(main())
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert outcome[0] == {"type": "websocket.disconnect", "code": 1006}
+    assert isinstance(outcome[1], OSError)
+
+
 # --- the whole stack in a subprocess: uvicorn --ws wsfast.uvicorn:WSFastProtocol ------------
 
 

@@ -261,7 +261,10 @@ class WSFastProtocol(asyncio.Protocol):
                 )
                 self.close_sent = True
             elif kind is HandshakeFailed:
-                # The request broke RFC 6455 §4.2.1; the refusal is ready to send.
+                # The request broke RFC 6455 §4.2.1 (or the client sent data before our
+                # answer, more than the connection keeps); the refusal is ready to send.
+                if self.scope:
+                    self._deliver({"type": "websocket.disconnect", "code": 1006})
                 self.handshake_complete = True
                 self.close_sent = True
         data = conn.data_to_send()
@@ -524,6 +527,8 @@ class WSFastProtocol(asyncio.Protocol):
         if self.transport.is_closing():
             return
         conn = self.conn
+        if conn.state is not State.CONNECTING:
+            raise self._utils.ClientDisconnected()
         if subprotocol is not None and subprotocol not in conn.request.subprotocols:  # type: ignore[union-attr]
             # uvicorn's own backends send the app's choice even if the client did not offer it.
             headers.append(("Sec-WebSocket-Protocol", subprotocol))
@@ -536,8 +541,8 @@ class WSFastProtocol(asyncio.Protocol):
     def _app_close(self, code: int, reason: str) -> None:
         if self.transport.is_closing():
             return
+        self.conn.close(code, reason)  # first: ValueError for a code or reason it cannot send
         self._deliver({"type": "websocket.disconnect", "code": code, "reason": reason})
-        self.conn.close(code, reason)
         self._flush()
         self.close_sent = True
         if self.read_paused:
