@@ -34,7 +34,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from dropin_uvicorn import cpu_seconds, free_port, profile_summary, stop  # noqa: E402
+import dropin_uvicorn  # noqa: E402
+from dropin_uvicorn import cpu_seconds, profile_summary, stop  # noqa: E402
 
 BACKENDS = {
     "wsfast": "wsfast.uvicorn:WSFastProtocol",
@@ -47,27 +48,8 @@ CLIENTS = [1, 100]
 
 
 def start(ws: str, deflate: bool, profile: str | None = None) -> tuple[object, int]:
-    import socket
-    import subprocess
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "_uvicorn_echo:app", "--host", "127.0.0.1",
-           "--port", str(port), "--ws", ws, "--ws-per-message-deflate", str(deflate).lower(),
-           "--ws-max-size", str(1 << 24), "--log-level", "warning", "--no-access-log"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WSFAST_PATCH")}
-    env["PYTHONPATH"] = str(HERE)
-    if profile:
-        env["WSFAST_BENCH_PROFILE"] = profile
-    proc = subprocess.Popen(cmd, cwd=HERE, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit(f"uvicorn did not start: {cmd}")
+    options = ["--ws-per-message-deflate", str(deflate).lower(), "--ws-max-size", str(1 << 24)]
+    return dropin_uvicorn.start(ws, False, profile, options)
 
 
 def text_message(size: int) -> str:

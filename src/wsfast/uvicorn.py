@@ -277,26 +277,20 @@ class WSFastProtocol(asyncio.Protocol):
     def _on_message(self, message: dict[str, Any]) -> None:
         if self.close_sent:
             return  # past websocket.close: dropped, so that reading goes on to the close frame
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(message)
-                return
-        self._queue.append(message)
-        if not self.read_paused:
+        if self._deliver(message) and not self.read_paused:
             self.read_paused = True
             self._update_reading()
 
-    def _deliver(self, message: dict[str, Any]) -> None:
-        """Queue a message for the application whatever the state (disconnects)."""
+    def _deliver(self, message: dict[str, Any]) -> bool:
+        """Hand a message to the waiting receive(), else queue it (True: queued)."""
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(message)
-                return
+                return False
         self._queue.append(message)
+        return True
 
     def _update_reading(self) -> None:
         transport = self.transport
