@@ -125,13 +125,14 @@ def test_keepalive_disabled() -> None:
 
 
 def test_one_read_queues_at_most_a_slice_beyond_ws_max_queue() -> None:
-    """A burst the application does not read: the queue stops near ws_max_queue, the rest
-    of the read waits unparsed with reading paused, and every message arrives in order."""
+    """A burst the application does not read, arriving in one read: the queue stops near
+    ws_max_queue, the rest of the read waits unparsed with reading paused, and every message
+    arrives in order once the application reads."""
     from wsfast.uvicorn import _SLICE
 
     proceed = asyncio.Event()
     received: list[str] = []
-    count = 20_000
+    count = 10_000  # 10 bytes each: 100 KB, more than one slice
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await receive()
@@ -149,10 +150,14 @@ def test_one_read_queues_at_most_a_slice_beyond_ws_max_queue() -> None:
                 protocol = await only_connection(server)
                 for i in range(count):
                     client.send_text(f"{i:04x}")
-                burst = client.data_to_send()  # 10 bytes a message
-                await asyncio.get_running_loop().sock_sendall(sock, burst)
+                burst = client.data_to_send()
+                # The whole burst waits in the socket, so that the server reads it at once.
+                protocol.transport.pause_reading()
+                await asyncio.wait_for(asyncio.get_running_loop().sock_sendall(sock, burst), 10)
+                await asyncio.sleep(0.2)
+                protocol.transport.resume_reading()
                 deadline = time.monotonic() + 10
-                while not protocol._unparsed and time.monotonic() < deadline:
+                while not protocol._queue and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
                 assert protocol._unparsed, "the burst was parsed whole"
                 assert 4 <= len(protocol._queue) <= 4 + _SLICE // 10

@@ -44,7 +44,11 @@ from .permessage_deflate import ServerDeflateFactory
 __all__ = ["WSFastProtocol"]
 
 _OPEN = State.OPEN
-_SLICE = 16 * 1024  # a read is parsed this many bytes at a time while the queue is long
+# A read longer than _WHOLE (a 64 KiB message and its header) is parsed _SLICE bytes at a
+# time, until the queue holds ws_max_queue messages: at most ws_max_queue + _SLICE / 6 are
+# queued from one read, however small its messages (uvicorn's own backends queue a read).
+_SLICE = 64 * 1024
+_WHOLE = _SLICE + 14
 _TRACE = 5  # uvicorn.logging.TRACE_LOG_LEVEL
 _utils: Any = None  # uvicorn.protocols.utils, imported by the first protocol built
 
@@ -130,7 +134,7 @@ class WSFastProtocol(asyncio.Protocol):
         self._queue: deque[dict[str, Any]] = deque()
         self._waiter: asyncio.Future[dict[str, Any]] | None = None
         self._max_queue = max(1, int(config.ws_max_queue))
-        self._unparsed = b""  # the rest of a read, held back while the queue is full
+        self._unparsed = memoryview(b"")  # the rest of a read, held back while the queue is full
         self.read_paused = False  # paused because a message waits in the queue
         self._write_paused = False  # the transport's write buffer is over its high-water mark
         self._reading = True  # the transport reads (neither reason to pause holds)
@@ -164,7 +168,7 @@ class WSFastProtocol(asyncio.Protocol):
         self._trace("WebSocket connection lost")
         self.handshake_complete = True
         self.disconnected = True
-        self._unparsed = b""
+        self._unparsed = memoryview(b"")
         # A transport lost while its buffer is full never calls resume_writing().
         self._release_writers()
         if self.close_timer is not None:
@@ -187,10 +191,10 @@ class WSFastProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._unparsed:  # (reading was paused; a transport may still deliver one read)
-            self._unparsed += data
+            self._unparsed = memoryview(self._unparsed.tobytes() + data)
             return
-        if len(data) > _SLICE and self.conn.state is _OPEN:
-            self._unparsed = data
+        if len(data) > _WHOLE and self.conn.state is _OPEN:
+            self._unparsed = memoryview(data)
             self._parse_held_back()
             return
         self.conn.receive_data(data)
@@ -228,15 +232,15 @@ class WSFastProtocol(asyncio.Protocol):
         """Parse the held-back rest of a read, a slice at a time, until the queue is full."""
         conn = self.conn
         while self._unparsed and len(self._queue) < self._max_queue:
-            data = self._unparsed
-            self._unparsed = data[_SLICE:]
-            conn.receive_data(data[:_SLICE])
+            view = self._unparsed
+            self._unparsed = view[_SLICE:]
+            conn.receive_data(view[:_SLICE])
             self._handle_events()
             while conn.backlogged and len(self._queue) < self._max_queue:
                 conn.receive_data(b"")
                 self._handle_events()
             if conn.state is not _OPEN and conn.state is not State.CLOSING:
-                self._unparsed = b""
+                self._unparsed = memoryview(b"")
         self._update_reading()
 
     def _handle_events(self) -> None:
