@@ -112,9 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--quick", action="store_true", help="0.5 s, one round")
+    parser.add_argument("--compression", choices=["off", "on", "both"], default="both")
+    parser.add_argument("--zlib", default=None,
+                        help="WSFAST_ZLIB for wsfast's deflate, server and clients (e.g. isal)")
     ns = parser.parse_args(argv)
     if ns.quick:
         ns.seconds, ns.repeat = 0.5, 1
+    if ns.zlib:
+        os.environ["WSFAST_ZLIB"] = ns.zlib  # inherited by the servers
     try:
         import uvloop
 
@@ -131,11 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"uvicorn {uvicorn.__version__}, websockets {websockets.__version__}, wsproto "
           f"{wsproto.__version__}, wsfast {wsfast.__version__} ({wsfast.implementation}); "
           f"clients: wsfast on {loop_name}; best of {ns.repeat} x {ns.seconds} s; "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs; wsfast's zlib: {os.environ.get('WSFAST_ZLIB') or 'zlib'}")
     head = f"{'size':>6} {'clients':>7} {'deflate':>7} {'backend':<18} {'trips/s':>10} " \
            f"{'CPU us/trip':>11} {'x rate':>7} {'x CPU':>6}"
     print(head)
-    for deflate in (False, True):
+    settings = {"off": (False,), "on": (True,), "both": (False, True)}[ns.compression]
+    for deflate in settings:
         for size in SIZES:
             for clients in CLIENTS:
                 best = {name: (0.0, float("inf")) for name in BACKENDS}
