@@ -170,6 +170,46 @@ def test_one_read_queues_at_most_a_slice_beyond_ws_max_queue() -> None:
     run(main())
 
 
+def test_close_reads_past_a_full_queue_to_the_peers_close() -> None:
+    """The application closes without reading a full queue and a held-back read: what is
+    held back is parsed (and dropped) up to the peer's close frame, so the closing handshake
+    ends at once instead of at the close timeout."""
+    close_now = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await close_now.wait()
+        await send({"type": "websocket.close", "code": 1000})
+
+    async def main() -> float:
+        async with serve(app, ws_max_queue=4) as (server, port):
+            loop = asyncio.get_running_loop()
+            sock, client = await open_raw(port)
+            with sock:
+                protocol = await only_connection(server)
+                for i in range(10_000):
+                    client.send_text(f"{i:04x}")
+                protocol.transport.pause_reading()
+                await asyncio.wait_for(loop.sock_sendall(sock, client.data_to_send()), 10)
+                await asyncio.sleep(0.2)
+                protocol.transport.resume_reading()
+                while not protocol._unparsed:
+                    await asyncio.sleep(0.01)
+                close_now.set()
+                t0 = time.monotonic()
+                while client.state.name == "OPEN":
+                    data = await asyncio.wait_for(loop.sock_recv(sock, 65536), 5)
+                    assert data
+                    client.receive_data(data)
+                await loop.sock_sendall(sock, client.data_to_send())  # our close reply
+                while await asyncio.wait_for(loop.sock_recv(sock, 65536), 5):
+                    pass  # until the server closes TCP
+                return time.monotonic() - t0
+
+    assert run(main()) < 3.0  # the close timeout is 10 s
+
+
 def test_reading_stops_while_the_write_buffer_is_full() -> None:
     """A peer that floods pings and never reads: the pongs stop at the transport's write
     buffer (reading pauses with writing), not in unbounded memory."""

@@ -199,7 +199,7 @@ class WSFastProtocol(asyncio.Protocol):
             return
         self.conn.receive_data(data)
         self._handle_events()
-        while self.conn.backlogged and len(self._queue) < self._max_queue:
+        while self.conn.backlogged and self._room():
             self.conn.receive_data(b"")
             self._handle_events()
 
@@ -231,17 +231,22 @@ class WSFastProtocol(asyncio.Protocol):
     def _parse_held_back(self) -> None:
         """Parse the held-back rest of a read, a slice at a time, until the queue is full."""
         conn = self.conn
-        while self._unparsed and len(self._queue) < self._max_queue:
+        while self._unparsed and self._room():
             view = self._unparsed
             self._unparsed = view[_SLICE:]
             conn.receive_data(view[:_SLICE])
             self._handle_events()
-            while conn.backlogged and len(self._queue) < self._max_queue:
+            while conn.backlogged and self._room():
                 conn.receive_data(b"")
                 self._handle_events()
             if conn.state is not _OPEN and conn.state is not State.CLOSING:
                 self._unparsed = memoryview(b"")
         self._update_reading()
+
+    def _room(self) -> bool:
+        """May more be parsed now? Not while ws_max_queue messages wait for the application,
+        unless it has closed (what is received then is dropped, up to the peer's close)."""
+        return self.close_sent or len(self._queue) < self._max_queue
 
     def _handle_events(self) -> None:
         conn = self.conn
@@ -447,7 +452,7 @@ class WSFastProtocol(asyncio.Protocol):
             self._parse_held_back()
         else:
             conn = self.conn
-            while conn.backlogged and len(self._queue) < self._max_queue:
+            while conn.backlogged and self._room():
                 conn.receive_data(b"")
                 self._handle_events()
             self._update_reading()
