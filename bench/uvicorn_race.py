@@ -142,12 +142,105 @@ def measure(ws: str, size: int, clients: int, deflate: bool, seconds: float) -> 
     return trips / seconds, cpu / max(trips, 1) * 1e6 * (seconds / elapsed)
 
 
+class _MemoryTransport:
+    """Enough of a transport for a WebSocket protocol: collects what it writes."""
+
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 8001)}.get(
+            name, default)
+
+    def write(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def per_message(protocol_path: str, app: object, count: int) -> float:
+    """CPU microseconds per echoed 64 B message through one protocol object fed from memory:
+    the protocol, uvicorn's ASGI wrapper and the application, no sockets."""
+    from uvicorn.config import Config
+    from uvicorn.importer import import_from_string
+    from uvicorn.server import ServerState
+
+    from wsfast import ClientConnection
+
+    cls = import_from_string(protocol_path)
+    config = Config(app=app, ws=cls, lifespan="off", ws_per_message_deflate=False,
+                    log_level="warning")
+    config.load()
+    state = ServerState()
+    protocol = cls(config=config, server_state=state, app_state={})
+    transport = _MemoryTransport()
+    protocol.connection_made(transport)
+    client = ClientConnection.from_uri("ws://127.0.0.1/")
+    protocol.data_received(client.data_to_send())
+    while not transport.out:
+        await asyncio.sleep(0)
+    client.receive_data(b"".join(transport.out))
+    transport.out.clear()
+    client.send_text("x" * 64)
+    frame = client.data_to_send()
+    t0 = time.process_time()
+    for _ in range(count):
+        protocol.data_received(frame)
+        while not transport.out:
+            await asyncio.sleep(0)
+        transport.out.clear()
+    elapsed = time.process_time() - t0
+    client.close()
+    protocol.data_received(client.data_to_send())
+    protocol.connection_lost(None)
+    await asyncio.gather(*state.tasks)
+    return elapsed / count * 1e6
+
+
+def in_process(repeat: int) -> None:
+    from _uvicorn_echo import app as starlette_app
+
+    async def raw_echo(scope: dict, receive: object, send: object) -> None:
+        await receive()  # type: ignore[operator]
+        await send({"type": "websocket.accept"})  # type: ignore[operator]
+        while (message := await receive())["type"] == "websocket.receive":  # type: ignore[operator]
+            await send({"type": "websocket.send", "text": message["text"]})  # type: ignore[operator]
+
+    paths = {
+        "wsfast": "wsfast.uvicorn:WSFastProtocol",
+        "websockets-sansio":
+            "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol",
+        "wsproto": "uvicorn.protocols.websockets.wsproto_impl:WSProtocol",
+    }
+    print("\nNo sockets: 64 B messages fed to the protocol object, echoed by the application "
+          f"(CPU us per message, best of {repeat})")
+    for label, app in (("raw ASGI echo", raw_echo), ("Starlette echo", starlette_app)):
+        cost = {name: min(asyncio.run(per_message(path, app, 20_000)) for _ in range(repeat))
+                for name, path in paths.items()}
+        ref = cost[REFERENCE]
+        print(f"{label:<15} " + "  ".join(
+            f"{name} {us:.1f} ({ref / us:.2f}x)" for name, us in cost.items()), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--quick", action="store_true", help="0.5 s, one round")
+    parser.add_argument("--in-process", action="store_true",
+                        help="also the cost per message of each protocol fed from memory")
     parser.add_argument("--compression", choices=["off", "on", "both"], default="both")
     parser.add_argument("--zlib", default=None,
                         help="WSFAST_ZLIB for wsfast's deflate, server and clients (e.g. isal)")
@@ -192,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{size:>6} {clients:>7} {'on' if deflate else 'off':>7} {name:<18} "
                           f"{rate:>10,.0f} {cpu:>11.1f} {rate / ref_rate:>6.2f}x "
                           f"{ref_cpu / cpu:>5.2f}x", flush=True)
+    if ns.in_process:
+        in_process(ns.repeat)
     if ns.profile:
         for name, ws in BACKENDS.items():
             with tempfile.TemporaryDirectory() as tmp:
