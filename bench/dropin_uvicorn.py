@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -33,13 +34,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(backend: str, patched: bool, profile: str | None = None) -> tuple[subprocess.Popen, int]:
+def start(
+    backend: str, patched: bool, profile: str | None = None, extra: Sequence[str] = ()
+) -> tuple[subprocess.Popen, int]:
+    """uvicorn with ``--ws backend`` (a name or an import string) and ``extra`` options."""
     port = free_port()
     cmd = [sys.executable]
     if patched:
         cmd += ["-m", "wsfast", "run", "--patch", "wsproto,websockets"]
     cmd += ["-m", "uvicorn", "_uvicorn_echo:app", "--host", "127.0.0.1", "--port", str(port),
-            "--ws", backend, "--log-level", "warning", "--no-access-log"]
+            "--ws", backend, "--log-level", "warning", "--no-access-log", *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("WSFAST_PATCH")}
     env["PYTHONPATH"] = str(HERE)
     if profile:
