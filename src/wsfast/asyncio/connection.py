@@ -578,10 +578,11 @@ class WebSocket(asyncio.BufferedProtocol):
             self._resume_reading()
 
     async def _drain(self) -> None:
-        if self._drain_waiter is None or self._drain_waiter.done():
-            self._drain_waiter = self._loop.create_future()
-        # Shielded: cancelling one waiting send() must not cancel the others.
-        await asyncio.shield(self._drain_waiter)
+        if not self._closed.done():  # the transport is gone: nothing will resume writing
+            if self._drain_waiter is None or self._drain_waiter.done():
+                self._drain_waiter = self._loop.create_future()
+            # Shielded: cancelling one waiting send() must not cancel the others.
+            await asyncio.shield(self._drain_waiter)
         if self._close_code is not None and self._conn.state is _CLOSED:
             raise self._closed_error()
 
