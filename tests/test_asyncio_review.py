@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from asyncio_helpers import HOST, raw_client, run, send_until_stalled
+from asyncio_helpers import HOST, echo, raw_client, run, uri
 
-from wsfast.asyncio import ConnectionClosed, ServerWebSocket, serve
+from wsfast.asyncio import ConnectionClosed, ServerWebSocket, connect, serve
+from wsfast.connection import InvalidState
 
 MiB = 1024 * 1024
 
@@ -44,3 +45,32 @@ def test_drain_after_the_connection_is_lost_while_writing_is_paused_raises() -> 
 
     run(main())
     assert outcome["raised"] == 1006, outcome
+
+
+def test_sending_before_the_handshake_is_complete_raises_at_once() -> None:
+    """send() and ping() from process_request (the connection still CONNECTING) used to wait
+    for the connection to close, which it never did with open_timeout=None: the handshake
+    waited on process_request, process_request on the close. send_nowait() said 1006."""
+    raised: dict[str, Any] = {}
+
+    async def process_request(ws: ServerWebSocket, request: Any) -> None:
+        for name, call in [
+            ("send", lambda: ws.send("early")),
+            ("ping", lambda: ws.ping()),
+            ("send_nowait", lambda: asyncio.sleep(0, ws.send_nowait("early"))),
+        ]:
+            try:
+                await asyncio.wait_for(call(), 2)
+            except (InvalidState, asyncio.TimeoutError, ConnectionClosed) as exc:
+                raised[name] = type(exc).__name__
+
+    async def main() -> None:
+        async with serve(
+            echo, HOST, 0, process_request=process_request, open_timeout=None
+        ) as server:
+            async with connect(uri(server)) as ws:
+                await ws.send("after")
+                assert await ws.recv() == "after"
+
+    run(main())
+    assert raised == dict.fromkeys(["send", "ping", "send_nowait"], "InvalidState"), raised

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
-from ..connection import Connection, State
+from ..connection import Connection, InvalidState, State
 from ..events import (
     Accepted,
     BinaryMessage,
@@ -277,10 +277,10 @@ class WebSocket(asyncio.BufferedProtocol):
 
     def send_nowait(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a message without waiting for the write buffer to drain (for ``on_message``
-        callbacks; see :attr:`writing_paused`); raises ConnectionClosed if the connection is
-        not open."""
+        callbacks; see :attr:`writing_paused`); raises ConnectionClosed once the connection
+        is closing, InvalidState before the opening handshake is complete."""
         if self._conn.state is not _OPEN:
-            raise self._closed_error()
+            raise self._not_open_error()
         self._write_message(message)
 
     async def drain(self) -> None:
@@ -592,10 +592,21 @@ class WebSocket(asyncio.BufferedProtocol):
             waiter.set_result(None)
 
     async def _raise_closed(self) -> None:
-        """Sending is over: wait for the closing handshake to end, then raise how it ended."""
+        """Sending is over: wait for the closing handshake to end, then raise how it ended.
+        Before the opening handshake is complete (e.g. from process_request), raise at once:
+        waiting would wait for a handshake that waits for the caller."""
+        if self._conn.state is _CONNECTING:
+            raise self._not_open_error()
         if self._close_code is None:
             await self.wait_closed()  # bounded by the closing timer
         raise self._closed_error()
+
+    def _not_open_error(self) -> Exception:
+        """Why nothing can be sent now: the handshake is not complete, or the connection is
+        closing or closed."""
+        if self._conn.state is _CONNECTING:
+            return InvalidState("cannot send before the opening handshake is complete")
+        return self._closed_error()
 
     def _closed_error(self) -> ConnectionClosedException:
         """A new exception saying how the connection closed, chained to the cause (a
