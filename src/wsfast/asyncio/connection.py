@@ -122,6 +122,7 @@ class WebSocket(asyncio.BufferedProtocol):
         "_queue_full",
         "_reading_paused",
         "_backlog_step",
+        "_lost",
         "_waiter",
         "_write_limit",
         "_writing_paused",
@@ -171,6 +172,7 @@ class WebSocket(asyncio.BufferedProtocol):
         self._queue_full = False  # max_queue messages wait (until half of them are taken)
         self._reading_paused = False  # what we asked of the transport
         self._backlog_step: asyncio.Handle | None = None  # see _process
+        self._lost = False  # the transport ended with frames held back: see connection_lost
         self._waiter: asyncio.Future[None] | None = None
         self._write_limit = write_limit
         self._writing_paused = False
@@ -359,11 +361,29 @@ class WebSocket(asyncio.BufferedProtocol):
         self._process()
 
     def eof_received(self) -> bool | None:
-        self._conn.receive_eof()
-        self._process()
+        if not self._conn.backlogged:  # else the frames held back go first: connection_lost
+            self._conn.receive_eof()
+            self._process()
         return None  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is None and self._conn.backlogged:
+            # A clean end that came with frames still held back: a TLS transport reports the
+            # peer's close_notify in the same read as the data before it, even with reading
+            # paused. Those frames arrived first: they are handed over step by step as usual
+            # (with what they produce to send dropped), then the connection ends; within
+            # close_timeout, or without them, if the application does not take them.
+            self._lost = True
+            self._writing_paused = False  # nothing is written any more
+            self._wake_writer()
+            self._start_closing_timer()
+            if self._backlog_step is None:
+                self._backlog_step = self._loop.call_soon(self._inflate_backlog)
+            return
+        self._connection_ended(exc)
+
+    def _connection_ended(self, exc: Exception | None) -> None:
+        """The transport is gone (see connection_lost): end the connection."""
         if exc is not None and self._close_cause is None:
             self._close_cause = exc
         conn = self._conn
@@ -427,7 +447,10 @@ class WebSocket(asyncio.BufferedProtocol):
             conn.receive_data(b"")
             self._process()  # (which schedules the next step if more is left)
         if not conn.backlogged:
-            self._resume_reading_if_allowed()
+            if self._lost:
+                self._connection_ended(None)  # the end that came after them
+            else:
+                self._resume_reading_if_allowed()
 
     def _dispatch(self, events: list[Any]) -> None:
         for event in events:
@@ -460,6 +483,8 @@ class WebSocket(asyncio.BufferedProtocol):
         if transport is None:
             return
         chunks = conn.chunks_to_send()
+        if self._lost:
+            return  # the transport is gone (see connection_lost)
         if len(chunks) == 1 and len(chunks[0]) < _BIG_WRITE:
             transport.write(chunks[0])
         elif chunks:
@@ -502,6 +527,9 @@ class WebSocket(asyncio.BufferedProtocol):
 
     def _closing_timeout(self) -> None:
         self._closing_timer = None
+        if self._lost:
+            self._connection_ended(None)  # without the frames still held back
+            return
         transport = self._transport
         if transport is not None:
             logger.debug(

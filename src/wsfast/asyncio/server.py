@@ -107,14 +107,14 @@ class ServerWebSocket(WebSocket):
         if server._open_timeout is not None:
             self._open_timer = self._loop.call_later(server._open_timeout, self._open_timed_out)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _connection_ended(self, exc: Exception | None) -> None:
         if self._open_timer is not None:
             self._open_timer.cancel()
             self._open_timer = None
         if self._answer_task is not None:
             self._answer_task.cancel()  # process_request is still running: never mind
         self._handshake_over()
-        super().connection_lost(exc)
+        super()._connection_ended(exc)
         if self._opened_at and logger.isEnabledFor(logging.INFO):
             logger.info(
                 "connection %d closed: %s %s, code %s, %.3f s",
