@@ -12,7 +12,17 @@ import zlib
 from typing import Any
 
 import pytest
-from asyncio_helpers import HOST, MASK, TIMEOUT, client_frame, echo, raw_client, run, uri
+from asyncio_helpers import (
+    HOST,
+    MASK,
+    TIMEOUT,
+    client_frame,
+    echo,
+    raw_client,
+    raw_upgrade,
+    run,
+    uri,
+)
 
 from wsfast import ClientConnection, Opcode, apply_mask, build_header
 from wsfast.asyncio import ConnectionClosed, ServerWebSocket, connect, serve
@@ -169,3 +179,42 @@ def test_frames_held_back_when_a_tls_peer_ends_are_still_delivered(
         assert seen["queued"] <= 4 + 2, seen  # max_queue, plus one receive_data budget
     else:
         assert seen["code"] == 1006 and seen["took"] < 5, seen
+
+
+# --- the server's shutdown -------------------------------------------------------------------
+
+
+def test_a_connection_accepted_while_the_server_closes_is_not_served() -> None:
+    """A connection the loop accepted before Server.close() but handed to its protocol
+    after it (connection_made comes a loop iteration or two after accept()) used to be
+    served by the closed server: its handler ran after wait_closed() had returned, and
+    nothing would ever close it."""
+    handled: list[str] = []
+
+    async def handler(ws: ServerWebSocket) -> None:
+        handled.append(ws.path)
+        await ws.wait_closed()
+
+    async def main() -> None:
+        starting = serve(handler, HOST, 0)
+        server = starting._server
+        make = server._protocol
+
+        def factory() -> ServerWebSocket:
+            # The loop makes the transport next, which schedules connection_made(): close()
+            # runs in between, as it may when called while connections arrive.
+            asyncio.get_running_loop().call_soon(server.close)
+            return make()
+
+        server._protocol = factory  # type: ignore[method-assign]
+        await starting
+        port = server.port
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(raw_upgrade(port, "/late"))
+        await asyncio.wait_for(server.wait_closed(), 5)
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert not answer.startswith(b"HTTP/1.1 101"), answer
+        assert handled == [] and not server.connections
+
+    run(main())

@@ -92,10 +92,11 @@ class ServerWebSocket(WebSocket):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         server = self._server
-        if server._over_capacity():
+        if server._closed or server._over_capacity():
             # Counted here, where connections arrive one by one (the protocol factory may run
-            # for a burst of them first); _Busy answers 503 on this transport instead.
-            logger.debug("over max_handshakes or max_connections: refusing with 503")
+            # for a burst of them first); _Busy answers 503 on this transport instead. A
+            # connection accepted just before Server.close() arrives here after it.
+            logger.debug("closed, or over max_handshakes or max_connections: refusing with 503")
             busy = _Busy(server._close_timeout)
             transport.set_protocol(busy)
             busy.connection_made(transport)
@@ -315,6 +316,7 @@ class Server:
         self._handshakes = 0  # connections in their opening handshake
         self._closing: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        self._closed = False  # close() was called: new connections are refused
 
     def _protocol(self) -> ServerWebSocket:
         conn = ServerConnection(**self._connection_options)
@@ -342,6 +344,7 @@ class Server:
 
     def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """Stop listening and start closing every connection with ``code``."""
+        self._closed = True
         if self._server is not None:
             self._server.close()
         for ws in list(self._connections):
