@@ -218,3 +218,40 @@ def test_a_connection_accepted_while_the_server_closes_is_not_served() -> None:
         assert handled == [] and not server.connections
 
     run(main())
+
+
+def test_closing_a_backlogged_connection_still_ends_within_close_timeout() -> None:
+    """close() against a peer that floods compressed messages and never answers: the
+    closing timer drops the transport with frames still held back, and the connection ends
+    then. Only the peer's own end waits for the frames held back (see the TLS test above):
+    after our own abort, inflating them first would stretch close_timeout."""
+    state: dict[str, Any] = {}
+
+    async def closes(ws: ServerWebSocket) -> None:
+        await asyncio.sleep(0.2)  # the queue fills, frames are held back
+        state["backlogged"] = ws._conn.backlogged
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await ws.close()
+        state["took"] = loop.time() - start
+
+    async def main() -> None:
+        async with serve(closes, HOST, 0, max_queue=4, close_timeout=0.3) as server:
+            reader, writer = await asyncio.open_connection(HOST, server.port)
+            client = ClientConnection(HOST, extensions=[ClientDeflateFactory()])
+            writer.write(client.data_to_send())
+            client.receive_data(await reader.readuntil(b"\r\n\r\n"))
+            frame = zeros_frame(MiB - 1)
+            try:
+                while "took" not in state:
+                    writer.write(frame * 64)
+                    await writer.drain()
+            except ConnectionError:
+                pass
+            writer.close()
+
+    run(main())
+    assert state["backlogged"], state
+    # One close_timeout (1 s), never two.
+    # One close_timeout, not two (the second one spent inflating what is held back).
+    assert 0.25 < state["took"] < 0.55, state

@@ -122,6 +122,7 @@ class WebSocket(asyncio.BufferedProtocol):
         "_queue_full",
         "_reading_paused",
         "_backlog_step",
+        "_peer_ended",
         "_lost",
         "_waiter",
         "_write_limit",
@@ -172,7 +173,10 @@ class WebSocket(asyncio.BufferedProtocol):
         self._queue_full = False  # max_queue messages wait (until half of them are taken)
         self._reading_paused = False  # what we asked of the transport
         self._backlog_step: asyncio.Handle | None = None  # see _process
-        self._lost = False  # the transport ended with frames held back: see connection_lost
+        # See connection_lost: the peer ended the transport with frames still held back
+        # (_peer_ended); the transport is gone while they are handed over (_lost).
+        self._peer_ended = False
+        self._lost = False
         self._waiter: asyncio.Future[None] | None = None
         self._write_limit = write_limit
         self._writing_paused = False
@@ -361,18 +365,22 @@ class WebSocket(asyncio.BufferedProtocol):
         self._process()
 
     def eof_received(self) -> bool | None:
-        if not self._conn.backlogged:  # else the frames held back go first: connection_lost
+        if self._conn.backlogged:
+            # A TLS transport reports the peer's close_notify in the same read as the data
+            # before it, even with reading paused: the frames held back go first (see
+            # connection_lost).
+            self._peer_ended = True
+        else:
             self._conn.receive_eof()
             self._process()
         return None  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if exc is None and self._conn.backlogged:
-            # A clean end that came with frames still held back: a TLS transport reports the
-            # peer's close_notify in the same read as the data before it, even with reading
-            # paused. Those frames arrived first: they are handed over step by step as usual
-            # (with what they produce to send dropped), then the connection ends; within
-            # close_timeout, or without them, if the application does not take them.
+        if self._peer_ended and exc is None and self._conn.backlogged:
+            # The peer's frames held back arrived before its end: they are handed over step
+            # by step as usual (what they produce to send is dropped), then the connection
+            # ends; within close_timeout, or without them, if the application does not take
+            # them.
             self._lost = True
             self._writing_paused = False  # nothing is written any more
             self._wake_writer()
@@ -530,6 +538,7 @@ class WebSocket(asyncio.BufferedProtocol):
         if self._lost:
             self._connection_ended(None)  # without the frames still held back
             return
+        self._peer_ended = False  # the deadline is over for them too
         transport = self._transport
         if transport is not None:
             logger.debug(
