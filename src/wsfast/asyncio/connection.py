@@ -16,7 +16,8 @@ Timers, one per purpose, each None while it is not running:
 - ``_closing_timer``: once closing began (our close frame sent, or the connection CLOSED
   with TCP still open: the server flushing, the client waiting for the server's EOF), the
   transport is dropped ``close_timeout`` later, whatever the callers do (cancel ``close()``,
-  wrap it in ``wait_for``...). ``close()`` and ``wait_closed()`` only wait.
+  wrap it in ``wait_for``...). ``close()`` and ``wait_closed()`` only wait. It also bounds
+  the handing over of frames held back when the peer ended the transport (connection_lost).
 """
 
 from __future__ import annotations
