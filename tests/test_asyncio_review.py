@@ -255,3 +255,26 @@ def test_closing_a_backlogged_connection_still_ends_within_close_timeout() -> No
     # One close_timeout (1 s), never two.
     # One close_timeout, not two (the second one spent inflating what is held back).
     assert 0.25 < state["took"] < 0.55, state
+
+
+def test_open_timeout_also_bounds_the_tls_handshake(
+    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """A client that opens TCP to a wss server and never starts TLS was held for asyncio's
+    own ssl_handshake_timeout (60 s): open_timeout started only once TLS was up, and
+    max_handshakes could not count it."""
+    server_ctx, _client_ctx = tls
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with serve(echo, HOST, 0, ssl=server_ctx, open_timeout=0.5) as server:
+            reader, writer = await asyncio.open_connection(HOST, server.port)
+            start = loop.time()
+            try:
+                assert await asyncio.wait_for(reader.read(), 5) == b""
+            except ConnectionError:
+                pass
+            assert loop.time() - start < 4
+            writer.close()
+
+    run(main())

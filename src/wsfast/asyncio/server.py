@@ -409,9 +409,10 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
     None: unlimited), ``compression`` (``"deflate"``, the default: permessage-deflate with the
     defaults of :class:`~wsfast.permessage_deflate.ServerDeflateFactory`; a factory of your
     own settings; None: off), ``max_frame_size``, ``decode_text``, ``max_queue``,
-    ``write_limit``, ``ping_interval``, ``ping_timeout``, ``open_timeout``, ``close_timeout``,
-    ``ssl``, and any keyword of :meth:`asyncio.loop.create_server` (e.g. ``reuse_port``,
-    ``backlog``, ``sock``) or, with ``unix_path``, of :meth:`asyncio.loop.create_unix_server`.
+    ``write_limit``, ``ping_interval``, ``ping_timeout``, ``open_timeout`` (with ``ssl``, it
+    bounds the TLS handshake as well), ``close_timeout``, ``ssl``, and any keyword of
+    :meth:`asyncio.loop.create_server` (e.g. ``reuse_port``, ``backlog``, ``sock``) or, with
+    ``unix_path``, of :meth:`asyncio.loop.create_unix_server`.
     """
 
     def __init__(
@@ -486,13 +487,17 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
     async def _start(self) -> Server:
         loop = asyncio.get_running_loop()
         server = self._server
+        options = dict(self._create_server)
+        if self._ssl is not None and server._open_timeout is not None:
+            # The TLS handshake comes before connection_made(), where open_timeout starts.
+            options.setdefault("ssl_handshake_timeout", server._open_timeout)
         if self._unix_path is not None:
             server._server = await loop.create_unix_server(
-                server._protocol, self._unix_path, ssl=self._ssl, **self._create_server
+                server._protocol, self._unix_path, ssl=self._ssl, **options
             )
         else:
             server._server = await loop.create_server(
-                server._protocol, self._host, self._port, ssl=self._ssl, **self._create_server
+                server._protocol, self._host, self._port, ssl=self._ssl, **options
             )
         return server
 
