@@ -7,24 +7,23 @@ from __future__ import annotations
 import asyncio
 import shutil
 import ssl
-import subprocess
-import zlib
 from typing import Any
 
 import pytest
 from asyncio_helpers import (
     HOST,
-    MASK,
     TIMEOUT,
     client_frame,
     echo,
     raw_client,
     raw_upgrade,
     run,
+    tls_contexts,
     uri,
 )
+from test_asyncio_deflate import zeros_frame
 
-from wsfast import ClientConnection, Opcode, apply_mask, build_header
+from wsfast import ClientConnection, Opcode
 from wsfast.asyncio import ConnectionClosed, ServerWebSocket, connect, serve
 from wsfast.connection import InvalidState
 from wsfast.permessage_deflate import ClientDeflateFactory
@@ -96,32 +95,12 @@ def test_sending_before_the_handshake_is_complete_raises_at_once() -> None:
 # --- a TLS peer that ends right after a compressed burst ---------------------------------
 
 
-def zeros_frame(size: int) -> bytes:
-    """A masked client frame: ``size`` zero bytes, compressed (window 12) to about a
-    thousandth of that."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -12, 9)
-    data = compressor.compress(b"\x00" * size) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    return build_header(Opcode.BINARY, len(data) - 4, rsv1=True, mask=MASK) + apply_mask(
-        data[:-4], MASK
-    )
-
-
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A server context and a client context that trusts it (a throwaway certificate)."""
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert, key)
-    return server_ctx, ssl.create_default_context(cafile=str(cert))
+    return tls_contexts(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
