@@ -167,7 +167,7 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
                 )
             else:
                 _transport, ws = await loop.create_connection(
-                    factory, host, port, ssl=ssl, **self._create_connection
+                    factory, host, port, ssl=ssl, **options
                 )
             try:
                 await ws._opened
