@@ -257,3 +257,28 @@ def test_open_timeout_also_bounds_the_tls_handshake(
             writer.close()
 
     run(main())
+
+
+def test_a_process_request_that_ends_cancelled_is_answered_500() -> None:
+    """A coroutine process_request whose task ends cancelled by something else than the end
+    of its connection (it awaited a future another task cancelled) left the handshake
+    unanswered, holding the connection and its handshake slot until open_timeout, or for
+    ever with open_timeout=None."""
+
+    async def process_request(ws: ServerWebSocket, request: Any) -> None:
+        shared = asyncio.get_running_loop().create_future()
+        shared.cancel()  # e.g. a lookup shared with a request that went away
+        await shared
+
+    async def main() -> None:
+        async with serve(
+            echo, HOST, 0, process_request=process_request, open_timeout=None
+        ) as server:
+            reader, writer = await asyncio.open_connection(HOST, server.port)
+            writer.write(raw_upgrade(server.port))
+            answer = await asyncio.wait_for(reader.read(), 5)
+            assert answer.startswith(b"HTTP/1.1 500 "), answer
+            assert server._handshakes == 0
+            writer.close()
+
+    run(main())

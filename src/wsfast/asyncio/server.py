@@ -161,15 +161,19 @@ class ServerWebSocket(WebSocket):
     def _answered(self, task: asyncio.Future[HttpResponse | None]) -> None:
         """A coroutine process_request is done (within open_timeout): answer with it."""
         self._answer_task = None
-        if task.cancelled():
-            return  # the connection is gone
-        error = task.exception()
-        if error is not None:
+        if self._conn.state is not State.CONNECTING or self._transport is None:
+            return  # the connection is gone (connection_lost cancelled the task)
+        response: HttpResponse | None
+        if task.cancelled():  # by something else: it awaited a future that was cancelled...
+            logger.error("connection %d: process_request was cancelled", self.id)
+            response = _INTERNAL_ERROR
+        elif (error := task.exception()) is not None:
             logger.error("connection %d: process_request failed", self.id, exc_info=error)
-        response = _INTERNAL_ERROR if error is not None else task.result()
-        if self._conn.state is State.CONNECTING and self._transport is not None:
-            self._answer(response)
-            self._process()
+            response = _INTERNAL_ERROR
+        else:
+            response = task.result()
+        self._answer(response)
+        self._process()
 
     def _answer(self, response: HttpResponse | None) -> None:
         """Accept (None) or refuse with ``(status, headers, body)``."""
