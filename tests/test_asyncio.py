@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
-import ssl
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from asyncio_helpers import HOST, TIMEOUT, echo, raw_upgrade, run, uri
+from asyncio_helpers import HOST, TIMEOUT, echo, raw_upgrade, run, tls_contexts, uri
 
 import wsfast
 from wsfast.asyncio import (
@@ -315,16 +313,7 @@ def test_messages_before_a_protocol_error_are_still_answered() -> None:
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_wss_with_ssl_passthrough(tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert, key)
-    client_ctx = ssl.create_default_context(cafile=str(cert))
+    server_ctx, client_ctx = tls_contexts(tmp_path)
 
     async def main() -> None:
         async with serve(echo, HOST, 0, ssl=server_ctx) as server:

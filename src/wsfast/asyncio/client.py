@@ -46,8 +46,8 @@ class ClientWebSocket(WebSocket):
         if not self._opened.done():
             self._opened.set_exception(error)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
+    def _connection_ended(self, exc: Exception | None) -> None:
+        super()._connection_ended(exc)
         if not self._opened.done():
             self._opened.set_exception(
                 InvalidHandshake("the connection closed during the opening handshake")
@@ -167,7 +167,7 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
                 )
             else:
                 _transport, ws = await loop.create_connection(
-                    factory, host, port, ssl=ssl, **self._create_connection
+                    factory, host, port, ssl=ssl, **options
                 )
             try:
                 await ws._opened

@@ -16,7 +16,8 @@ Timers, one per purpose, each None while it is not running:
 - ``_closing_timer``: once closing began (our close frame sent, or the connection CLOSED
   with TCP still open: the server flushing, the client waiting for the server's EOF), the
   transport is dropped ``close_timeout`` later, whatever the callers do (cancel ``close()``,
-  wrap it in ``wait_for``...). ``close()`` and ``wait_closed()`` only wait.
+  wrap it in ``wait_for``...). ``close()`` and ``wait_closed()`` only wait. It also bounds
+  the handing over of frames held back when the peer ended the transport (connection_lost).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
-from ..connection import Connection, State
+from ..connection import Connection, InvalidState, State
 from ..events import (
     Accepted,
     BinaryMessage,
@@ -122,6 +123,8 @@ class WebSocket(asyncio.BufferedProtocol):
         "_queue_full",
         "_reading_paused",
         "_backlog_step",
+        "_peer_ended",
+        "_lost",
         "_waiter",
         "_write_limit",
         "_writing_paused",
@@ -171,6 +174,10 @@ class WebSocket(asyncio.BufferedProtocol):
         self._queue_full = False  # max_queue messages wait (until half of them are taken)
         self._reading_paused = False  # what we asked of the transport
         self._backlog_step: asyncio.Handle | None = None  # see _process
+        # See connection_lost: the peer ended the transport with frames still held back
+        # (_peer_ended); the transport is gone while they are handed over (_lost).
+        self._peer_ended = False
+        self._lost = False
         self._waiter: asyncio.Future[None] | None = None
         self._write_limit = write_limit
         self._writing_paused = False
@@ -277,10 +284,10 @@ class WebSocket(asyncio.BufferedProtocol):
 
     def send_nowait(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a message without waiting for the write buffer to drain (for ``on_message``
-        callbacks; see :attr:`writing_paused`); raises ConnectionClosed if the connection is
-        not open."""
+        callbacks; see :attr:`writing_paused`); raises ConnectionClosed once the connection
+        is closing, InvalidState before the opening handshake is complete."""
         if self._conn.state is not _OPEN:
-            raise self._closed_error()
+            raise self._not_open_error()
         self._write_message(message)
 
     async def drain(self) -> None:
@@ -359,11 +366,33 @@ class WebSocket(asyncio.BufferedProtocol):
         self._process()
 
     def eof_received(self) -> bool | None:
-        self._conn.receive_eof()
-        self._process()
+        if self._conn.backlogged:
+            # A TLS transport reports the peer's close_notify in the same read as the data
+            # before it, even with reading paused: the frames held back go first (see
+            # connection_lost).
+            self._peer_ended = True
+        else:
+            self._conn.receive_eof()
+            self._process()
         return None  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._peer_ended and exc is None and self._conn.backlogged:
+            # The peer's frames held back arrived before its end: they are handed over step
+            # by step as usual (what they produce to send is dropped), then the connection
+            # ends; within close_timeout, or without them, if the application does not take
+            # them.
+            self._lost = True
+            self._writing_paused = False  # nothing is written any more
+            self._wake_writer()
+            self._start_closing_timer()
+            if self._backlog_step is None:
+                self._backlog_step = self._loop.call_soon(self._inflate_backlog)
+            return
+        self._connection_ended(exc)
+
+    def _connection_ended(self, exc: Exception | None) -> None:
+        """The transport is gone (see connection_lost): end the connection."""
         if exc is not None and self._close_cause is None:
             self._close_cause = exc
         conn = self._conn
@@ -427,7 +456,10 @@ class WebSocket(asyncio.BufferedProtocol):
             conn.receive_data(b"")
             self._process()  # (which schedules the next step if more is left)
         if not conn.backlogged:
-            self._resume_reading_if_allowed()
+            if self._lost:
+                self._connection_ended(None)  # the end that came after them
+            else:
+                self._resume_reading_if_allowed()
 
     def _dispatch(self, events: list[Any]) -> None:
         for event in events:
@@ -460,6 +492,8 @@ class WebSocket(asyncio.BufferedProtocol):
         if transport is None:
             return
         chunks = conn.chunks_to_send()
+        if self._lost:
+            return  # the transport is gone (see connection_lost)
         if len(chunks) == 1 and len(chunks[0]) < _BIG_WRITE:
             transport.write(chunks[0])
         elif chunks:
@@ -502,6 +536,10 @@ class WebSocket(asyncio.BufferedProtocol):
 
     def _closing_timeout(self) -> None:
         self._closing_timer = None
+        if self._lost:
+            self._connection_ended(None)  # without the frames still held back
+            return
+        self._peer_ended = False  # the deadline is over for them too
         transport = self._transport
         if transport is not None:
             logger.debug(
@@ -578,10 +616,11 @@ class WebSocket(asyncio.BufferedProtocol):
             self._resume_reading()
 
     async def _drain(self) -> None:
-        if self._drain_waiter is None or self._drain_waiter.done():
-            self._drain_waiter = self._loop.create_future()
-        # Shielded: cancelling one waiting send() must not cancel the others.
-        await asyncio.shield(self._drain_waiter)
+        if not self._closed.done():  # the transport is gone: nothing will resume writing
+            if self._drain_waiter is None or self._drain_waiter.done():
+                self._drain_waiter = self._loop.create_future()
+            # Shielded: cancelling one waiting send() must not cancel the others.
+            await asyncio.shield(self._drain_waiter)
         if self._close_code is not None and self._conn.state is _CLOSED:
             raise self._closed_error()
 
@@ -591,10 +630,21 @@ class WebSocket(asyncio.BufferedProtocol):
             waiter.set_result(None)
 
     async def _raise_closed(self) -> None:
-        """Sending is over: wait for the closing handshake to end, then raise how it ended."""
+        """Sending is over: wait for the closing handshake to end, then raise how it ended.
+        Before the opening handshake is complete (e.g. from process_request), raise at once:
+        waiting would wait for a handshake that waits for the caller."""
+        if self._conn.state is _CONNECTING:
+            raise self._not_open_error()
         if self._close_code is None:
             await self.wait_closed()  # bounded by the closing timer
         raise self._closed_error()
+
+    def _not_open_error(self) -> Exception:
+        """Why nothing can be sent now: the handshake is not complete, or the connection is
+        closing or closed."""
+        if self._conn.state is _CONNECTING:
+            return InvalidState("cannot send before the opening handshake is complete")
+        return self._closed_error()
 
     def _closed_error(self) -> ConnectionClosedException:
         """A new exception saying how the connection closed, chained to the cause (a

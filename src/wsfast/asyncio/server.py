@@ -92,10 +92,11 @@ class ServerWebSocket(WebSocket):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         server = self._server
-        if server._over_capacity():
+        if server._closed or server._over_capacity():
             # Counted here, where connections arrive one by one (the protocol factory may run
-            # for a burst of them first); _Busy answers 503 on this transport instead.
-            logger.debug("over max_handshakes or max_connections: refusing with 503")
+            # for a burst of them first); _Busy answers 503 on this transport instead. A
+            # connection accepted just before Server.close() arrives here after it.
+            logger.debug("closed, or over max_handshakes or max_connections: refusing with 503")
             busy = _Busy(server._close_timeout)
             transport.set_protocol(busy)
             busy.connection_made(transport)
@@ -107,14 +108,14 @@ class ServerWebSocket(WebSocket):
         if server._open_timeout is not None:
             self._open_timer = self._loop.call_later(server._open_timeout, self._open_timed_out)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _connection_ended(self, exc: Exception | None) -> None:
         if self._open_timer is not None:
             self._open_timer.cancel()
             self._open_timer = None
         if self._answer_task is not None:
             self._answer_task.cancel()  # process_request is still running: never mind
         self._handshake_over()
-        super().connection_lost(exc)
+        super()._connection_ended(exc)
         if self._opened_at and logger.isEnabledFor(logging.INFO):
             logger.info(
                 "connection %d closed: %s %s, code %s, %.3f s",
@@ -160,15 +161,19 @@ class ServerWebSocket(WebSocket):
     def _answered(self, task: asyncio.Future[HttpResponse | None]) -> None:
         """A coroutine process_request is done (within open_timeout): answer with it."""
         self._answer_task = None
-        if task.cancelled():
-            return  # the connection is gone
-        error = task.exception()
-        if error is not None:
+        if self._conn.state is not State.CONNECTING or self._transport is None:
+            return  # the connection is gone (connection_lost cancelled the task)
+        response: HttpResponse | None
+        if task.cancelled():  # by something else: it awaited a future that was cancelled...
+            logger.error("connection %d: process_request was cancelled", self.id)
+            response = _INTERNAL_ERROR
+        elif (error := task.exception()) is not None:
             logger.error("connection %d: process_request failed", self.id, exc_info=error)
-        response = _INTERNAL_ERROR if error is not None else task.result()
-        if self._conn.state is State.CONNECTING and self._transport is not None:
-            self._answer(response)
-            self._process()
+            response = _INTERNAL_ERROR
+        else:
+            response = task.result()
+        self._answer(response)
+        self._process()
 
     def _answer(self, response: HttpResponse | None) -> None:
         """Accept (None) or refuse with ``(status, headers, body)``."""
@@ -315,6 +320,7 @@ class Server:
         self._handshakes = 0  # connections in their opening handshake
         self._closing: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        self._closed = False  # close() was called: new connections are refused
 
     def _protocol(self) -> ServerWebSocket:
         conn = ServerConnection(**self._connection_options)
@@ -342,6 +348,7 @@ class Server:
 
     def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """Stop listening and start closing every connection with ``code``."""
+        self._closed = True
         if self._server is not None:
             self._server.close()
         for ws in list(self._connections):
@@ -406,9 +413,10 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
     None: unlimited), ``compression`` (``"deflate"``, the default: permessage-deflate with the
     defaults of :class:`~wsfast.permessage_deflate.ServerDeflateFactory`; a factory of your
     own settings; None: off), ``max_frame_size``, ``decode_text``, ``max_queue``,
-    ``write_limit``, ``ping_interval``, ``ping_timeout``, ``open_timeout``, ``close_timeout``,
-    ``ssl``, and any keyword of :meth:`asyncio.loop.create_server` (e.g. ``reuse_port``,
-    ``backlog``, ``sock``) or, with ``unix_path``, of :meth:`asyncio.loop.create_unix_server`.
+    ``write_limit``, ``ping_interval``, ``ping_timeout``, ``open_timeout`` (with ``ssl``, it
+    bounds the TLS handshake as well), ``close_timeout``, ``ssl``, and any keyword of
+    :meth:`asyncio.loop.create_server` (e.g. ``reuse_port``, ``backlog``, ``sock``) or, with
+    ``unix_path``, of :meth:`asyncio.loop.create_unix_server`.
     """
 
     def __init__(
@@ -483,13 +491,17 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
     async def _start(self) -> Server:
         loop = asyncio.get_running_loop()
         server = self._server
+        options = dict(self._create_server)
+        if self._ssl is not None and server._open_timeout is not None:
+            # The TLS handshake comes before connection_made(), where open_timeout starts.
+            options.setdefault("ssl_handshake_timeout", server._open_timeout)
         if self._unix_path is not None:
             server._server = await loop.create_unix_server(
-                server._protocol, self._unix_path, ssl=self._ssl, **self._create_server
+                server._protocol, self._unix_path, ssl=self._ssl, **options
             )
         else:
             server._server = await loop.create_server(
-                server._protocol, self._host, self._port, ssl=self._ssl, **self._create_server
+                server._protocol, self._host, self._port, ssl=self._ssl, **options
             )
         return server
 
