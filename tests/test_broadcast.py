@@ -320,6 +320,28 @@ def test_closed_closing_and_unopened_connections_are_skipped() -> None:
     run(main())
 
 
+def test_an_open_connection_whose_transport_is_closing_is_skipped() -> None:
+    """Still OPEN, its transport already closing (aborted here; in life, e.g. a TLS peer that
+    ended while its frames wait to be inflated): nothing is written, and it counts as
+    skipped."""
+
+    async def main() -> None:
+        async with serve(idle, HOST, 0) as server:
+            a = await connect(f"ws://{HOST}:{server.port}/")
+            b = await connect(f"ws://{HOST}:{server.port}/")
+            conns = await wait_for_count(server, 2)
+            going = next(ws for ws in conns if ws.remote_address == b.local_address)
+            assert going._transport is not None
+            going._transport.abort()  # connection_lost comes at the next loop iteration
+            assert going.state is State.OPEN and going._transport.is_closing()
+            assert broadcast(conns, "news") == 1
+            assert await a.recv() == "news"
+            await a.close()
+            await going.wait_closed()
+
+    run(main())
+
+
 def test_client_connections_are_framed_one_by_one() -> None:
     received: list[Any] = []
 

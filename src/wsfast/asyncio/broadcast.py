@@ -83,6 +83,12 @@ def broadcast(
         if key is None and conn.state is not _OPEN:
             skipped += 1
             continue
+        transport: Any = ws._transport
+        if transport is None or transport.is_closing():
+            # Open, but its transport is going (e.g. a TLS peer ended while frames it sent
+            # wait to be inflated): a write would only be dropped, and logged.
+            skipped += 1
+            continue
         if ws.writing_paused:
             skipped += 1
             if slow == "close":
@@ -101,7 +107,6 @@ def broadcast(
             if cached is None:
                 cached = frames[key] = conn.frame_message(message)
             frame, size, last_key = cached, len(cached), key
-        transport: Any = ws._transport  # open: it has one
         if type(transport) is plain and not transport._buffer and not transport._conn_lost:
             try:
                 sent = transport._sock.send(frame)
