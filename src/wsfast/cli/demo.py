@@ -283,8 +283,7 @@ async def cancel(task: asyncio.Task[Any], every: float = 0.05) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port to listen on (8765)")
+    workers.add_listen_arguments(parser)
     parser.add_argument(
         "--interval",
         type=float,
@@ -301,17 +300,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     workers.add_argument(parser, "; more need --broker redis://...")
 
 
-def _url(scheme: str, address: Any, path: str) -> str:
-    host, port = address[0], address[1]
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port}{path}"
-
-
 def banner(address: Any, extra: str = "") -> str:
     return (
-        f"wsfast demo on {_url('http', address, '/')} "
-        f"(WebSocket {_url('ws', address, WS_PATH)}){extra}"
+        f"wsfast demo on {workers.url('http', address, '/')} "
+        f"(WebSocket {workers.url('ws', address, WS_PATH)}){extra}"
     )
 
 
@@ -349,10 +341,7 @@ async def run(
             compression=compression(),
             **workers.listen_options(sock),
         ) as server:
-            if ready is not None:
-                ready()
-            else:
-                print(banner(server.sockets[0].getsockname()), flush=True)
+            workers.announce(server, ready, banner)
             await stop
     finally:
         background.cancel()

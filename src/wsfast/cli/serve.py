@@ -22,8 +22,7 @@ async def echo(ws: ServerWebSocket) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port to listen on (8765)")
+    workers.add_listen_arguments(parser)
     parser.add_argument(
         "--max-message-size",
         type=int,
@@ -53,10 +52,7 @@ async def run(
         stop = workers.stop_on_signals()
     options = workers.listen_options(sock)
     async with serve(echo, host, port, max_message_size=max_message_size, **options) as server:
-        if ready is not None:
-            ready()
-        else:
-            print(banner(server.sockets[0].getsockname()), flush=True)
+        workers.announce(server, ready, banner)
         await stop
 
 

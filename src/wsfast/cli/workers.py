@@ -40,10 +40,13 @@ __all__ = [
     "BACKLOG",
     "Worker",
     "add_argument",
+    "add_listen_arguments",
+    "announce",
     "listen_options",
     "reuse_port_balances",
     "stop_on_signals",
     "supervise",
+    "url",
     "worker_count",
 ]
 
@@ -70,6 +73,12 @@ def worker_count(value: str) -> int:
     if not 1 <= n <= 64:
         raise argparse.ArgumentTypeError("--workers must be between 1 and 64")
     return n
+
+
+def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--host`` and ``--port`` for a command that listens."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port to listen on (8765)")
 
 
 def add_argument(parser: argparse.ArgumentParser, note: str = "") -> None:
@@ -102,6 +111,24 @@ def stop_on_signals() -> asyncio.Future[None]:
 def listen_options(sock: socket.socket | None) -> dict[str, Any]:
     """``serve()`` keywords for a worker's listening socket (none without one)."""
     return {} if sock is None else {"sock": sock, "backlog": BACKLOG}
+
+
+def url(scheme: str, address: Any, path: str) -> str:
+    """``scheme://host:port{path}`` for a listening socket's address (IPv6 in brackets)."""
+    host, port = address[0], address[1]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}{path}"
+
+
+def announce(
+    server: Any, ready: Callable[[], None] | None, banner: Callable[[Any], str]
+) -> None:
+    """Say that ``server`` serves: ``ready()`` in a worker, else print ``banner(address)``."""
+    if ready is not None:
+        ready()
+    else:
+        print(banner(server.sockets[0].getsockname()), flush=True)
 
 
 def reuse_port_balances() -> bool:
