@@ -22,7 +22,7 @@ import pytest
 from cli_support import Command, alive, established_by_pid
 
 from wsfast.asyncio import ClientWebSocket, ConnectionClosed, connect
-from wsfast.cli import demo, workers
+from wsfast.cli import demo, serve, workers
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="finds the workers through /proc"
@@ -199,3 +199,10 @@ def test_worker_count() -> None:
 
 def test_reuse_port_balances_on_linux() -> None:
     assert workers.reuse_port_balances() is True
+
+
+def test_banners_bracket_an_ipv6_address() -> None:
+    address = ("::1", 8765, 0, 0)
+    assert serve.banner(address) == "wsfast echo server on ws://[::1]:8765/"
+    assert demo.banner(address).startswith("wsfast demo on http://[::1]:8765/ ")
+    assert serve.banner(("127.0.0.1", 8765)) == "wsfast echo server on ws://127.0.0.1:8765/"

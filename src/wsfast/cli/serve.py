@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def banner(address: Any, extra: str = "") -> str:
-    return f"wsfast echo server on ws://{address[0]}:{address[1]}/{extra}"
+    return f"wsfast echo server on {workers.url('ws', address, '/')}{extra}"
 
 
 async def run(
