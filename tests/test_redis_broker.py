@@ -313,3 +313,30 @@ def test_a_worker_stops_while_it_ticks(redis_server: RedisServer) -> None:
                 assert done, "the worker did not stop within 5 s"
 
     run(main())
+
+
+def test_a_message_that_is_not_a_change_means_a_fresh_snapshot(redis_server: RedisServer) -> None:
+    """Anything else published on the channel (by another program, an older version) is
+    not a change: the subscriber says that changes may have been missed (None) and goes on,
+    rather than ending (which left a worker serving a board that never changed again)."""
+
+    async def main() -> None:
+        async with brokers(redis_server.url, 1) as (broker,):
+            await broker.create(new_snapshot(5))
+            follower = Follower(broker)
+            await follower.start()
+            for junk in (
+                "hello",
+                "[1, 2]",
+                '{"seq": 1}',
+                '{"seq": "x", "messages": []}',
+                '{"seq": 1, "messages": [{"type": "order"}]}',
+            ):
+                await broker._client.publish("wsfast:demo:changes", junk)
+            assert await broker.step()
+            await follower.wait_for(lambda f: len(f.changes) == 1)
+            assert follower.changes[0].seq == 1
+            assert follower.resyncs == 6
+            await follower.stop()
+
+    run(main())

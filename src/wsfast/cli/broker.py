@@ -384,8 +384,10 @@ class RedisBroker(Broker):
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None or message["type"] != "message":
                         continue
-                    data = json.loads(message["data"])
-                    yield Change(int(data["seq"]), data["messages"])
+                    change = _parse_change(message["data"])
+                    if change is None:
+                        logger.warning("not a change on %s: %.80r", CHANNEL, message["data"])
+                    yield change  # None: take a fresh snapshot rather than trust it
             except self.errors as exc:
                 logger.warning("Redis subscription lost (%s); reconnecting", exc or type(exc))
             finally:
@@ -394,6 +396,31 @@ class RedisBroker(Broker):
             # Back off (with jitter) before subscribing again.
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, self._max_backoff)
+
+
+def _is_message(message: Any) -> bool:
+    if not isinstance(message, dict):
+        return False
+    if message.get("type") == "remove":
+        return isinstance(message.get("id"), str)
+    order = message.get("order")
+    return message.get("type") == "order" and isinstance(order, dict) and "id" in order
+
+
+def _parse_change(data: bytes | str) -> Change | None:
+    """The change a message on the channel carries; None when it is not one."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    seq, messages = value.get("seq"), value.get("messages")
+    if type(seq) is not int or not isinstance(messages, list):
+        return None
+    if not all(_is_message(m) for m in messages):
+        return None
+    return Change(seq, messages)
 
 
 def open_broker(url: str | None, seed: int | None = None) -> Broker:
