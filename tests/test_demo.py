@@ -317,3 +317,31 @@ def test_cli_demo_broker_unreachable(capsys: pytest.CaptureFixture[str]) -> None
     else:
         assert demo.main(args) == 1
         assert "cannot reach the broker redis://127.0.0.1:1/0" in capsys.readouterr().err
+
+
+class _BrokenFeed(LocalBroker):
+    """A broker whose change feed fails after its first change."""
+
+    async def changes(self) -> Any:
+        feed = super().changes()
+        yield await feed.__anext__()  # None: take a snapshot
+        yield await feed.__anext__()  # the first change
+        raise ValueError("the feed broke")
+
+
+def test_demo_stops_serving_when_the_board_stops_following(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker whose board no longer follows the broker ends with an error (a supervisor
+    replaces it), rather than serving a board that never changes again until stopped."""
+    monkeypatch.setattr(demo, "open_broker", lambda url: _BrokenFeed(seed=1))
+
+    async def main() -> None:
+        stop = asyncio.get_running_loop().create_future()  # never done
+        with pytest.raises(RuntimeError, match="the board stopped following") as caught:
+            await asyncio.wait_for(
+                demo.run("127.0.0.1", 0, 0.01, None, ready=lambda: None, stop=stop), 10
+            )
+        assert isinstance(caught.value.__cause__, ValueError)
+
+    asyncio.run(main())

@@ -318,8 +318,9 @@ async def run(
     stop: asyncio.Future[None] | None = None,
 ) -> None:
     """Serve the demo until ``stop`` is done (default: until SIGINT/SIGTERM); then every
-    page is closed with 1001. On ``sock`` (a worker) or ``host``:``port``; ``ready()`` is
-    called once it serves (default: the banner is printed)."""
+    page is closed with 1001; RuntimeError if the board stops following the broker. On
+    ``sock`` (a worker) or ``host``:``port``; ``ready()`` is called once it serves (default:
+    the banner is printed)."""
     if stop is None:
         stop = workers.stop_on_signals()
     broker = open_broker(broker_url)
@@ -342,11 +343,14 @@ async def run(
             **workers.listen_options(sock),
         ) as server:
             workers.announce(server, ready, banner)
-            await stop
+            await asyncio.wait({stop, background}, return_when=asyncio.FIRST_COMPLETED)
+            if background.done():  # the board no longer follows the broker: stop serving it
+                failure = background.exception()
+                message = f"the board stopped following the broker: {failure!r}"
+                raise RuntimeError(message) from failure
     finally:
-        background.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await background
+        if not background.done():
+            await cancel(background)
         await broker.close()
 
 
