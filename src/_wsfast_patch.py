@@ -3,10 +3,11 @@
 Importing wsfast costs more than a process that never touches a WebSocket library should pay,
 so this module only puts a small finder at the front of ``sys.meta_path``: the first time a
 library wsfast can patch is imported, the finder imports ``wsfast.dropin``, applies
-``WSFAST_PATCH`` (see ``wsfast.dropin._startup``) and steps aside. Whatever goes wrong on the
-way (wsfast cannot be imported, a warning turned into an error by ``-W error``) is reported on
-stderr and the library's import goes on unpatched: a variable meant to speed a program up must
-never stop it.
+``WSFAST_PATCH`` (see ``wsfast.dropin._startup``) and goes quiet: it stays in the list (one
+flag test per import from then on), since taking itself out while the import machinery walks
+the list would make it skip the next finder. Whatever goes wrong on the way (wsfast cannot be
+imported, a warning turned into an error by ``-W error``) is reported on stderr and the
+library's import goes on unpatched: a variable meant to speed a program up must never stop it.
 """
 
 from __future__ import annotations
@@ -21,21 +22,18 @@ PACKAGES = frozenset(
 
 
 class _FirstUse:
-    """Applies WSFAST_PATCH when one of PACKAGES is first imported."""
+    """Applies WSFAST_PATCH when one of PACKAGES is first imported; finds nothing."""
+
+    used = False
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
-        if fullname.partition(".")[0] in PACKAGES:
-            remove()
+        if not self.used and fullname.partition(".")[0] in PACKAGES:
+            self.used = True
             start()
         return None
 
 
 _FINDER = _FirstUse()
-
-
-def remove() -> None:
-    while _FINDER in sys.meta_path:
-        sys.meta_path.remove(_FINDER)
 
 
 def start() -> None:

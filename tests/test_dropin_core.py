@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import sys
 import threading
 import time
@@ -379,3 +380,45 @@ def test_status_lists_every_host() -> None:
                  "aiohttp"):
         assert name in status
         assert set(status[name]) >= {"version", "patched", "replaced", "left alone"}
+
+
+STARTUP_FINDER_PROBE = '''
+import importlib.abc, importlib.machinery, sys
+
+class Loader(importlib.abc.Loader):
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        module.found_by = "the finder after the start-up one"
+
+class Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "aiohttp":
+            return importlib.machinery.ModuleSpec(name, Loader())
+        return None
+
+import _wsfast_patch
+sys.meta_path.insert(sys.meta_path.index(_wsfast_patch._FINDER) + 1, Finder())
+import aiohttp
+print(aiohttp.found_by)
+'''
+
+
+def test_the_startup_finder_skips_no_other_finder() -> None:
+    """The start-up finder (``_wsfast_patch``, for ``WSFAST_PATCH``) acts during the import of
+    a library it watches; the finders after it in ``sys.meta_path`` are still all asked for
+    that import (taking itself out of the list there made the import machinery skip the
+    next one, when the patch put no finder of its own in front)."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSFAST_PATCH")}
+    env["WSFAST_PATCH"] = "off"  # nothing patched: no finder of the patch's own is added
+    done = subprocess.run(
+        [sys.executable, "-c", STARTUP_FINDER_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.stdout.strip() == "the finder after the start-up one", done.stderr[-2000:]
