@@ -391,13 +391,9 @@ def main(args: argparse.Namespace) -> int:
             ),
         )
     try:
-        asyncio.run(run(args.host, args.port, args.interval, args.broker))
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:  # e.g. the port is taken
-        print(f"cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
+        return workers.serve_here(
+            run(args.host, args.port, args.interval, args.broker), args.host, args.port
+        )
     except RuntimeError as exc:  # e.g. the broker cannot be reached
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -76,6 +75,6 @@ def main(args: argparse.Namespace) -> int:
             args.workers,
             lambda address, mode: banner(address, f" ({args.workers} workers, {mode})"),
         )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(args.host, args.port, args.max_message_size or None))
-    return 0
+    return workers.serve_here(
+        run(args.host, args.port, args.max_message_size or None), args.host, args.port
+    )

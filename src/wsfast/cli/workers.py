@@ -33,7 +33,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "announce",
     "listen_options",
     "reuse_port_balances",
+    "serve_here",
     "stop_on_signals",
     "supervise",
     "url",
@@ -172,6 +173,20 @@ def listen(host: str | None, port: int, count: int, reuse_port: bool) -> list[so
             sock.close()
         raise
     return socks
+
+
+def serve_here(server: Coroutine[Any, Any, None], host: str | None, port: int) -> int:
+    """Run ``server`` (serving ``host``:``port`` in this process) until it returns or Ctrl-C;
+    the exit status. An address that cannot be served on is reported as :func:`supervise`
+    reports it."""
+    try:
+        asyncio.run(server)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:  # e.g. the port is taken
+        print(f"cannot serve on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 # --- in the worker process ----------------------------------------------------------------
