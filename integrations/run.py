@@ -146,7 +146,11 @@ def log(suite: str, message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {suite}: {message}", flush=True)
 
 
+SH_TIMEOUT = 900  # seconds for an install, a download or a build: a stalled network fails
+
+
 def sh(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    kwargs.setdefault("timeout", SH_TIMEOUT)
     return subprocess.run(cmd, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
 
 
