@@ -153,13 +153,12 @@ def test_one_parser_fed_from_many_threads(impl: ModuleType) -> None:
     assert done.returncode == 0, f"exit status {done.returncode}: {done.stdout}{done.stderr}"
 
 
-def test_feed_inside_feed_raises() -> None:
+def test_feed_inside_feed_raises(compiled: ModuleType) -> None:
     """A feed() that starts while another is still running on the same parser raises
     RuntimeError (compiled parser). Deterministic version: the buffer's own ``__buffer__``
     calls feed() again while the outer call holds the parser."""
     if sys.version_info < (3, 12):
         pytest.skip("Python classes implement the buffer protocol from 3.12 on")
-    compiled = pytest.importorskip("wsfast._compiled")
     parser = compiled.FrameParser(require_mask=False)
 
     class Reentrant:
