@@ -62,11 +62,13 @@ def test_absolute_form_keeps_the_query_as_sent(connection_module: ModuleType, qu
 
 
 def cython_generator_types() -> list[type]:
-    """The generator types of the Cython runtime shared by the compiled modules."""
+    """The generator types of the Cython runtime shared by the compiled modules. (``type(obj)``,
+    not ``isinstance``: that asks a weak proxy for its ``__class__``, which raises
+    ReferenceError once the object behind it is gone.)"""
     return [
         obj
         for obj in gc.get_objects()
-        if isinstance(obj, type)
+        if issubclass(type(obj), type)
         and obj.__name__ == "generator"
         and str(obj.__module__).startswith("_cython")
     ]
