@@ -168,9 +168,12 @@ def kernel_cases() -> Iterator[Case]:
     yield "FrameParser 1009", parser_too_big, (too_big,), False
 
 
-def _open_pair(**kwargs: Any) -> tuple[Any, Any]:
-    client = cc.ClientConnection("example.com", **kwargs)
-    server = cc.ServerConnection(**kwargs)
+def _open_pair(
+    client_extensions: Any = (), server_extensions: Any = (), **kwargs: Any
+) -> tuple[Any, Any]:
+    """A client and a server after the handshake; ``kwargs`` go to both."""
+    client = cc.ClientConnection("example.com", extensions=client_extensions, **kwargs)
+    server = cc.ServerConnection(extensions=server_extensions, **kwargs)
     server.receive_data(client.data_to_send())
     server.events()
     server.accept()
@@ -266,13 +269,7 @@ def connection_cases() -> Iterator[Case]:
         options = {"min_size": 0, "server_no_context_takeover": not takeover}
 
         def call() -> None:
-            c = cc.ClientConnection("example.com", extensions=[ClientDeflateFactory(**options)])
-            s = cc.ServerConnection(extensions=[ServerDeflateFactory(**options)])
-            s.receive_data(c.data_to_send())
-            s.events()
-            s.accept()
-            c.receive_data(s.data_to_send())
-            c.events()
+            c, s = _open_pair([ClientDeflateFactory(**options)], [ServerDeflateFactory(**options)])
             for _ in range(2):
                 c.send_text(deflated[0])
                 c.send_binary(deflated[1], fin=False)

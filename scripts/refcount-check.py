@@ -189,9 +189,12 @@ def build_cases() -> dict[str, Callable[[], object]]:
         raises(TypeError, FrameParser(require_mask=True).feed, "str")
         raises(ValueError, FrameParser, require_mask=True, max_frame_size=-1)
 
-    def handshake() -> tuple[ClientConnection, ServerConnection]:
-        client = ClientConnection("example.com", subprotocols=["chat"])
-        server = ServerConnection(subprotocols=["chat"])
+    def handshake(
+        client_extensions: Any = (), server_extensions: Any = ()
+    ) -> tuple[ClientConnection, ServerConnection]:
+        chat = ["chat"]
+        client = ClientConnection("example.com", subprotocols=chat, extensions=client_extensions)
+        server = ServerConnection(subprotocols=chat, extensions=server_extensions)
         server.receive_data(client.data_to_send())
         server.events()
         server.accept()
@@ -242,13 +245,9 @@ def build_cases() -> dict[str, Callable[[], object]]:
         client2.events()
 
     def deflate_and_broadcast() -> None:
-        client = ClientConnection("example.com", extensions=[ClientDeflateFactory(min_size=0)])
-        server = ServerConnection(extensions=[ServerDeflateFactory(min_size=0)])
-        server.receive_data(client.data_to_send())
-        server.events()
-        server.accept()
-        client.receive_data(server.data_to_send())
-        client.events()
+        client, server = handshake(
+            [ClientDeflateFactory(min_size=0)], [ServerDeflateFactory(min_size=0)]
+        )
         client.send_text("x" * 300)
         client.send_binary(bytes(5000), fin=False)
         client.send_binary(b"end")

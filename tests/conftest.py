@@ -139,3 +139,21 @@ def pure() -> ModuleType:
 def require_extensions(request: pytest.FixtureRequest) -> bool:
     """True when the compiled kernels must be there (WSFAST_REQUIRE_EXTENSIONS=1)."""
     return extensions_required(request.config)
+
+
+@pytest.fixture(scope="module", params=["cython", "python"])
+def connection_module(request: pytest.FixtureRequest, require_extensions: bool) -> ModuleType:
+    """The sans-I/O connection under test: ``wsfast._connection_c`` (id ``cython``) or its
+    source ``wsfast._connection_py`` (id ``python``). The ``cython`` half is skipped when the
+    pure kernels are in use (the compiled connection reads the compiled parser's frames) or
+    when it was never built; it fails instead when the extensions are required."""
+    if request.param == "python":
+        return importlib.import_module("wsfast._connection_py")
+    if wsfast.implementation != "cython":
+        pytest.skip("the compiled connection runs on the compiled kernels, which are not in use")
+    try:
+        return importlib.import_module("wsfast._connection_c")
+    except ImportError as exc:
+        if extensions_required(request.config):
+            pytest.fail(f"the compiled connection does not import: {exc!r}", pytrace=False)
+        pytest.skip(f"the compiled connection is not built ({exc})")

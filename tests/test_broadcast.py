@@ -8,7 +8,6 @@ use, ``wsfast._connection_c``); the asyncio tests run over loopback with the con
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import socket
 from collections.abc import Awaitable, Callable
@@ -17,7 +16,6 @@ from typing import Any
 
 import pytest
 
-import wsfast
 from wsfast import Frame, FrameParser, Opcode
 from wsfast.asyncio import (
     ServerWebSocket,
@@ -38,20 +36,6 @@ TIMEOUT = 20.0
 
 
 # --- sans-I/O: broadcast_key and frame_message ----------------------------------------------
-
-
-@pytest.fixture(params=["python", "cython"])
-def connection_module(request: pytest.FixtureRequest, require_extensions: bool) -> ModuleType:
-    if request.param == "python":
-        return importlib.import_module("wsfast._connection_py")
-    if wsfast.implementation != "cython":
-        pytest.skip("the compiled connection runs on the compiled kernels, which are not in use")
-    try:
-        return importlib.import_module("wsfast._connection_c")
-    except ImportError as exc:
-        if require_extensions:
-            pytest.fail(f"the compiled connection does not import: {exc!r}", pytrace=False)
-        pytest.skip(f"the compiled connection is not built ({exc})")
 
 
 def open_pair(

@@ -7,7 +7,6 @@ Every connection test runs on both builds of the connection (``impl``: ``cython`
 
 from __future__ import annotations
 
-import importlib
 import random
 import tracemalloc
 import zlib
@@ -57,19 +56,10 @@ def installed_backends() -> list[str]:
 BACKEND_NAMES = installed_backends()
 
 
-@pytest.fixture(scope="module", params=["cython", "python"])
-def impl(request: pytest.FixtureRequest, require_extensions: bool) -> ModuleType:
-    """The connection module under test (compiled, then its Python source)."""
-    if request.param == "python":
-        return importlib.import_module("wsfast._connection_py")
-    if wsfast.implementation != "cython":
-        pytest.skip("the compiled connection runs on the compiled kernels, which are not in use")
-    try:
-        return importlib.import_module("wsfast._connection_c")
-    except ImportError as exc:
-        if require_extensions:
-            pytest.fail(f"the compiled connection does not import: {exc!r}", pytrace=False)
-        pytest.skip(f"the compiled connection is not built ({exc})")
+@pytest.fixture(scope="module")
+def impl(connection_module: ModuleType) -> ModuleType:
+    """The connection module under test (``connection_module`` in conftest.py)."""
+    return connection_module
 
 
 @pytest.fixture(params=BACKEND_NAMES)

@@ -153,13 +153,12 @@ def test_one_parser_fed_from_many_threads(impl: ModuleType) -> None:
     assert done.returncode == 0, f"exit status {done.returncode}: {done.stdout}{done.stderr}"
 
 
-def test_feed_inside_feed_raises() -> None:
+def test_feed_inside_feed_raises(compiled: ModuleType) -> None:
     """A feed() that starts while another is still running on the same parser raises
     RuntimeError (compiled parser). Deterministic version: the buffer's own ``__buffer__``
     calls feed() again while the outer call holds the parser."""
     if sys.version_info < (3, 12):
         pytest.skip("Python classes implement the buffer protocol from 3.12 on")
-    compiled = pytest.importorskip("wsfast._compiled")
     parser = compiled.FrameParser(require_mask=False)
 
     class Reentrant:
@@ -193,27 +192,6 @@ def test_one_validator_fed_from_many_threads(impl: ModuleType) -> None:
 # --- connections ----------------------------------------------------------------------------
 
 
-def connection_modules() -> list[Any]:
-    params: list[Any] = [pytest.param("wsfast._connection_py", id="python")]
-    params.append(pytest.param("wsfast._connection_c", id="cython"))
-    return params
-
-
-@pytest.fixture(params=connection_modules())
-def conn_module(request: pytest.FixtureRequest, require_extensions: bool) -> ModuleType:
-    name = request.param
-    if name.endswith("_c"):
-        if wsfast.implementation != "cython":
-            pytest.skip("the compiled connection runs on the compiled kernels only")
-        try:
-            return importlib.import_module(name)
-        except ImportError as exc:
-            if require_extensions:
-                pytest.fail(f"the compiled connection does not import: {exc!r}")
-            pytest.skip(f"the compiled connection is not built ({exc})")
-    return importlib.import_module(name)
-
-
 def open_pair(module: ModuleType) -> tuple[Any, Any]:
     client = module.ClientConnection("example.com")
     server = module.ServerConnection()
@@ -225,9 +203,9 @@ def open_pair(module: ModuleType) -> tuple[Any, Any]:
     return client, server
 
 
-def test_one_connection_per_thread(conn_module: ModuleType) -> None:
+def test_one_connection_per_thread(connection_module: ModuleType) -> None:
     def work(i: int) -> None:
-        client, server = open_pair(conn_module)
+        client, server = open_pair(connection_module)
         for n in range(300 * ROUNDS):
             message = f"{i}:{n}:" + "é" * (n % 50)
             client.send_text(message)
@@ -246,10 +224,10 @@ def test_one_connection_per_thread(conn_module: ModuleType) -> None:
     run_threads(work)
 
 
-def test_one_connection_shared_by_threads(conn_module: ModuleType) -> None:
+def test_one_connection_shared_by_threads(connection_module: ModuleType) -> None:
     """Senders, a reader and a drainer on one server connection at once: every call ends in a
     result or a Python exception, the process survives, and the connection still closes."""
-    client, server = open_pair(conn_module)
+    client, server = open_pair(connection_module)
     incoming = []
     for n in range(200):
         client.send_text(f"m{n}")
@@ -277,7 +255,7 @@ def test_one_connection_shared_by_threads(conn_module: ModuleType) -> None:
     assert frames[-1].opcode == wsfast.Opcode.CLOSE
     texts = [f.payload for f in frames if f.opcode == wsfast.Opcode.TEXT]
     assert all(t.startswith(b"t") for t in texts)
-    if conn_module.__name__.endswith("_c"):
+    if connection_module.__name__.endswith("_c"):
         # Compiled, each call is atomic (the GIL, or the critical section without one):
         # no frame is lost or torn apart by another thread's call.
         assert len(texts) == (THREADS - 2) * 200 * ROUNDS

@@ -8,14 +8,7 @@ if ! command -v redis-server >/dev/null; then
   apt_install redis-server || true
 fi
 command -v redis-server >/dev/null || { echo "redis-server is required for the Redis tests"; exit 1; }
-# The extra's requirements, read from pyproject.toml (installing ".[redis]" would build the
-# package again).
-python - >"$CI_WORK/redis-extra.txt" <<'PY'
-import tomllib
-with open("pyproject.toml", "rb") as f:
-    print("\n".join(tomllib.load(f)["project"]["optional-dependencies"]["redis"]))
-PY
-python -m pip install -q -r "$CI_WORK/redis-extra.txt"
+install_extra redis
 WSFAST_REQUIRE_REDIS=1 WSFAST_REQUIRE_BROWSER=1 python -m pytest -q \
   tests/test_redis_broker.py tests/test_redis_demo.py tests/browser/test_redis_browser.py
 python bench/broadcast_race.py --connections 500 --calls 5 --rounds 1

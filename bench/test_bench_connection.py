@@ -1,6 +1,6 @@
 """pytest-benchmark: sans-I/O round trips through wsfast, websockets and wsproto.
 
-    python -m pytest bench/bench_connection.py --benchmark-group-by=group
+    python -m pytest bench/test_bench_connection.py --benchmark-group-by=group
 
 Each benchmark runs a batch of round trips (client sends, server receives, server sends back,
 client receives) on a fresh, handshaken pair; compare the rows of a group. For the ratios in
