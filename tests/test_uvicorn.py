@@ -241,6 +241,42 @@ def test_reading_stops_while_the_write_buffer_is_full() -> None:
     run(main())
 
 
+def test_closing_is_bounded_when_the_peer_never_reads() -> None:
+    """A peer that never reads what the server writes: no pong comes, the keepalive closes,
+    and the close frame waits behind a full write buffer, so closing TCP gracefully never
+    ends; the transport is dropped after close_timeout (and the blocked send() ends)."""
+    outcome: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            while True:
+                await send({"type": "websocket.send", "bytes": b"x" * 65536})
+        except Exception as exc:  # ClientDisconnected, once the transport is gone
+            outcome.append(exc)
+
+    async def main() -> None:
+        async with serve(app, ws_ping_interval=0.5, ws_ping_timeout=0.5) as (server, port):
+            sock, client = await open_raw(port)
+            with sock:
+                protocol = await only_connection(server)
+                protocol.close_timeout = 0.3
+                deadline = time.monotonic() + 10
+                while not protocol._write_paused and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
+                assert protocol._write_paused
+                deadline = time.monotonic() + 5
+                while not protocol.disconnected and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                assert protocol.disconnected, "the connection outlived close_timeout"
+                while not outcome and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                assert outcome
+
+    run(main())
+
+
 def test_data_before_the_answer_is_bounded() -> None:
     """A client that sends more than the connection keeps before the server has answered
     (RFC 6455 §4.1: it must wait) gets 400; the application's late accept raises OSError."""

@@ -127,8 +127,9 @@ class WSFastProtocol(asyncio.Protocol):
         self.close_sent = False
         self.disconnected = False
         self.initial_response: tuple[int, list[tuple[str, str]], bytes] | None = None
-        self.close_timer: asyncio.TimerHandle | None = None
+        self.close_timer: asyncio.TimerHandle | None = None  # our close frame awaits its reply
         self.close_timeout = 10.0
+        self._abort_timer: asyncio.TimerHandle | None = None  # the transport closes: drop it then
 
         # Received messages the application has not taken yet, and its waiting receive().
         self._queue: deque[dict[str, Any]] = deque()
@@ -171,9 +172,10 @@ class WSFastProtocol(asyncio.Protocol):
         self._unparsed = memoryview(b"")
         # A transport lost while its buffer is full never calls resume_writing().
         self._release_writers()
-        if self.close_timer is not None:
-            self.close_timer.cancel()
-            self.close_timer = None
+        self._cancel_close_timer()
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+            self._abort_timer = None
         if exc is None:
             self.transport.close()
 
@@ -209,10 +211,8 @@ class WSFastProtocol(asyncio.Protocol):
         """uvicorn's graceful shutdown: 1012 (service restart) to an open connection."""
         self.stop_keepalive()
         if self.close_sent:
-            if self.close_timer is not None:
-                self.close_timer.cancel()
-                self.close_timer = None
-            self.transport.close()
+            self._cancel_close_timer()
+            self._close_transport()
             return
         if self.handshake_complete:
             self._deliver({"type": "websocket.disconnect", "code": 1012})
@@ -221,7 +221,7 @@ class WSFastProtocol(asyncio.Protocol):
                 self._flush()
         else:
             self.send_500_response()
-        self.transport.close()
+        self._close_transport()
 
     def on_task_complete(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -281,7 +281,7 @@ class WSFastProtocol(asyncio.Protocol):
             self.transport.write(data)
         if conn.should_close_transport:
             self._cancel_close_timer()
-            self.transport.close()
+            self._close_transport()
 
     def _on_message(self, message: dict[str, Any]) -> None:
         if self.close_sent:
@@ -399,7 +399,7 @@ class WSFastProtocol(asyncio.Protocol):
             self.conn.close(1011, "keepalive ping timeout")
             self._flush()
         self.close_sent = True
-        self.transport.close()
+        self._close_transport()
 
     # --- the ASGI application ------------------------------------------------------------
 
@@ -421,7 +421,7 @@ class WSFastProtocol(asyncio.Protocol):
             # A denial response whose body never ended: what was given is sent.
             self._send_denial()
         if self.close_timer is None:
-            self.transport.close()
+            self._close_transport()
 
     def send_500_response(self) -> None:
         if self.initial_response is not None or self.handshake_complete:
@@ -565,6 +565,17 @@ class WSFastProtocol(asyncio.Protocol):
         if self.close_timer is not None:
             self.close_timer.cancel()
             self.close_timer = None
+
+    def _close_transport(self) -> None:
+        """Close the transport once its write buffer is flushed; a peer that never reads that
+        far has it dropped close_timeout later."""
+        self.transport.close()
+        if self._abort_timer is None and not self.disconnected:
+            self._abort_timer = self.loop.call_later(self.close_timeout, self._abort)
+
+    def _abort(self) -> None:
+        self._abort_timer = None
+        self.transport.abort()
 
     def _send_denial(self) -> None:
         """The application's own HTTP response instead of the handshake (ASGI's
