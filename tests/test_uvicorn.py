@@ -277,6 +277,44 @@ def test_closing_is_bounded_when_the_peer_never_reads() -> None:
     run(main())
 
 
+def test_receive_from_two_tasks_and_cancelled() -> None:
+    """Two tasks waiting in receive() at once each get a message (as with uvicorn's own
+    queue), and a receive() cancelled after its message was handed over loses nothing."""
+    got: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        first = asyncio.ensure_future(receive())
+        second = asyncio.ensure_future(receive())
+        got.extend(await asyncio.wait_for(asyncio.gather(first, second), 5))
+        protocol = app_protocol[0]
+        cancelled = asyncio.ensure_future(receive())
+        await asyncio.sleep(0)  # waiting
+        protocol._deliver({"type": "websocket.receive", "text": "handed over"})
+        cancelled.cancel()  # before it could return the message
+        got.append(await asyncio.wait_for(receive(), 5))
+
+    app_protocol: list[WSFastProtocol] = []
+
+    async def main() -> None:
+        async with serve(app) as (server, port):
+            sock, client = await open_raw(port)
+            with sock:
+                app_protocol.append(await only_connection(server))
+                await asyncio.sleep(0.1)  # both receive() calls wait
+                client.send_text("a")
+                client.send_text("b")
+                await asyncio.get_running_loop().sock_sendall(sock, client.data_to_send())
+                deadline = time.monotonic() + 10
+                while len(got) < 3 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+
+    run(main())
+    assert sorted(m.get("text") for m in got[:2]) == ["a", "b"]
+    assert got[2] == {"type": "websocket.receive", "text": "handed over"}
+
+
 def test_data_before_the_answer_is_bounded() -> None:
     """A client that sends more than the connection keeps before the server has answered
     (RFC 6455 §4.1: it must wait) gets 400; the application's late accept raises OSError."""

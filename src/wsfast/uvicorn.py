@@ -131,9 +131,10 @@ class WSFastProtocol(asyncio.Protocol):
         self.close_timeout = 10.0
         self._abort_timer: asyncio.TimerHandle | None = None  # the transport closes: drop it then
 
-        # Received messages the application has not taken yet, and its waiting receive().
+        # Received messages the application has not taken yet, and its waiting receive()
+        # calls (first come, first served, as with uvicorn's own queue).
         self._queue: deque[dict[str, Any]] = deque()
-        self._waiter: asyncio.Future[dict[str, Any]] | None = None
+        self._waiters: deque[asyncio.Future[dict[str, Any]]] = deque()
         self._max_queue = max(1, int(config.ws_max_queue))
         self._unparsed = memoryview(b"")  # the rest of a read, held back while the queue is full
         self.read_paused = False  # paused because a message waits in the queue
@@ -291,11 +292,11 @@ class WSFastProtocol(asyncio.Protocol):
             self._update_reading()
 
     def _deliver(self, message: dict[str, Any]) -> bool:
-        """Hand a message to the waiting receive(), else queue it (True: queued)."""
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
+        """Hand a message to the first waiting receive(), else queue it (True: queued)."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():  # (else cancelled)
                 waiter.set_result(message)
                 return False
         self._queue.append(message)
@@ -439,12 +440,18 @@ class WSFastProtocol(asyncio.Protocol):
                 self._resume_after_queue()
             return message
         waiter: asyncio.Future[dict[str, Any]] = self.loop.create_future()
-        self._waiter = waiter
+        self._waiters.append(waiter)
         try:
             return await waiter
-        finally:
-            if self._waiter is waiter:
-                self._waiter = None
+        except asyncio.CancelledError:
+            if not waiter.done():  # (its task was cancelled, not it)
+                waiter.cancel()
+            if waiter.cancelled():
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+            else:  # handed its message before the cancellation: the next call gets it
+                queue.appendleft(waiter.result())
+            raise
 
     def _resume_after_queue(self) -> None:
         self.read_paused = False
