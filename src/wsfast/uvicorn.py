@@ -202,9 +202,7 @@ class WSFastProtocol(asyncio.Protocol):
             return
         self.conn.receive_data(data)
         self._handle_events()
-        while self.conn.backlogged and self._room():
-            self.conn.receive_data(b"")
-            self._handle_events()
+        self._inflate_backlog()
 
     # --- uvicorn's server hooks ----------------------------------------------------------
 
@@ -237,12 +235,18 @@ class WSFastProtocol(asyncio.Protocol):
             self._unparsed = view[_SLICE:]
             conn.receive_data(view[:_SLICE])
             self._handle_events()
-            while conn.backlogged and self._room():
-                conn.receive_data(b"")
-                self._handle_events()
+            self._inflate_backlog()
             if conn.state is not _OPEN and conn.state is not State.CLOSING:
                 self._unparsed = memoryview(b"")
         self._update_reading()
+
+    def _inflate_backlog(self) -> None:
+        """Inflate the frames read but not inflated yet (Connection.backlogged) while the
+        queue has room."""
+        conn = self.conn
+        while conn.backlogged and self._room():
+            conn.receive_data(b"")
+            self._handle_events()
 
     def _room(self) -> bool:
         """May more be parsed now? Not while ws_max_queue messages wait for the application,
@@ -458,10 +462,7 @@ class WSFastProtocol(asyncio.Protocol):
         if self._unparsed:
             self._parse_held_back()
         else:
-            conn = self.conn
-            while conn.backlogged and self._room():
-                conn.receive_data(b"")
-                self._handle_events()
+            self._inflate_backlog()
             self._update_reading()
 
     async def send(self, message: Any) -> None:
