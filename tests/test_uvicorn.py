@@ -277,6 +277,41 @@ def test_closing_is_bounded_when_the_peer_never_reads() -> None:
     run(main())
 
 
+def test_send_after_losing_a_full_transport_raises() -> None:
+    """The transport is lost while writing is paused (resume_writing never comes): a send()
+    then raises ClientDisconnected at once instead of waiting for the buffer to drain."""
+    outcome: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            while True:
+                await send({"type": "websocket.send", "bytes": b"x" * 65536})
+        except Exception as exc:
+            outcome.append(type(exc).__name__)
+        try:
+            await asyncio.wait_for(send({"type": "websocket.send", "bytes": b"x"}), 2)
+        except Exception as exc:
+            outcome.append(type(exc).__name__)
+
+    async def main() -> None:
+        async with serve(app) as (server, port):
+            sock, client = await open_raw(port)
+            with sock:
+                protocol = await only_connection(server)
+                deadline = time.monotonic() + 10
+                while not protocol._write_paused and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
+                assert protocol._write_paused
+            # (the socket is closed: the server's next write fails and loses the transport)
+            while len(outcome) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+
+    run(main())
+    assert outcome == ["ClientDisconnected", "ClientDisconnected"], outcome
+
+
 def test_receive_from_two_tasks_and_cancelled() -> None:
     """Two tasks waiting in receive() at once each get a message (as with uvicorn's own
     queue), and a receive() cancelled after its message was handed over loses nothing."""

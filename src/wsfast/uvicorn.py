@@ -171,7 +171,9 @@ class WSFastProtocol(asyncio.Protocol):
         self.handshake_complete = True
         self.disconnected = True
         self._unparsed = memoryview(b"")
-        # A transport lost while its buffer is full never calls resume_writing().
+        # A transport lost while its buffer is full never calls resume_writing(): nothing is
+        # written any more, so no send() may wait for it.
+        self._write_paused = False
         self._release_writers()
         self._cancel_close_timer()
         if self._abort_timer is not None:
