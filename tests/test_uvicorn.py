@@ -9,6 +9,7 @@ the protocol in integrations/uvicorn_suite.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -310,6 +311,46 @@ def test_send_after_losing_a_full_transport_raises() -> None:
 
     run(main())
     assert outcome == ["ClientDisconnected", "ClientDisconnected"], outcome
+
+
+def test_cancelled_sends_while_writing_is_paused_leave_nothing_behind() -> None:
+    """send() calls that time out while the peer does not read (an application retrying with
+    wait_for) must not each leave a waiter behind until writing resumes."""
+    import gc
+
+    counts: list[int] = []
+
+    def live_futures() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, asyncio.Future))
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while not app_protocol:
+            await asyncio.sleep(0.01)
+        protocol = app_protocol[0]
+        while not protocol._write_paused:
+            await send({"type": "websocket.send", "bytes": b"x" * 65536})
+        for rounds in (10, 200):
+            for _ in range(rounds):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(send({"type": "websocket.send", "text": "x"}), 0.001)
+            counts.append(live_futures())
+
+    app_protocol: list[WSFastProtocol] = []
+
+    async def main() -> None:
+        async with serve(app, ws_ping_interval=None) as (server, port):
+            sock, client = await open_raw(port)
+            with sock:
+                app_protocol.append(await only_connection(server))
+                deadline = time.monotonic() + 20
+                while len(counts) < 2 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+
+    run(main())
+    assert len(counts) == 2 and counts[1] <= counts[0], counts
 
 
 def test_receive_from_two_tasks_and_cancelled() -> None:

@@ -140,7 +140,7 @@ class WSFastProtocol(asyncio.Protocol):
         self.read_paused = False  # paused because a message waits in the queue
         self._write_paused = False  # the transport's write buffer is over its high-water mark
         self._reading = True  # the transport reads (neither reason to pause holds)
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain_waiter: asyncio.Future[None] | None = None  # shared by waiting send() calls
 
         # Keepalive (the attribute names are uvicorn's).
         self.ping_interval: float | None = config.ws_ping_interval
@@ -619,15 +619,16 @@ class WSFastProtocol(asyncio.Protocol):
             self.transport.write(data)
 
     async def _drain(self) -> None:
-        waiter = self.loop.create_future()
-        self._drain_waiters.append(waiter)
-        await waiter
+        waiter = self._drain_waiter
+        if waiter is None or waiter.done():
+            waiter = self._drain_waiter = self.loop.create_future()
+        # Shielded: cancelling one waiting send() must not cancel the others.
+        await asyncio.shield(waiter)
 
     def _release_writers(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # --- logging -------------------------------------------------------------------------
 
