@@ -242,6 +242,24 @@ def test_reading_stops_while_the_write_buffer_is_full() -> None:
     run(main())
 
 
+async def accept_and_flood(receive: Any, send: Any) -> Exception:
+    """Accepts, then sends 64 KiB messages until send() raises; returns what it raised."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    try:
+        while True:
+            await send({"type": "websocket.send", "bytes": b"x" * 65536})
+    except Exception as exc:
+        return exc
+
+
+async def writing_paused(protocol: WSFastProtocol) -> None:
+    deadline = time.monotonic() + 10
+    while not protocol._write_paused and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert protocol._write_paused
+
+
 def test_closing_is_bounded_when_the_peer_never_reads() -> None:
     """A peer that never reads what the server writes: no pong comes, the keepalive closes,
     and the close frame waits behind a full write buffer, so closing TCP gracefully never
@@ -249,13 +267,7 @@ def test_closing_is_bounded_when_the_peer_never_reads() -> None:
     outcome: list[Any] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        try:
-            while True:
-                await send({"type": "websocket.send", "bytes": b"x" * 65536})
-        except Exception as exc:  # ClientDisconnected, once the transport is gone
-            outcome.append(exc)
+        outcome.append(await accept_and_flood(receive, send))
 
     async def main() -> None:
         async with serve(app, ws_ping_interval=0.5, ws_ping_timeout=0.5) as (server, port):
@@ -263,10 +275,7 @@ def test_closing_is_bounded_when_the_peer_never_reads() -> None:
             with sock:
                 protocol = await only_connection(server)
                 protocol.close_timeout = 0.3
-                deadline = time.monotonic() + 10
-                while not protocol._write_paused and time.monotonic() < deadline:
-                    await asyncio.sleep(0.01)
-                assert protocol._write_paused
+                await writing_paused(protocol)
                 deadline = time.monotonic() + 5
                 while not protocol.disconnected and time.monotonic() < deadline:
                     await asyncio.sleep(0.02)
@@ -284,13 +293,7 @@ def test_send_after_losing_a_full_transport_raises() -> None:
     outcome: list[Any] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        try:
-            while True:
-                await send({"type": "websocket.send", "bytes": b"x" * 65536})
-        except Exception as exc:
-            outcome.append(type(exc).__name__)
+        outcome.append(type(await accept_and_flood(receive, send)).__name__)
         try:
             await asyncio.wait_for(send({"type": "websocket.send", "bytes": b"x"}), 2)
         except Exception as exc:
@@ -300,11 +303,8 @@ def test_send_after_losing_a_full_transport_raises() -> None:
         async with serve(app) as (server, port):
             sock, client = await open_raw(port)
             with sock:
-                protocol = await only_connection(server)
-                deadline = time.monotonic() + 10
-                while not protocol._write_paused and time.monotonic() < deadline:
-                    await asyncio.sleep(0.01)
-                assert protocol._write_paused
+                await writing_paused(await only_connection(server))
+            deadline = time.monotonic() + 10
             # (the socket is closed: the server's next write fails and loses the transport)
             while len(outcome) < 2 and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
