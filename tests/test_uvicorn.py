@@ -9,6 +9,7 @@ the protocol in integrations/uvicorn_suite.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -239,6 +240,155 @@ def test_reading_stops_while_the_write_buffer_is_full() -> None:
                 sock.close()
 
     run(main())
+
+
+async def accept_and_flood(receive: Any, send: Any) -> Exception:
+    """Accepts, then sends 64 KiB messages until send() raises; returns what it raised."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    try:
+        while True:
+            await send({"type": "websocket.send", "bytes": b"x" * 65536})
+    except Exception as exc:
+        return exc
+
+
+async def writing_paused(protocol: WSFastProtocol) -> None:
+    deadline = time.monotonic() + 10
+    while not protocol._write_paused and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert protocol._write_paused
+
+
+def test_closing_is_bounded_when_the_peer_never_reads() -> None:
+    """A peer that never reads what the server writes: no pong comes, the keepalive closes,
+    and the close frame waits behind a full write buffer, so closing TCP gracefully never
+    ends; the transport is dropped after close_timeout (and the blocked send() ends)."""
+    outcome: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        outcome.append(await accept_and_flood(receive, send))
+
+    async def main() -> None:
+        async with serve(app, ws_ping_interval=0.5, ws_ping_timeout=0.5) as (server, port):
+            sock, client = await open_raw(port)
+            with sock:
+                protocol = await only_connection(server)
+                protocol.close_timeout = 0.3
+                await writing_paused(protocol)
+                deadline = time.monotonic() + 5
+                while not protocol.disconnected and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                assert protocol.disconnected, "the connection outlived close_timeout"
+                while not outcome and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                assert outcome
+
+    run(main())
+
+
+def test_send_after_losing_a_full_transport_raises() -> None:
+    """The transport is lost while writing is paused (resume_writing never comes): a send()
+    then raises ClientDisconnected at once instead of waiting for the buffer to drain."""
+    outcome: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        outcome.append(type(await accept_and_flood(receive, send)).__name__)
+        try:
+            await asyncio.wait_for(send({"type": "websocket.send", "bytes": b"x"}), 2)
+        except Exception as exc:
+            outcome.append(type(exc).__name__)
+
+    async def main() -> None:
+        async with serve(app) as (server, port):
+            sock, client = await open_raw(port)
+            with sock:
+                await writing_paused(await only_connection(server))
+            deadline = time.monotonic() + 10
+            # (the socket is closed: the server's next write fails and loses the transport)
+            while len(outcome) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+
+    run(main())
+    assert outcome == ["ClientDisconnected", "ClientDisconnected"], outcome
+
+
+def test_cancelled_sends_while_writing_is_paused_leave_nothing_behind() -> None:
+    """send() calls that time out while the peer does not read (an application retrying with
+    wait_for) must not each leave a waiter behind until writing resumes."""
+    import gc
+
+    counts: list[int] = []
+
+    def live_futures() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, asyncio.Future))
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while not app_protocol:
+            await asyncio.sleep(0.01)
+        protocol = app_protocol[0]
+        while not protocol._write_paused:
+            await send({"type": "websocket.send", "bytes": b"x" * 65536})
+        for rounds in (10, 200):
+            for _ in range(rounds):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(send({"type": "websocket.send", "text": "x"}), 0.001)
+            counts.append(live_futures())
+
+    app_protocol: list[WSFastProtocol] = []
+
+    async def main() -> None:
+        async with serve(app, ws_ping_interval=None) as (server, port):
+            sock, client = await open_raw(port)
+            with sock:
+                app_protocol.append(await only_connection(server))
+                deadline = time.monotonic() + 20
+                while len(counts) < 2 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+
+    run(main())
+    assert len(counts) == 2 and counts[1] <= counts[0], counts
+
+
+def test_receive_from_two_tasks_and_cancelled() -> None:
+    """Two tasks waiting in receive() at once each get a message (as with uvicorn's own
+    queue), and a receive() cancelled after its message was handed over loses nothing."""
+    got: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        first = asyncio.ensure_future(receive())
+        second = asyncio.ensure_future(receive())
+        got.extend(await asyncio.wait_for(asyncio.gather(first, second), 5))
+        protocol = app_protocol[0]
+        cancelled = asyncio.ensure_future(receive())
+        await asyncio.sleep(0)  # waiting
+        protocol._deliver({"type": "websocket.receive", "text": "handed over"})
+        cancelled.cancel()  # before it could return the message
+        got.append(await asyncio.wait_for(receive(), 5))
+
+    app_protocol: list[WSFastProtocol] = []
+
+    async def main() -> None:
+        async with serve(app) as (server, port):
+            sock, client = await open_raw(port)
+            with sock:
+                app_protocol.append(await only_connection(server))
+                await asyncio.sleep(0.1)  # both receive() calls wait
+                client.send_text("a")
+                client.send_text("b")
+                await asyncio.get_running_loop().sock_sendall(sock, client.data_to_send())
+                deadline = time.monotonic() + 10
+                while len(got) < 3 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+
+    run(main())
+    assert sorted(m.get("text") for m in got[:2]) == ["a", "b"]
+    assert got[2] == {"type": "websocket.receive", "text": "handed over"}
 
 
 def test_data_before_the_answer_is_bounded() -> None:

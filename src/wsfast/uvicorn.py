@@ -127,18 +127,20 @@ class WSFastProtocol(asyncio.Protocol):
         self.close_sent = False
         self.disconnected = False
         self.initial_response: tuple[int, list[tuple[str, str]], bytes] | None = None
-        self.close_timer: asyncio.TimerHandle | None = None
+        self.close_timer: asyncio.TimerHandle | None = None  # our close frame awaits its reply
         self.close_timeout = 10.0
+        self._abort_timer: asyncio.TimerHandle | None = None  # the transport closes: drop it then
 
-        # Received messages the application has not taken yet, and its waiting receive().
+        # Received messages the application has not taken yet, and its waiting receive()
+        # calls (first come, first served, as with uvicorn's own queue).
         self._queue: deque[dict[str, Any]] = deque()
-        self._waiter: asyncio.Future[dict[str, Any]] | None = None
+        self._waiters: deque[asyncio.Future[dict[str, Any]]] = deque()
         self._max_queue = max(1, int(config.ws_max_queue))
         self._unparsed = memoryview(b"")  # the rest of a read, held back while the queue is full
         self.read_paused = False  # paused because a message waits in the queue
         self._write_paused = False  # the transport's write buffer is over its high-water mark
         self._reading = True  # the transport reads (neither reason to pause holds)
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain_waiter: asyncio.Future[None] | None = None  # shared by waiting send() calls
 
         # Keepalive (the attribute names are uvicorn's).
         self.ping_interval: float | None = config.ws_ping_interval
@@ -169,11 +171,14 @@ class WSFastProtocol(asyncio.Protocol):
         self.handshake_complete = True
         self.disconnected = True
         self._unparsed = memoryview(b"")
-        # A transport lost while its buffer is full never calls resume_writing().
+        # A transport lost while its buffer is full never calls resume_writing(): nothing is
+        # written any more, so no send() may wait for it.
+        self._write_paused = False
         self._release_writers()
-        if self.close_timer is not None:
-            self.close_timer.cancel()
-            self.close_timer = None
+        self._cancel_close_timer()
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+            self._abort_timer = None
         if exc is None:
             self.transport.close()
 
@@ -199,9 +204,7 @@ class WSFastProtocol(asyncio.Protocol):
             return
         self.conn.receive_data(data)
         self._handle_events()
-        while self.conn.backlogged and self._room():
-            self.conn.receive_data(b"")
-            self._handle_events()
+        self._inflate_backlog()
 
     # --- uvicorn's server hooks ----------------------------------------------------------
 
@@ -209,10 +212,8 @@ class WSFastProtocol(asyncio.Protocol):
         """uvicorn's graceful shutdown: 1012 (service restart) to an open connection."""
         self.stop_keepalive()
         if self.close_sent:
-            if self.close_timer is not None:
-                self.close_timer.cancel()
-                self.close_timer = None
-            self.transport.close()
+            self._cancel_close_timer()
+            self._close_transport()
             return
         if self.handshake_complete:
             self._deliver({"type": "websocket.disconnect", "code": 1012})
@@ -221,7 +222,7 @@ class WSFastProtocol(asyncio.Protocol):
                 self._flush()
         else:
             self.send_500_response()
-        self.transport.close()
+        self._close_transport()
 
     def on_task_complete(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -236,12 +237,18 @@ class WSFastProtocol(asyncio.Protocol):
             self._unparsed = view[_SLICE:]
             conn.receive_data(view[:_SLICE])
             self._handle_events()
-            while conn.backlogged and self._room():
-                conn.receive_data(b"")
-                self._handle_events()
+            self._inflate_backlog()
             if conn.state is not _OPEN and conn.state is not State.CLOSING:
                 self._unparsed = memoryview(b"")
         self._update_reading()
+
+    def _inflate_backlog(self) -> None:
+        """Inflate the frames read but not inflated yet (Connection.backlogged) while the
+        queue has room."""
+        conn = self.conn
+        while conn.backlogged and self._room():
+            conn.receive_data(b"")
+            self._handle_events()
 
     def _room(self) -> bool:
         """May more be parsed now? Not while ws_max_queue messages wait for the application,
@@ -281,7 +288,7 @@ class WSFastProtocol(asyncio.Protocol):
             self.transport.write(data)
         if conn.should_close_transport:
             self._cancel_close_timer()
-            self.transport.close()
+            self._close_transport()
 
     def _on_message(self, message: dict[str, Any]) -> None:
         if self.close_sent:
@@ -291,11 +298,11 @@ class WSFastProtocol(asyncio.Protocol):
             self._update_reading()
 
     def _deliver(self, message: dict[str, Any]) -> bool:
-        """Hand a message to the waiting receive(), else queue it (True: queued)."""
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
+        """Hand a message to the first waiting receive(), else queue it (True: queued)."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():  # (else cancelled)
                 waiter.set_result(message)
                 return False
         self._queue.append(message)
@@ -399,7 +406,7 @@ class WSFastProtocol(asyncio.Protocol):
             self.conn.close(1011, "keepalive ping timeout")
             self._flush()
         self.close_sent = True
-        self.transport.close()
+        self._close_transport()
 
     # --- the ASGI application ------------------------------------------------------------
 
@@ -421,7 +428,7 @@ class WSFastProtocol(asyncio.Protocol):
             # A denial response whose body never ended: what was given is sent.
             self._send_denial()
         if self.close_timer is None:
-            self.transport.close()
+            self._close_transport()
 
     def send_500_response(self) -> None:
         if self.initial_response is not None or self.handshake_complete:
@@ -439,22 +446,25 @@ class WSFastProtocol(asyncio.Protocol):
                 self._resume_after_queue()
             return message
         waiter: asyncio.Future[dict[str, Any]] = self.loop.create_future()
-        self._waiter = waiter
+        self._waiters.append(waiter)
         try:
             return await waiter
-        finally:
-            if self._waiter is waiter:
-                self._waiter = None
+        except asyncio.CancelledError:
+            if not waiter.done():  # (its task was cancelled, not it)
+                waiter.cancel()
+            if waiter.cancelled():
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+            else:  # handed its message before the cancellation: the next call gets it
+                queue.appendleft(waiter.result())
+            raise
 
     def _resume_after_queue(self) -> None:
         self.read_paused = False
         if self._unparsed:
             self._parse_held_back()
         else:
-            conn = self.conn
-            while conn.backlogged and self._room():
-                conn.receive_data(b"")
-                self._handle_events()
+            self._inflate_backlog()
             self._update_reading()
 
     async def send(self, message: Any) -> None:
@@ -566,6 +576,17 @@ class WSFastProtocol(asyncio.Protocol):
             self.close_timer.cancel()
             self.close_timer = None
 
+    def _close_transport(self) -> None:
+        """Close the transport once its write buffer is flushed; a peer that never reads that
+        far has it dropped close_timeout later."""
+        self.transport.close()
+        if self._abort_timer is None and not self.disconnected:
+            self._abort_timer = self.loop.call_later(self.close_timeout, self._abort)
+
+    def _abort(self) -> None:
+        self._abort_timer = None
+        self.transport.abort()
+
     def _send_denial(self) -> None:
         """The application's own HTTP response instead of the handshake (ASGI's
         ``websocket.http.response`` extension), then the end of the connection."""
@@ -598,15 +619,16 @@ class WSFastProtocol(asyncio.Protocol):
             self.transport.write(data)
 
     async def _drain(self) -> None:
-        waiter = self.loop.create_future()
-        self._drain_waiters.append(waiter)
-        await waiter
+        waiter = self._drain_waiter
+        if waiter is None or waiter.done():
+            waiter = self._drain_waiter = self.loop.create_future()
+        # Shielded: cancelling one waiting send() must not cancel the others.
+        await asyncio.shield(waiter)
 
     def _release_writers(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # --- logging -------------------------------------------------------------------------
 
