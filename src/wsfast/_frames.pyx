@@ -18,6 +18,7 @@ from wsfast._mask cimport MASK_NOGIL_MIN, WSF_FREE_THREADED, mask_into
 
 cdef extern from "wsf_frame.h":
     uint64_t WSF_MAX_BUFFERED  # what a Py_ssize_t indexes: 2**31 - 1 on 32-bit builds
+    bint WSF_PAYLOAD_FITS(uint64_t length)  # the guard tests/c/length_guard.c checks
 
 from operator import index as _index
 
@@ -345,7 +346,7 @@ cdef class FrameParser:
             raise _ProtocolError(
                 f"frame payload of {h.length} bytes exceeds "
                 f"max_frame_size={self._max_frame_size}", 1009)
-        if h.length > WSF_MAX_BUFFERED:
+        if not WSF_PAYLOAD_FITS(h.length):
             # Before any <Py_ssize_t> cast of the length, which would truncate it (32-bit).
             raise _ProtocolError(f"cannot buffer a frame payload of {h.length} bytes", 1009)
         return 0

@@ -115,18 +115,16 @@ class Headers:
         return isinstance(name, str) and name.lower() in self._index
 
     def __getitem__(self, name: str) -> str:
-        values = self._index.get(name.lower())
-        if values is None:
+        value = self.get(name)
+        if value is None:
             raise KeyError(name)
-        return values[0] if len(values) == 1 else ", ".join(values)
+        return value
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of ``name`` (repeated: the values joined with ", "); ``default`` when
         absent."""
         values = self._index.get(name.lower())
-        if values is None:
-            return default
-        return values[0] if len(values) == 1 else ", ".join(values)
+        return default if values is None else ", ".join(values)  # one value: that value
 
     def get_single(self, name: str) -> str | None:
         """The value of a field that may appear once, None when absent; HandshakeError (400)

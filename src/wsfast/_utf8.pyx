@@ -24,26 +24,22 @@ cdef uint32_t utf8_continue(uint32_t state, const unsigned char *p, Py_ssize_t n
     return wsf_utf8_validate(_isa, state, p, <size_t>n)
 
 
-cdef uint32_t _run(uint32_t state, object data) except? 0xFFFFFFFF:
-    cdef Py_buffer view
-    cdef const unsigned char *p
-    cdef Py_ssize_t n
-    if PyBytes_CheckExact(data):
-        p = <const unsigned char *>PyBytes_AS_STRING(data)
-        n = PyBytes_GET_SIZE(data)
-        if n >= UTF8_NOGIL_MIN:
-            with nogil:
-                state = wsf_utf8_validate(_isa, state, p, <size_t>n)
-            return state
-        return wsf_utf8_validate(_isa, state, p, <size_t>n)
-    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-    p = <const unsigned char *>view.buf
-    n = view.len
+cdef inline uint32_t _validate(uint32_t state, const unsigned char *p, Py_ssize_t n) noexcept:
+    """The kernel over ``n`` bytes at ``p``, without the GIL from UTF8_NOGIL_MIN bytes."""
     if n >= UTF8_NOGIL_MIN:
         with nogil:
             state = wsf_utf8_validate(_isa, state, p, <size_t>n)
-    else:
-        state = wsf_utf8_validate(_isa, state, p, <size_t>n)
+        return state
+    return wsf_utf8_validate(_isa, state, p, <size_t>n)
+
+
+cdef uint32_t _run(uint32_t state, object data) except? 0xFFFFFFFF:
+    cdef Py_buffer view
+    if PyBytes_CheckExact(data):
+        return _validate(state, <const unsigned char *>PyBytes_AS_STRING(data),
+                         PyBytes_GET_SIZE(data))
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    state = _validate(state, <const unsigned char *>view.buf, view.len)
     PyBuffer_Release(&view)
     return state
 
@@ -81,14 +77,7 @@ cdef class Utf8Validator:
             with cython.critical_section(self):
                 before = self._state
                 n = view.len
-                if n >= UTF8_NOGIL_MIN:
-                    with nogil:
-                        self._state = wsf_utf8_validate(_isa, before,
-                                                        <const unsigned char *>view.buf,
-                                                        <size_t>n)
-                else:
-                    self._state = wsf_utf8_validate(_isa, before,
-                                                    <const unsigned char *>view.buf, <size_t>n)
+                self._state = _validate(before, <const unsigned char *>view.buf, n)
                 if self._state == WSF_UTF8_REJECT:
                     n = <Py_ssize_t>wsf_utf8_reject_index(before,
                                                           <const unsigned char *>view.buf,

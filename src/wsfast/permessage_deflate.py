@@ -121,6 +121,15 @@ def _check_bits(name: str, value: int | None, low: int = 9) -> None:
         raise ValueError(f"{name} must be an int in {low}..15, not {value!r}")
 
 
+def _shrinks(zlib: ModuleType, payload: Any) -> bool:
+    """Whether _PROBE bytes from the middle of ``payload`` compress by a tenth or more."""
+    middle = len(payload) // 2
+    sample = memoryview(payload)[middle - _PROBE // 2 : middle + _PROBE // 2]
+    probe = zlib.compressobj(1, zlib.DEFLATED, -10, 4)  # window 1 KiB, 12 KiB of state
+    size = len(probe.compress(sample)) + len(probe.flush())
+    return size * 10 <= _PROBE * 9
+
+
 class _Options:
     """Settings shared by both factories."""
 
@@ -492,8 +501,8 @@ class PerMessageDeflate:
             min_size = self.min_size
             if min_size < 0 or (frame.fin and len(payload) < min_size):
                 return frame
-            if self._skeptical and len(payload) >= _PROBE_MIN and not self._shrinks(payload):
-                return frame
+            if self._skeptical and len(payload) >= _PROBE_MIN and not _shrinks(self._zlib, payload):
+                return frame  # _skeptical stays: the next large frame is probed too
             self._sending = True
         else:
             return frame
@@ -520,19 +529,9 @@ class PerMessageDeflate:
         n = len(payload)
         if n >= _PROBE_MIN and self.send_takeover:
             # Without context takeover a message's bytes depend on it alone (broadcast_key).
+            # A probed frame that shrank lands here too: its real result decides.
             self._skeptical = len(data) * 10 > n * 9
         return type(frame)(op, data, fin, op is not _CONT, frame.rsv2, frame.rsv3)
-
-    def _shrinks(self, payload: Any) -> bool:
-        """Whether _PROBE bytes from the middle of ``payload`` compress by a tenth or more."""
-        middle = len(payload) // 2
-        sample = memoryview(payload)[middle - _PROBE // 2 : middle + _PROBE // 2]
-        zlib = self._zlib
-        probe = zlib.compressobj(1, zlib.DEFLATED, -10, 4)  # window 1 KiB, 12 KiB of state
-        size = len(probe.compress(sample)) + len(probe.flush())
-        shrinks = size * 10 <= _PROBE * 9
-        self._skeptical = not shrinks
-        return shrinks
 
     # --- receiving (§7.2.2) ------------------------------------------------------------------
 

@@ -40,9 +40,13 @@ enum {
     WSF_ISA_AVX512 = 3
 };
 
-#if defined(WSF_HAVE_AVX2_CODE) && defined(_MSC_VER) && !defined(__clang__)
-/* Bit `bit` of CPUID leaf 7 EBX, if the CPU has OSXSAVE and AVX and the OS saves every XCR0
- * state bit in `xcr0` (YMM: 0x6; ZMM and opmask as well: 0xE6). */
+/* WSF_CPU_SUPPORTS(name, bit, xcr0): whether the CPU has the feature of CPUID leaf 7 EBX bit
+ * `bit` (GCC and Clang call it `name`) and the OS saves every XCR0 state bit it needs in
+ * `xcr0` (YMM: 0x6; ZMM and opmask as well: 0xE6). GCC's and Clang's runtime check XCR0
+ * themselves; MSVC reads CPUID, after OSXSAVE and AVX. */
+#if defined(WSF_HAVE_AVX2_CODE) && (defined(__GNUC__) || defined(__clang__))
+#define WSF_CPU_SUPPORTS(name, bit, xcr0) (__builtin_cpu_init(), __builtin_cpu_supports(name))
+#elif defined(WSF_HAVE_AVX2_CODE) && defined(_MSC_VER)
 static inline int wsf_msvc_leaf7(int bit, unsigned xcr0) {
     int r[4];
     __cpuid(r, 0);
@@ -53,36 +57,16 @@ static inline int wsf_msvc_leaf7(int bit, unsigned xcr0) {
     __cpuidex(r, 7, 0);
     return (r[1] >> bit) & 1;
 }
-#endif
-
-static inline int wsf_cpu_has_avx2(void) {
-#if defined(WSF_HAVE_AVX2_CODE) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-#elif defined(WSF_HAVE_AVX2_CODE) && defined(_MSC_VER)
-    return wsf_msvc_leaf7(5, 0x6);
+#define WSF_CPU_SUPPORTS(name, bit, xcr0) wsf_msvc_leaf7(bit, xcr0)
 #else
-    return 0;
+#define WSF_CPU_SUPPORTS(name, bit, xcr0) 0
 #endif
-}
-
-/* AVX-512 Foundation, with the OS saving its state. */
-static inline int wsf_cpu_has_avx512(void) {
-#if defined(WSF_HAVE_AVX512_CODE) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f"); /* the runtime checks XCR0 too */
-#elif defined(WSF_HAVE_AVX512_CODE) && defined(_MSC_VER)
-    return wsf_msvc_leaf7(16, 0xE6);
-#else
-    return 0;
-#endif
-}
 
 /* The widest level this CPU runs. */
 static inline int wsf_cpu_best_isa(void) {
 #if defined(WSF_X86)
-    if (wsf_cpu_has_avx512()) return WSF_ISA_AVX512;
-    return wsf_cpu_has_avx2() ? WSF_ISA_AVX2 : WSF_ISA_SSE2;
+    if (WSF_CPU_SUPPORTS("avx512f", 16, 0xE6)) return WSF_ISA_AVX512; /* Foundation */
+    return WSF_CPU_SUPPORTS("avx2", 5, 0x6) ? WSF_ISA_AVX2 : WSF_ISA_SSE2;
 #elif defined(WSF_NEON)
     return WSF_ISA_NEON;
 #else

@@ -92,7 +92,6 @@ static inline uint32_t wsf_utf8_dfa(uint32_t state, const unsigned char *p, size
 }
 
 #if defined(WSF_HAVE_AVX2_CODE) || defined(WSF_NEON)
-#define WSF_UTF8_LOOKUP 1
 /* Error bits of the lookup method; bit 7 marks "two continuation bytes in a row". */
 #define WSF_TOO_SHORT (1 << 0)  /* lead byte then ASCII or another lead */
 #define WSF_TOO_LONG (1 << 1)   /* ASCII then continuation */
@@ -236,6 +235,15 @@ static size_t wsf_utf8_neon(const unsigned char *p, size_t n) {
 }
 #endif
 
+/* The lookup kernel of this platform and the level it needs (none: the DFA alone). */
+#if defined(WSF_HAVE_AVX2_CODE)
+#define WSF_UTF8_LOOKUP(p, n) wsf_utf8_avx2(p, n)
+#define WSF_UTF8_LOOKUP_ISA WSF_ISA_AVX2
+#elif defined(WSF_NEON)
+#define WSF_UTF8_LOOKUP(p, n) wsf_utf8_neon(p, n)
+#define WSF_UTF8_LOOKUP_ISA WSF_ISA_NEON
+#endif
+
 /* Validates p[0:n] continuing from DFA `state`; returns the state after the last byte
  * (WSF_UTF8_ACCEPT: valid and complete; WSF_UTF8_REJECT: invalid). `isa` is a WSF_ISA_*. */
 static inline uint32_t wsf_utf8_validate(int isa, uint32_t state, const unsigned char *p,
@@ -245,15 +253,9 @@ static inline uint32_t wsf_utf8_validate(int isa, uint32_t state, const unsigned
         state = wsf_utf8_next[state][wsf_utf8_class[p[i++]]];
     }
     if (state == WSF_UTF8_REJECT) return state;
-#if defined(WSF_HAVE_AVX2_CODE)
-    if (isa >= WSF_ISA_AVX2 && n - i >= 64) {
-        size_t done = wsf_utf8_avx2(p + i, n - i);
-        if (done == (size_t)-1) return WSF_UTF8_REJECT;
-        i += done;
-    }
-#elif defined(WSF_NEON)
-    if (isa >= WSF_ISA_NEON && n - i >= 64) {
-        size_t done = wsf_utf8_neon(p + i, n - i);
+#if defined(WSF_UTF8_LOOKUP_ISA)
+    if (isa >= WSF_UTF8_LOOKUP_ISA && n - i >= 64) {
+        size_t done = WSF_UTF8_LOOKUP(p + i, n - i);
         if (done == (size_t)-1) return WSF_UTF8_REJECT;
         i += done;
     }
