@@ -5,7 +5,9 @@ Builds the kernels (``_mask``, ``_utf8``, ``_frames`` from their ``.pyx``) and
 source; ``wsfast.connection`` picks the compiled or the Python classes at import). Cython names
 a module after its file, so the source is copied to ``build/cython-src/wsfast/_connection_c.py``
 with ``_connection_c.pxd`` (its C types) and an empty ``__init__.py``; the copy exists only to
-be compiled and is never installed.
+be compiled and is never installed. The asyncio shell is built the same way:
+``asyncio/_websocket_py.py`` is compiled as ``wsfast.asyncio._websocket_c`` with
+``asyncio/_websocket_c.pxd`` (``wsfast.asyncio.connection`` picks the build).
 
 Environment switches (read at build time):
 - ``WSFAST_NO_EXTENSIONS=1``: build a pure-Python install.
@@ -29,6 +31,9 @@ KERNELS = ["_mask", "_utf8", "_frames"]
 CONNECTION = "_connection_c"
 CONNECTION_SOURCE = Path("src/wsfast/_connection_py.py")
 CONNECTION_PXD = Path("src/wsfast/_connection_c.pxd")
+SHELL = "asyncio._websocket_c"
+SHELL_SOURCE = Path("src/wsfast/asyncio/_websocket_py.py")
+SHELL_PXD = Path("src/wsfast/asyncio/_websocket_c.pxd")
 CYTHON_SRC = Path("build/cython-src")
 
 
@@ -117,16 +122,21 @@ def _copy_if_changed(source: Path, target: Path) -> None:
         target.write_bytes(data)
 
 
-def connection_source() -> str:
-    """Copy the connection's source where Cython compiles it as ``wsfast._connection_c``."""
-    package = CYTHON_SRC / "wsfast"
+def connection_source(
+    name: str = CONNECTION, source: Path = CONNECTION_SOURCE, pxd: Path = CONNECTION_PXD
+) -> str:
+    """Copy a source where Cython compiles it as ``wsfast.<name>`` (the connection's, or
+    with the SHELL arguments the asyncio shell's)."""
+    *packages, module = ["wsfast", *name.split(".")]
+    package = CYTHON_SRC.joinpath(*packages)
     package.mkdir(parents=True, exist_ok=True)
-    init = package / "__init__.py"
-    if not init.exists():
-        init.write_bytes(b"")  # makes the directory the package wsfast, for Cython
-    target = package / f"{CONNECTION}.py"
-    _copy_if_changed(CONNECTION_SOURCE, target)
-    _copy_if_changed(CONNECTION_PXD, package / f"{CONNECTION}.pxd")
+    for depth in range(1, len(packages) + 1):
+        init = CYTHON_SRC.joinpath(*packages[:depth], "__init__.py")
+        if not init.exists():
+            init.write_bytes(b"")  # makes the directories packages, for Cython
+    target = package / f"{module}.py"
+    _copy_if_changed(source, target)
+    _copy_if_changed(pxd, package / f"{module}.pxd")
     return target.as_posix()
 
 
@@ -182,19 +192,26 @@ def extensions() -> list[Extension]:
 
 
 def connection_extensions() -> list[Extension]:
-    """``wsfast._connection_c``; Python semantics kept (negative indices, bounds checks)."""
+    """``wsfast._connection_c`` and ``wsfast.asyncio._websocket_c``; Python semantics kept
+    (negative indices, bounds checks)."""
     from Cython.Build import cythonize
 
     trace = _flag("WSFAST_CYTHON_TRACE")
-    ext = Extension(
-        f"wsfast.{CONNECTION}",
-        [connection_source()],
-        extra_compile_args=_compile_args(),
-        extra_link_args=_sanitize_args(),
-        define_macros=[("CYTHON_TRACE", "1")] if trace else [],
-    )
+    exts = [
+        Extension(
+            f"wsfast.{name}",
+            [connection_source(name, source, pxd)],
+            extra_compile_args=_compile_args(),
+            extra_link_args=_sanitize_args(),
+            define_macros=[("CYTHON_TRACE", "1")] if trace else [],
+        )
+        for name, source, pxd in [
+            (CONNECTION, CONNECTION_SOURCE, CONNECTION_PXD),
+            (SHELL, SHELL_SOURCE, SHELL_PXD),  # a WebSocket belongs to its loop's thread
+        ]
+    ]
     return cythonize(
-        [ext],
+        exts,
         include_path=["src"],  # the kernels' .pxd: receive_data reads frames at C level
         compiler_directives={
             "language_level": 3,

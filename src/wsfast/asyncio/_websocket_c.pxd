@@ -1,0 +1,72 @@
+# C types for wsfast.asyncio._websocket_c, the Cython build of _websocket_py.py (the .py stays
+# the one source; setup.py copies it next to this file at build time and this file only adds
+# types). Keep the attributes in step with _WebSocketCore.__slots__ in _websocket_py.py:
+# tests/test_asyncio_build.py checks that they match.
+#
+# The attributes read from outside the class (broadcast, the subclasses, tests) are readonly;
+# none is written from outside. The cdef methods are internal C calls: the read path
+# (buffer_updated -> _pump -> _dispatch_events -> _push or _deliver -> _flush) runs without a
+# Python call per message. What subclasses override or call (_connection_ended, the _on_*
+# hooks, _process, _dispatch, _start_keepalive) and what the loop calls back stay def.
+
+cimport cython
+
+
+cdef class _WebSocketCore:
+    cdef readonly object _conn
+    cdef readonly object _loop
+    cdef object _rbuf
+    cdef object _on_message
+    cdef readonly bint _dispatching
+    cdef readonly object _transport
+    cdef readonly object _messages
+    cdef Py_ssize_t _max_queue
+    cdef bint _queue_full
+    cdef readonly bint _reading_paused
+    cdef object _backlog_step
+    cdef bint _peer_ended
+    cdef bint _lost
+    cdef object _waiter
+    cdef object _write_limit
+    cdef bint _writing_paused
+    cdef object _drain_waiter
+    cdef object _latest_ping
+    cdef dict _pings
+    cdef object _ping_interval
+    cdef object _ping_timeout
+    cdef object _close_timeout
+    cdef object _keepalive_timer
+    cdef object _pong_timer
+    cdef object _fail_timer
+    cdef object _closing_timer
+    cdef readonly object _closed
+    cdef object _close_code
+    cdef str _close_reason
+    cdef object _close_cause
+    cdef readonly object id
+
+    @cython.locals(conn=object)
+    cdef _pump(self)
+    @cython.locals(kind=object, on_message=object)
+    cdef _dispatch_events(self, list events)
+    @cython.locals(messages=object, waiter=object)
+    cdef _push(self, message)
+    cdef _deliver(self, message)
+    cdef _write_message(self, message)
+    @cython.locals(chunks=list, small=list)
+    cdef _flush(self)
+    cdef _close_transport(self)
+    cdef _start_closing(self, code, reason)
+    cdef _start_closing_timer(self)
+    cdef _pause_reading(self)
+    cdef _resume_reading(self)
+    cdef bint _may_read(self) except -1
+    cdef _resume_reading_if_allowed(self)
+    cdef _wake_writer(self)
+    cdef _not_open_error(self)
+    cdef _closed_error(self)
+    cdef _on_ping(self, payload)
+    cdef _on_pong(self, payload)
+    cdef _on_violation(self, event)
+    cdef _on_closed(self, code, reason)
+    cdef _cancel_timers(self)

@@ -1,0 +1,182 @@
+"""Which build of the asyncio shell is in use, and that the compiled one keeps the Python
+one's shape: ``wsfast.asyncio.connection`` exports ``wsfast.asyncio._websocket_c``'s
+WebSocket when the compiled kernels are in use (the asyncio tests then exercise it), and
+``wsfast.asyncio._websocket_py``'s under ``WSFAST_NO_EXTENSIONS=1``."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.machinery
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asyncio_helpers import HOST, echo, run, uri
+
+import wsfast
+import wsfast.asyncio.connection as shell
+from wsfast.asyncio import ClientWebSocket, ServerWebSocket, WebSocket, connect, serve
+from wsfast.asyncio.exceptions import ConcurrencyError, ConnectionClosedOK
+
+
+def _compiled() -> tuple[Any, BaseException | None]:
+    try:
+        return importlib.import_module("wsfast.asyncio._websocket_c"), None
+    except ImportError as exc:
+        return None, exc
+
+
+COMPILED, COMPILED_ERROR = _compiled()
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "yes", "true", "on"}
+
+
+def test_exported_shell_follows_the_environment(require_extensions: bool) -> None:
+    """The compiled shell is exported whenever the compiled kernels are (CI, wheels); the
+    Python one under WSFAST_NO_EXTENSIONS=1."""
+    if env_flag("WSFAST_NO_EXTENSIONS") or wsfast.implementation != "cython":
+        assert shell.implementation == "python"
+        assert WebSocket.__module__ == "wsfast.asyncio._websocket_py"
+        return
+    if not require_extensions and COMPILED is None:
+        assert shell.implementation == "python"
+        pytest.skip(f"the compiled shell is not built ({COMPILED_ERROR})")
+    assert shell.implementation == "cython"
+    assert WebSocket.__module__ == "wsfast.asyncio._websocket_c"
+    module = sys.modules[WebSocket.__module__]
+    assert isinstance(module.__loader__, importlib.machinery.ExtensionFileLoader)
+    assert not Path(module.__file__).with_name("_websocket_c.py").exists()
+
+
+def test_no_extensions_exports_the_python_shell() -> None:
+    code = (
+        "import wsfast.asyncio as a, wsfast.asyncio.connection as c; "
+        "print(c.implementation, c.WebSocket.__module__, "
+        "a.ServerWebSocket.__mro__[1] is c.WebSocket)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "WSFAST_NO_EXTENSIONS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["python", "wsfast.asyncio._websocket_py", "True"]
+
+
+def test_pxd_declares_exactly_the_slots() -> None:
+    """_websocket_c.pxd (the compiled shell's C attributes) matches _websocket_py.py's
+    __slots__."""
+    source = importlib.import_module("wsfast.asyncio._websocket_py")
+    pxd = Path(source.__file__).with_name("_websocket_c.pxd")
+    if not pxd.exists():
+        pytest.skip("_websocket_c.pxd is not installed next to the module")
+    declared = re.findall(r"^    cdef (?:readonly |public )?[\w]+ (\w+)$", pxd.read_text(), re.M)
+    assert sorted(declared) == sorted(source._WebSocketCore.__slots__)
+
+
+def test_websockets_are_buffered_protocols_without_a_dict() -> None:
+    """Loops check isinstance(protocol, asyncio.BufferedProtocol) to call get_buffer();
+    the subclasses add their own slots, and no instance grows a __dict__."""
+
+    async def main() -> None:
+        seen: dict[str, Any] = {}
+
+        async def handler(ws: Any) -> None:
+            seen["server"] = ws
+            await echo(ws)
+
+        async with serve(handler, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+                await client.send("x")
+                assert await client.recv() == "x"
+                for ws, cls in ((client, ClientWebSocket), (seen["server"], ServerWebSocket)):
+                    assert type(ws) is cls and isinstance(ws, WebSocket)
+                    assert isinstance(ws, asyncio.BufferedProtocol)
+                    assert not hasattr(ws, "__dict__")
+                    with pytest.raises(AttributeError):
+                        ws.anything = 1
+                    # What broadcast() and the tests read from outside stays readable.
+                    assert ws._transport is not None and ws._conn is not None
+                    assert ws._loop is asyncio.get_running_loop()
+                    assert len(ws._messages) == 0 and ws._reading_paused is False
+                    assert ws._dispatching is False and not ws._closed.done()
+                    assert isinstance(ws.id, int)
+
+    run(main())
+
+
+def test_a_subclass_overrides_hooks_and_the_class_attribute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hooks the shell calls (_connection_ended) and the class attribute
+    _pause_reading_with_writing are looked up on the instance's class, compiled or not."""
+    import wsfast.asyncio.server as server_module
+
+    events: list[str] = []
+
+    class Traced(ServerWebSocket):
+        __slots__ = ()
+        _pause_reading_with_writing = False
+
+        def _connection_ended(self, exc: Exception | None) -> None:
+            events.append("ended")
+            super()._connection_ended(exc)
+
+    monkeypatch.setattr(server_module, "ServerWebSocket", Traced)
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+                await client.send(b"y")
+                assert await client.recv() == b"y"
+                (ws,) = server.connections
+                assert type(ws) is Traced
+                ws.pause_writing()
+                assert ws._reading_paused is False  # the override: reading goes on
+                ws.resume_writing()
+                await client.send(b"z")
+                assert await client.recv() == b"z"
+        assert events == ["ended"]
+
+    run(main())
+
+
+def test_recv_twice_cancel_and_send_after_close() -> None:
+    """Two recv() at once: the second raises ConcurrencyError; a cancelled recv() leaves the
+    message for the next one; send() after close raises ConnectionClosedOK."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+                first = asyncio.ensure_future(client.recv())
+                await asyncio.sleep(0)
+                with pytest.raises(ConcurrencyError):
+                    await client.recv()
+                first.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await first
+                await client.send("again")
+                assert await client.recv() == "again"
+                # A message arriving while the waiting recv() is being cancelled stays queued.
+                waiting = asyncio.ensure_future(client.recv())
+                await asyncio.sleep(0)
+                await client.send("kept")
+                waiting.cancel()
+                await asyncio.sleep(0.05)
+                assert await client.recv() == "kept" or waiting.result() == "kept"
+                await client.close()
+                with pytest.raises(ConnectionClosedOK):
+                    await client.send("late")
+                with pytest.raises(ConnectionClosedOK):
+                    client.send_nowait("late")
+
+    run(main())
