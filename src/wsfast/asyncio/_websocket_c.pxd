@@ -12,6 +12,8 @@
 cimport cython
 
 
+cdef Py_ssize_t _BIG_WRITE
+
 cdef class _WebSocketCore:
     cdef readonly object _conn
     cdef readonly object _loop
