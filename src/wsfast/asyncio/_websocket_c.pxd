@@ -47,6 +47,9 @@ cdef class _WebSocketCore:
     cdef object _close_cause
     cdef readonly object id
 
+    @cython.locals(messages=object)
+    cdef _take(self)
+    cdef _message_waiter(self)
     @cython.locals(conn=object)
     cdef _pump(self)
     @cython.locals(kind=object, on_message=object)

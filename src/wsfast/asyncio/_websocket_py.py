@@ -230,43 +230,62 @@ class _WebSocketCore:
         One call at a time: a second call while one waits raises :class:`ConcurrencyError`.
         """
         while True:
-            messages = self._messages
-            if messages:
-                message = messages.popleft()
-                if self._queue_full and len(messages) <= self._max_queue // 2:
-                    self._queue_full = False
-                    self._resume_reading_if_allowed()
-                return message
-            if self._close_code is not None:
-                raise self._closed_error()
-            if self._conn.failing:
-                # The messages before the peer's bad frame are answered: now fail.
-                self._conn.fail()
-                self._pump()
-                continue
-            if self._waiter is not None:
-                raise ConcurrencyError(
-                    "recv() is already waiting for the next message on this connection"
-                )
-            waiter = self._waiter = self._loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
+            if self._messages:
+                return self._take()
+            waiter = self._message_waiter()
+            if waiter is not None:
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self
 
     async def __anext__(self) -> Message:
         """Messages until the connection closes: cleanly, the loop ends; otherwise
-        ConnectionClosedError is raised."""
+        ConnectionClosedError is raised. (recv() without a coroutine of its own.)"""
+        while True:
+            if self._messages:
+                return self._take()
+            try:
+                waiter = self._message_waiter()
+            except ConnectionClosedOK:
+                raise StopAsyncIteration from None
+            if waiter is not None:
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
+
+    def _take(self) -> Message:
+        """The oldest queued message (there is one); reading resumes once half the queue
+        is taken."""
         messages = self._messages
-        if messages and not self._queue_full:
-            return messages.popleft()
-        try:
-            return await self.recv()
-        except ConnectionClosedOK:
-            raise StopAsyncIteration from None
+        message: Message = messages.popleft()
+        if self._queue_full and len(messages) <= self._max_queue // 2:
+            self._queue_full = False
+            self._resume_reading_if_allowed()
+        return message
+
+    def _message_waiter(self) -> asyncio.Future[None] | None:
+        """The queue is empty: the future that the next message (or the end) completes, which
+        the caller awaits then sets ``_waiter`` back to None; None to look at the queue again
+        at once. Raises how the connection closed, or ConcurrencyError if a recv() waits."""
+        if self._close_code is not None:
+            raise self._closed_error()
+        if self._conn.failing:
+            # The messages before the peer's bad frame are answered: now fail.
+            self._conn.fail()
+            self._pump()
+            return None
+        if self._waiter is not None:
+            raise ConcurrencyError(
+                "recv() is already waiting for the next message on this connection"
+            )
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._waiter = waiter
+        return waiter
 
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send one text (``str``) or binary (bytes-like) message."""
