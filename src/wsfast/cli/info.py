@@ -19,11 +19,13 @@ def describe() -> dict[str, str]:
         simd = "none (pure Python kernels)"
     forced = os.environ.get("WSFAST_ISA")
     from wsfast import connection
+    from wsfast.asyncio import connection as shell
 
     return {
         "wsfast": wsfast.__version__,
         "implementation": wsfast.implementation,
         "connection": f"{connection.implementation} ({connection.ServerConnection.__module__})",
+        "asyncio shell": f"{shell.implementation} ({shell.WebSocket.__module__})",
         "kernel instruction set": simd + (f" (WSFAST_ISA={forced})" if forced else ""),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": f"{platform.system()} {platform.machine()} ({platform.platform()})",
