@@ -8,6 +8,10 @@
 # (buffer_updated -> _pump -> _dispatch_events -> _push or _deliver -> _flush) runs without a
 # Python call per message. What subclasses override or call (_connection_ended, the _on_*
 # hooks, _process, _dispatch, _start_keepalive) and what the loop calls back stay def.
+#
+# The module is declared free-threading compatible (it must not turn the GIL back on) without
+# critical sections: a WebSocket, like every asyncio object, is used from its loop's thread
+# only (calls from other threads go through loop.call_soon_threadsafe).
 
 cimport cython
 
