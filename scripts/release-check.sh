@@ -69,7 +69,8 @@ PURE=$(ls "$OUT"/pure/wsfast-"$VERSION"-py3-none-any.whl)
 
 step "the sdist carries what builds and tests it"
 for path in pyproject.toml setup.py MANIFEST.in LICENSE README.md CHANGELOG.md \
-            src/wsfast/_connection_c.pxd src/wsfast/_frames.pyx src/wsfast/_c/wsf_mask.h \
+            src/wsfast/_connection_c.pxd src/wsfast/asyncio/_websocket_c.pxd \
+            src/wsfast/_frames.pyx src/wsfast/_c/wsf_mask.h \
             tests/conftest.py tests/c/selftest.c tests/c/length_guard.c tests/browser/echo.html \
             bench/conftest.py bench/compare.py fuzz/seeds.py fuzz/corpus/frames docs/conf.py; do
   [ -e "$SRC/$path" ] || { echo "missing from the sdist: $path"; exit 1; }
