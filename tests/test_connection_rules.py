@@ -212,6 +212,18 @@ def test_sending_with_and_without_the_shortcut_is_the_same(
         same_outcome(fast, general)
 
 
+def open_deflate_pair(module: Any) -> tuple[Any, Any]:
+    """permessage-deflate negotiated; the server takes messages of up to 1000 bytes."""
+    client = module.ClientConnection("x", extensions=[ClientDeflateFactory()])
+    server = module.ServerConnection(extensions=[ServerDeflateFactory()], max_message_size=1000)
+    server.receive_data(client.data_to_send())
+    server.events()
+    server.accept()
+    client.receive_data(server.data_to_send())
+    client.events()
+    return client, server
+
+
 @pytest.mark.parametrize("compressed", [False, True])
 def test_max_message_size_holds_for_uncompressed_frames_with_deflate(
     conn_module: Any, compressed: bool
@@ -219,15 +231,7 @@ def test_max_message_size_holds_for_uncompressed_frames_with_deflate(
     """permessage-deflate lets the parser take frames up to what a compressed message of
     max_message_size may take (more than max_message_size): a frame the extension does not
     transform (no RSV1) must still be held to max_message_size itself."""
-    client = conn_module.ClientConnection("x", extensions=[ClientDeflateFactory()])
-    server = conn_module.ServerConnection(
-        extensions=[ServerDeflateFactory()], max_message_size=1000
-    )
-    server.receive_data(client.data_to_send())
-    server.events()
-    server.accept()
-    client.receive_data(server.data_to_send())
-    client.events()
+    client, server = open_deflate_pair(conn_module)
     payload = b"x" * 1100 if not compressed else bytes(range(256)) * 5
     if compressed:
         client.send_binary(payload)
@@ -244,15 +248,7 @@ def test_max_message_size_holds_for_uncompressed_frames_with_deflate(
 
 
 def test_a_message_at_the_limit_still_passes_with_deflate(conn_module: Any) -> None:
-    client = conn_module.ClientConnection("x", extensions=[ClientDeflateFactory()])
-    server = conn_module.ServerConnection(
-        extensions=[ServerDeflateFactory()], max_message_size=1000
-    )
-    server.receive_data(client.data_to_send())
-    server.events()
-    server.accept()
-    client.receive_data(server.data_to_send())
-    client.events()
+    client, server = open_deflate_pair(conn_module)
     server.receive_data(raw_frame(2, b"x" * 1000, True, 0, MASK))
     assert server.events() == [BinaryMessage(b"x" * 1000)]
 
