@@ -83,8 +83,10 @@ def workloads(module: Any, count: int) -> dict[str, tuple[Callable[[], None], in
     return out
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
 def _pair(module: Any) -> tuple[Any, Any]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from connection_race import wsfast_pair
 
     return wsfast_pair(module)
@@ -92,7 +94,11 @@ def _pair(module: Any) -> tuple[Any, Any]:
 
 def measure(count: int) -> dict[str, float]:
     """One pass over every workload: ns per message."""
+    from connection_race import pin_malloc
+
     import wsfast.connection
+
+    pin_malloc()  # as connection_race does: 64 KiB figures otherwise depend on run order
 
     results = {}
     for name, (run, n) in workloads(wsfast.connection, count).items():

@@ -10,6 +10,11 @@ cimport cython
 
 from wsfast._frames cimport Frame as _Frame
 
+# Module constants the hot paths compare against or call: C variables, not dict lookups.
+cdef object _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG
+cdef object _CONNECTING, _OPEN, _CLOSING, _CLOSED
+cdef object _new, _set_text, _set_text_bytes, _set_binary
+
 
 cdef class Connection:
     cdef bint _client
