@@ -9,7 +9,7 @@ the best of ``--repeat`` runs, in ns per message (CPU time).
 ``WSFAST_BUILD_EXTENSIONS=1 python setup.py build_ext --inplace``) run the same way in a
 child process, the two taking turns on every repeat; prints this tree's speed relative to it.
 
-    python bench/connection_paths.py [--count 20000] [--repeat 7] [--against /tmp/base]
+    python bench/connection_paths.py [--count 20000] [--repeat 7] [--against /tmp/base] [--python]
 """
 
 from __future__ import annotations
@@ -92,16 +92,17 @@ def _pair(module: Any) -> tuple[Any, Any]:
     return wsfast_pair(module)
 
 
-def measure(count: int) -> dict[str, float]:
+def measure(count: int, python: bool) -> dict[str, float]:
     """One pass over every workload: ns per message."""
     from connection_race import pin_malloc
 
+    import wsfast._connection_py
     import wsfast.connection
 
     pin_malloc()  # as connection_race does: 64 KiB figures otherwise depend on run order
-
+    module = wsfast._connection_py if python else wsfast.connection
     results = {}
-    for name, (run, n) in workloads(wsfast.connection, count).items():
+    for name, (run, n) in workloads(module, count).items():
         gc.collect()
         start = CLOCK()
         run()
@@ -109,11 +110,12 @@ def measure(count: int) -> dict[str, float]:
     return results
 
 
-def _child(tree: str, count: int) -> dict[str, float]:
+def _child(tree: str, count: int, python: bool) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(Path(tree) / "src"))
     script = Path(__file__).resolve()
     out = subprocess.run(
-        [sys.executable, str(script), "--json", "--count", str(count)],
+        [sys.executable, str(script), "--json", "--count", str(count)]
+        + (["--python"] if python else []),
         env=env,
         check=True,
         capture_output=True,
@@ -128,25 +130,29 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000, help="64 B messages per run")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--against", help="another source tree, built in place")
+    parser.add_argument(
+        "--python", action="store_true", help="the connection's Python source (same kernels)"
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.json:
-        print(json.dumps(measure(args.count)))
+        print(json.dumps(measure(args.count, args.python)))
         return
     here = str(Path(__file__).resolve().parents[1])
     trees = {"this": here, **({"other": args.against} if args.against else {})}
     best: dict[str, dict[str, float]] = {}
     for _ in range(args.repeat):
         for name, tree in trees.items():
-            for key, ns in _child(tree, args.count).items():
+            for key, ns in _child(tree, args.count, args.python).items():
                 mine = best.setdefault(name, {})
                 mine[key] = min(mine.get(key, float("inf")), ns)
     import wsfast
     import wsfast.connection
 
+    connection = "python" if args.python else wsfast.connection.implementation
     print(
         f"wsfast kernels: {wsfast.implementation}, connection: "
-        f"{wsfast.connection.implementation}; best of {args.repeat}, ns per message (CPU)"
+        f"{connection}; best of {args.repeat}, ns per message (CPU)"
     )
     header = f"{'path':<36}{'this':>10}"
     if args.against:

@@ -953,7 +953,9 @@ class Connection:
         if type(payload) is not bytes:
             payload = memoryview(payload).cast("B")
         if self._client:
-            self._out.append(build_frame(op, payload, fin, rsv1, rsv2, rsv3, self._mask_key()))
+            keys = self._keys
+            key = keys.pop() if keys else self._mask_key()
+            self._out.append(build_frame(op, payload, fin, rsv1, rsv2, rsv3, key))
             return
         n = len(payload)
         if n <= _COALESCE:
