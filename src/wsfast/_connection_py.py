@@ -775,20 +775,18 @@ class Connection:
         (§10.4) when ``length`` is the message's own bytes (-1: an extension transforms them).
         Opcodes, control frame sizes and FIN, and masking are the parser's (see _new_parser).
         """
-        msg_op = self._msg_op
-        if op is _TEXT or op is _BINARY:
-            if msg_op:
-                self._fail(1002, _NEW_IN_FRAGMENTED)
-                return False
-        elif op is _CONT:
-            if not msg_op:
-                self._fail(1002, _NOTHING_TO_CONTINUE)
-                return False
-        else:
-            return self._check_rsv(rsv and not self._extensions)  # control: nothing else here
+        data = op is _TEXT or op is _BINARY
+        if data and self._msg_op:
+            self._fail(1002, _NEW_IN_FRAGMENTED)
+            return False
+        if op is _CONT and not self._msg_op:
+            self._fail(1002, _NOTHING_TO_CONTINUE)
+            return False
         if not self._check_rsv(rsv and not self._extensions):
             return False
-        return length < 0 or self._check_size(op, length)
+        if length < 0 or not (data or op is _CONT):  # a control frame: nothing more here
+            return True
+        return self._check_size(op, length)
 
     def _check_rsv(self, unclaimed: bool) -> bool:
         """RFC 6455 §5.2: RSV bits that no negotiated extension claims fail with 1002."""
