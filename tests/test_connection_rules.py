@@ -43,9 +43,11 @@ def conn_module(request: pytest.FixtureRequest, require_extensions: bool) -> Any
         pytest.skip(f"the compiled connection is not built ({exc})")
 
 
-def open_pair(module: Any, **kwargs: Any) -> tuple[Any, Any]:
-    client = module.ClientConnection("example.com", **kwargs)
-    server = module.ServerConnection(**kwargs)
+def open_pair(
+    module: Any, client_extensions: Any = (), server_extensions: Any = (), **kwargs: Any
+) -> tuple[Any, Any]:
+    client = module.ClientConnection("example.com", extensions=client_extensions, **kwargs)
+    server = module.ServerConnection(extensions=server_extensions, **kwargs)
     server.receive_data(client.data_to_send())
     server.events()
     server.accept()
@@ -213,15 +215,10 @@ def test_sending_with_and_without_the_shortcut_is_the_same(
 
 
 def open_deflate_pair(module: Any) -> tuple[Any, Any]:
-    """permessage-deflate negotiated; the server takes messages of up to 1000 bytes."""
-    client = module.ClientConnection("x", extensions=[ClientDeflateFactory()])
-    server = module.ServerConnection(extensions=[ServerDeflateFactory()], max_message_size=1000)
-    server.receive_data(client.data_to_send())
-    server.events()
-    server.accept()
-    client.receive_data(server.data_to_send())
-    client.events()
-    return client, server
+    """permessage-deflate negotiated; messages of up to 1000 bytes."""
+    return open_pair(
+        module, [ClientDeflateFactory()], [ServerDeflateFactory()], max_message_size=1000
+    )
 
 
 @pytest.mark.parametrize("compressed", [False, True])
