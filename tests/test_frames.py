@@ -1012,3 +1012,35 @@ def test_the_pure_guard_on_a_32_bit_limit(monkeypatch) -> None:
             parser.feed(encode_frame(Opcode.TEXT, b"ok") + encode_header(Opcode.BINARY, length))
         assert info.value.code == 1009 and "cannot buffer" in str(info.value)
         assert [f.payload for f in info.value.frames] == [b"ok"]
+
+
+# --- build_frame: a whole frame in one allocation ----------------------------------------
+
+
+@given(
+    opcode=st.sampled_from(DATA_OPCODES + CONTROL_OPCODES),
+    payload=st.binary(max_size=300) | st.binary(min_size=65530, max_size=65600),
+    fin=st.booleans(),
+    rsv=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+    mask=st.none() | st.binary(min_size=4, max_size=4),
+    kind=st.sampled_from([bytes, bytearray, memoryview]),
+)
+def test_build_frame_is_the_header_then_the_masked_payload(
+    impl, opcode, payload, fin, rsv, mask, kind
+) -> None:
+    rsv1, rsv2, rsv3 = rsv
+    if opcode >= 8 and (not fin or len(payload) > 125):
+        with pytest.raises(ValueError):
+            impl.build_frame(opcode, kind(payload), fin, rsv1, rsv2, rsv3, mask)
+        return
+    frame = impl.build_frame(opcode, kind(payload), fin, rsv1, rsv2, rsv3, mask)
+    expected = encode_frame(opcode, payload, fin=fin, rsv1=rsv1, rsv2=rsv2, rsv3=rsv3, mask=mask)
+    assert type(frame) is bytes and frame == expected
+
+
+def test_build_frame_refuses_what_build_header_refuses(impl) -> None:
+    for args in [(3, b""), (8, b"x" * 126), (2, b"", True, False, False, False, b"abc")]:
+        with pytest.raises(ValueError):
+            impl.build_frame(*args)
+    with pytest.raises(TypeError):
+        impl.build_frame(2, "text")

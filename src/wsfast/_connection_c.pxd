@@ -10,6 +10,11 @@ cimport cython
 
 from wsfast._frames cimport Frame as _Frame
 
+# Module constants the hot paths compare against or call: C variables, not dict lookups.
+cdef object _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG
+cdef object _CONNECTING, _OPEN, _CLOSING, _CLOSED
+cdef object _new, _set_text, _set_text_bytes, _set_binary
+
 
 cdef class Connection:
     cdef bint _client
@@ -37,6 +42,7 @@ cdef class Connection:
     cdef Py_ssize_t _validated
     cdef object _send_op
     cdef bint _plain_send
+    cdef bint _shortcuts
     cdef list _keys
     cdef object _close_code
     cdef str _close_reason
@@ -45,9 +51,23 @@ cdef class Connection:
     cdef Py_ssize_t _inflated
     cdef object _backlog
 
-    @cython.locals(frame=_Frame, payload=bytes, frames=list, events=list, skip=Py_ssize_t,
-                   decode_text=bint)
+    @cython.locals(frame=_Frame, frames=list, skip=Py_ssize_t, shortcut=bint)
     cpdef receive_data(self, data)
+
+    # The rules and the one frame writer, called at C level (see _connection_py.py).
+    cdef bint _handle_frame(self, object frame, Py_ssize_t skip) except -1
+    cdef bint _check_start(self, object op, bint rsv, Py_ssize_t length) except -1
+    cdef bint _check_rsv(self, bint unclaimed) except -1
+    cdef bint _check_size(self, object op, Py_ssize_t length) except -1
+    cdef bint _check_text(self, object chunk) except -1
+    cdef bint _end_text(self) except -1
+    cdef bint _deliver(self, object op, bytes payload, bint checked) except -1
+    cdef bint _refuse_text(self, bytes payload) except -1
+    cdef bint _can_send_plain(self) except -1
+    cdef bytes _mask_key(self)
+    cdef _send_frame(self, object op, object payload, bint fin)
+    cdef _write_frame(self, object op, object payload, bint fin, bint rsv1, bint rsv2,
+                      bint rsv3)
 
 
 cdef class ServerConnection(Connection):

@@ -22,7 +22,7 @@ The state machine lives in :data:`_TRANSITIONS` and :meth:`Connection._transitio
 Hot path: :class:`~wsfast.FrameParser` parses and unmasks, whole single-frame text messages
 are validated and decoded in one pass by ``bytes.decode`` (which must run anyway to build
 the ``str``), fragmented ones go through :class:`~wsfast.Utf8Validator` fragment by fragment;
-sending is :func:`~wsfast.build_header` plus :func:`~wsfast.apply_mask`. A frame still
+sending is the kernels' ``build_frame`` (header and masked payload in one pass). A frame still
 arriving (``FrameParser.pending``) is checked from its header and, if text, validated as its
 payload comes in, so the connection fails as soon as the bytes allow (RFC 6455 §8.1).
 
@@ -107,8 +107,8 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
 ]
 
-apply_mask = kernels.apply_mask
 build_header = kernels.build_header
+build_frame = kernels.build_frame
 validate_utf8 = kernels.validate_utf8
 FrameParser = kernels.FrameParser
 Frame = kernels.Frame
@@ -128,6 +128,7 @@ _INVALID_UTF8 = "invalid UTF-8 in a text message (RFC 6455 §8.1)"
 _RSV_SET = "reserved bits set without an extension that uses them (RFC 6455 §5.2)"
 _NEW_IN_FRAGMENTED = "a new data frame arrived inside a fragmented message (RFC 6455 §5.4)"
 _NOTHING_TO_CONTINUE = "a continuation frame with no message to continue (RFC 6455 §5.4)"
+_TEXT_CUT = "a text message ends inside a UTF-8 sequence (RFC 6455 §8.1)"
 
 # Events are frozen dataclasses; on the hot path they are built through their slots, which
 # skips the frozen __setattr__ detour of the generated __init__ (half the cost of an event).
@@ -251,6 +252,7 @@ class Connection:
         "_validated",
         "_send_op",
         "_plain_send",
+        "_shortcuts",
         "_keys",
         "_close_code",
         "_close_reason",
@@ -285,6 +287,7 @@ class Connection:
     _validated: int
     _send_op: int
     _plain_send: bool
+    _shortcuts: bool
     _keys: list[bytes]
     _close_code: int | None
     _close_reason: str
@@ -340,6 +343,7 @@ class Connection:
         self._validated = -1
         self._send_op = 0
         self._plain_send = False  # OPEN, no fragmented message being sent, no extensions
+        self._shortcuts = True  # see _set_shortcuts
         self._keys = []
         self._close_code = None
         self._close_reason = ""
@@ -407,8 +411,9 @@ class Connection:
     @cython.critical_section
     def chunks_to_send(self) -> list[bytes]:
         """What :meth:`data_to_send` would return, as the list of its pieces: a large
-        payload is a piece of its own, never joined to its header, so an I/O layer can write
-        the pieces one by one without copying it."""
+        payload a server sends is a piece of its own, never joined to its header, so an I/O
+        layer can write the pieces one by one without copying it (a client's frames are
+        masked into one new object, header included, in one pass)."""
         out = self._out
         if out:
             self._out = []
@@ -467,46 +472,25 @@ class Connection:
                 skip = self._validated
                 self._tracked = None
                 self._validated = -1
-            # A frame without RSV bits of a message that began without any needs no
-            # extension: extensions transform only what they flagged (see _handle_frame).
-            events = self._events
-            decode_text = self._decode_text
+            # The shortcut, derived from _handle_frame: a whole message in one frame (FIN, no
+            # message in progress, no RSV bits, no extensions, so the parser's bound already
+            # held it to max_message_size) passes every rule but UTF-8, which _deliver applies.
+            # tests/test_connection_rules.py proves both routes give the same events and bytes.
+            shortcut = self._shortcuts and not self._extensions
             msg_op = self._msg_op
-            event: Event
             for frame in frames:
-                payload = frame.payload
                 op = frame.opcode
-                # The short path: a whole message in one frame, nothing unusual.
                 if (
-                    skip < 0
+                    shortcut
+                    and skip < 0
                     and not msg_op
                     and frame.fin
+                    and (op is _TEXT or op is _BINARY)
                     and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
                 ):
-                    if op is _TEXT:
-                        # bytes.decode validates and builds the str in one pass; the str
-                        # needs that pass anyway, so no Utf8Validator pass before it.
-                        if decode_text:
-                            try:
-                                text = payload.decode()  # UTF-8, strict
-                            except UnicodeDecodeError:
-                                self._fail(1007, _INVALID_UTF8)
-                                return
-                            event = _new(TextMessage)
-                            _set_text(event, text)
-                        elif validate_utf8(payload):
-                            event = _new(TextBytes)
-                            _set_text_bytes(event, payload)
-                        else:
-                            self._fail(1007, _INVALID_UTF8)
-                            return
-                        events.append(event)
-                        continue
-                    if op is _BINARY:
-                        event = _new(BinaryMessage)
-                        _set_binary(event, payload)
-                        events.append(event)
-                        continue
+                    if not self._deliver(op, frame.payload, False):
+                        return
+                    continue
                 if not self._handle_frame(frame, skip):
                     return
                 skip = -1
@@ -543,48 +527,20 @@ class Connection:
     @cython.critical_section
     def send_text(self, data: str, *, fin: bool = True) -> None:
         """Send a text message, or a fragment of one with ``fin=False`` (RFC 6455 §5.4)."""
-        payload = data.encode("utf-8")
-        if not (self._plain_send and fin):
-            self._send_data(_TEXT, payload, fin)
-            return
-        n = len(payload)
-        if self._client:
-            keys = self._keys
-            key = keys.pop() if keys else self._mask_key()
-            header = build_header(_TEXT, n, mask=key)
-            payload = apply_mask(payload, key)
+        if self._plain_send and fin:
+            # The shortcut, derived from _send_data: with _plain_send its checks pass and
+            # _send_frame adds nothing (tests/test_connection_rules.py proves them equal).
+            self._write_frame(_TEXT, data.encode("utf-8"), True, False, False, False)
         else:
-            header = build_header(_TEXT, n)
-        if n <= _COALESCE:
-            self._out.append(header + payload)
-        else:
-            self._out += (header, payload)
+            self._send_data(_TEXT, data.encode("utf-8"), fin)
 
     @cython.critical_section
     def send_binary(self, data: bytes | bytearray | memoryview, *, fin: bool = True) -> None:
         """Send a binary message, or a fragment of one with ``fin=False`` (RFC 6455 §5.4)."""
-        if not (self._plain_send and fin):
+        if self._plain_send and fin:
+            self._write_frame(_BINARY, data, True, False, False, False)  # as in send_text
+        else:
             self._send_data(_BINARY, data, fin)
-            return
-        payload: Any
-        if type(data) is bytes:
-            payload = data
-        else:
-            payload = memoryview(data).cast("B")  # copied below: the caller may reuse it
-        n = len(payload)
-        if self._client:
-            keys = self._keys
-            key = keys.pop() if keys else self._mask_key()
-            header = build_header(_BINARY, n, mask=key)
-            payload = apply_mask(payload, key)
-        else:
-            header = build_header(_BINARY, n)
-            if type(payload) is not bytes:
-                payload = bytes(payload)
-        if n <= _COALESCE:
-            self._out.append(header + payload)
-        else:
-            self._out += (header, payload)
 
     @cython.critical_section
     def send_ping(self, payload: bytes | bytearray | memoryview = b"") -> None:
@@ -683,7 +639,7 @@ class Connection:
         if new is None:
             raise InvalidState(f"cannot {trigger} in state {self._state.name}")
         self._state = new
-        self._plain_send = new is _OPEN and not self._send_op and not self._extensions
+        self._plain_send = self._can_send_plain()
         if new is _CLOSED:
             # RFC 6455 §7.1.1: the server closes the TCP connection first (and after a plain
             # HTTP response); a client closes it at once only when the handshake failed or the
@@ -693,6 +649,19 @@ class Connection:
             self._msg_parts = []
             self._backlog = None  # nothing more is processed
             self._events.append(ConnectionTerminated(code, reason))
+
+    def _can_send_plain(self) -> bool:
+        """May send_text / send_binary take their shortcut: OPEN, no fragmented message in
+        progress, no extensions? Then _send_data's checks pass and _send_frame adds nothing."""
+        return (
+            self._shortcuts and self._state is _OPEN and not self._send_op and not self._extensions
+        )
+
+    def _set_shortcuts(self, on: bool) -> None:
+        """Turn the receive and send shortcuts on or off (for the tests that prove each equal
+        to the general route it is derived from; the outcome never depends on it)."""
+        self._shortcuts = bool(on)
+        self._plain_send = self._can_send_plain()
 
     @cython.critical_section
     def fail(self) -> None:
@@ -733,65 +702,55 @@ class Connection:
 
         ``skip`` >= 0: that many payload bytes of this text frame were validated already.
         """
-        events = self._events
         op = frame.opcode
-        msg_op = self._msg_op
         rsv = frame.rsv1 or frame.rsv2 or frame.rsv3
-        if op is _TEXT or op is _BINARY:
-            if msg_op:
-                self._fail(1002, _NEW_IN_FRAGMENTED)
-                return False
-            self._msg_ext = rsv
-        elif op is _CONT and not msg_op:
-            self._fail(1002, _NOTHING_TO_CONTINUE)
+        payload = frame.payload
+        # Extensions transform the frames that carry RSV bits and the rest of a message whose
+        # first frame did; the payload of any other frame is the message's own bytes.
+        plain = not rsv and not (op is _CONT and self._msg_ext)
+        if not self._check_start(op, rsv, len(payload) if plain else -1):
             return False
-        if self._extensions and (rsv or (op is _CONT and self._msg_ext)):
-            # Extensions see the frames that carry RSV bits and the rest of a message whose
-            # first frame did; they clear the bits they own.
+        if op is _TEXT or op is _BINARY:
+            self._msg_ext = rsv
+        if not plain:  # extensions were negotiated, or _check_start would have failed
             try:
                 frame = self._decode_frame(frame)
             except ProtocolError as exc:
                 self._fail(exc.code, str(exc))
                 return False
-            self._inflated += len(frame.payload)
-            rsv = frame.rsv1 or frame.rsv2 or frame.rsv3
-        if rsv:
-            self._fail(1002, _RSV_SET)
-            return False
-        payload = frame.payload
-        validator = self._validator
+            payload = frame.payload
+            self._inflated += len(payload)
+            # The extensions cleared the bits they own; any left are nobody's.
+            if not self._check_rsv(frame.rsv1 or frame.rsv2 or frame.rsv3):
+                return False
+            if op is _TEXT or op is _BINARY or op is _CONT:
+                if not self._check_size(op, len(payload)):
+                    return False
         if op is _TEXT or op is _BINARY:
             self._msg_op = op
             self._msg_parts = []
             self._msg_size = 0
             if op is _TEXT and skip < 0:
-                validator.reset()
-            msg_op = op
+                self._validator.reset()
         elif op is _PING:
-            events.append(Ping(payload))
+            self._events.append(Ping(payload))
             if self._auto_pong and self._state is _OPEN:
                 self._send_frame(_PONG, payload, True)
             return True
         elif op is _PONG:
-            events.append(Pong(payload))  # solicited or not: never an error (§5.5.3)
+            self._events.append(Pong(payload))  # solicited or not: never an error (§5.5.3)
             return True
         elif op is not _CONT:
             return self._receive_close(payload)
         # A data frame of the message in progress (its first frame included).
-        size = self._msg_size + len(payload)
-        limit = self._max_message_size
-        if limit is not None and size > limit:
-            self._fail(1009, f"message larger than max_message_size={limit}")
-            return False
-        self._msg_size = size
+        msg_op = self._msg_op
+        self._msg_size += len(payload)
         if msg_op is _TEXT:
             # Skip what _check_pending validated while the frame was arriving.
-            chunk: Any = memoryview(payload)[skip:] if skip > 0 else payload
-            if not validator.feed(chunk):
-                self._fail(1007, _INVALID_UTF8)
+            if not self._check_text(memoryview(payload)[skip:] if skip > 0 else payload):
                 return False
+        parts = self._msg_parts
         if not frame.fin:
-            parts = self._msg_parts
             if len(payload) >= _SMALL_FRAGMENT:
                 parts.append(payload)
             elif parts and type(parts[-1]) is bytearray:
@@ -799,22 +758,101 @@ class Connection:
             else:
                 parts.append(bytearray(payload))
             return True
-        parts = self._msg_parts
         if parts:
             parts.append(payload)
             payload = b"".join(parts)
         self._msg_parts = []
         self._msg_op = 0
-        if msg_op is _BINARY:
-            events.append(BinaryMessage(payload))
-        elif not validator.finish():
-            self._fail(1007, "a text message ends inside a UTF-8 sequence (RFC 6455 §8.1)")
+        if msg_op is _TEXT and not self._end_text():
             return False
-        elif self._decode_text:
-            events.append(TextMessage(payload.decode()))  # validated: cannot raise
-        else:
-            events.append(TextBytes(payload))
+        return self._deliver(msg_op, payload, True)
+
+    # The rules, one function each. Each returns False after failing the connection.
+
+    def _check_start(self, op: Opcode, rsv: bool, length: int) -> bool:
+        """What a frame's header decides, for a frame complete or still arriving: fragments
+        in order (RFC 6455 §5.4), RSV bits only for an extension (§5.2), and the message size
+        (§10.4) when ``length`` is the message's own bytes (-1: an extension transforms them).
+        Opcodes, control frame sizes and FIN, and masking are the parser's (see _new_parser).
+        """
+        data = op is _TEXT or op is _BINARY
+        if data and self._msg_op:
+            self._fail(1002, _NEW_IN_FRAGMENTED)
+            return False
+        if op is _CONT and not self._msg_op:
+            self._fail(1002, _NOTHING_TO_CONTINUE)
+            return False
+        if not self._check_rsv(rsv and not self._extensions):
+            return False
+        if length < 0 or not (data or op is _CONT):  # a control frame: nothing more here
+            return True
+        return self._check_size(op, length)
+
+    def _check_rsv(self, unclaimed: bool) -> bool:
+        """RFC 6455 §5.2: RSV bits that no negotiated extension claims fail with 1002."""
+        if unclaimed:
+            self._fail(1002, _RSV_SET)
+            return False
         return True
+
+    def _check_size(self, op: Opcode, length: int) -> bool:
+        """RFC 6455 §10.4: ``length`` more message bytes (a data frame of ``op``) must keep
+        the message within max_message_size, else 1009. (The parser holds each frame to the
+        bound _new_parser gives it, from the header alone.)"""
+        limit = self._max_message_size
+        if limit is not None and length + (self._msg_size if op is _CONT else 0) > limit:
+            self._fail(1009, f"message larger than max_message_size={limit}")
+            return False
+        return True
+
+    def _check_text(self, chunk: Any) -> bool:
+        """RFC 6455 §8.1: the next bytes of a text message, fed to the validator; 1007 at the
+        first byte that cannot be UTF-8."""
+        if self._validator.feed(chunk):
+            return True
+        self._fail(1007, _INVALID_UTF8)
+        return False
+
+    def _end_text(self) -> bool:
+        """RFC 6455 §8.1: a text message must not end inside a UTF-8 sequence (1007)."""
+        if self._validator.finish():
+            return True
+        self._fail(1007, _TEXT_CUT)
+        return False
+
+    def _deliver(self, op: int, payload: bytes, checked: bool) -> bool:
+        """Queue the event of a complete message.
+
+        Text is UTF-8-checked here unless ``checked`` (the validator saw all of it): whole,
+        by ``bytes.decode`` (which must run anyway to build the ``str``) or
+        :func:`~wsfast.validate_utf8`, which accept exactly what _check_text and _end_text do;
+        a refusal is failed by those two (see _refuse_text), so the code and reason are theirs.
+        """
+        event: Event
+        if op is _BINARY:
+            event = _new(BinaryMessage)
+            _set_binary(event, payload)
+        elif self._decode_text:
+            try:
+                text = payload.decode()  # UTF-8, strict
+            except UnicodeDecodeError:
+                return self._refuse_text(payload)
+            event = _new(TextMessage)
+            _set_text(event, text)
+        elif checked or validate_utf8(payload):
+            event = _new(TextBytes)
+            _set_text_bytes(event, payload)
+        else:
+            return self._refuse_text(payload)
+        self._events.append(event)
+        return True
+
+    def _refuse_text(self, payload: bytes) -> bool:
+        """Fail a whole text message that _deliver refused, as the validator rules say."""
+        self._validator.reset()
+        if self._check_text(payload) and self._end_text():  # pragma: no cover - kernels agree
+            self._fail(1007, _INVALID_UTF8)  # never accept what the decoder refused
+        return False
 
     def _decode_frame(self, frame: Any) -> Any:
         op = frame.opcode
@@ -855,57 +893,31 @@ class Connection:
         """Act on the frame the parser holds incomplete, to fail fast (RFC 6455 §5.4, §8.1).
 
         The parser returns whole frames only; its ``pending`` header is known as soon as the
-        header is in. Once per frame, make the header checks _handle_frame would make when
-        the frame completes (reserved bits, fragmentation, message size); for text, feed the
-        payload received so far to the validator on every call, so invalid UTF-8 fails the
-        connection when it arrives rather than when the frame ends (Autobahn 6.4.3, 6.4.4).
+        header is in. Once per frame, apply the header's rules (_check_start, as _handle_frame
+        will when the frame completes); for text, feed the payload received so far to the
+        validator on every call, so invalid UTF-8 fails the connection when it arrives rather
+        than when the frame ends (Autobahn 6.4.3, 6.4.4).
         """
         parser = self._parser
         header = parser.pending
         if header is not self._tracked:
-            if not self._check_header(header):
+            op = header.opcode
+            rsv = header.rsv1 or header.rsv2 or header.rsv3
+            # As in _handle_frame: the length is the message's share only when no extension
+            # transforms the payload (the parser holds other frames to what their extension
+            # allows: see _open).
+            plain = not rsv and not (op is _CONT and self._msg_ext)
+            if not self._check_start(op, rsv, header.length if plain else -1):
                 return
             self._tracked = header
+            if plain and (op is _TEXT or (op is _CONT and self._msg_op is _TEXT)):
+                if op is _TEXT:
+                    self._validator.reset()
+                self._validated = 0
         if self._validated >= 0:
             chunk = parser.pending_payload(self._validated)
             self._validated += len(chunk)
-            if not self._validator.feed(chunk):
-                self._fail(1007, _INVALID_UTF8)
-
-    def _check_header(self, header: Any) -> bool:
-        """The header checks of a frame still arriving; False after failing the connection."""
-        op = header.opcode
-        msg_op = self._msg_op
-        rsv = header.rsv1 or header.rsv2 or header.rsv3
-        if rsv and not self._extensions:
-            self._fail(1002, _RSV_SET)
-            return False
-        # A payload is the message's own bytes unless an extension transforms it: a frame
-        # with RSV bits, or a continuation of a message whose first frame had some.
-        plain = not rsv and not (op is _CONT and self._msg_ext)
-        if op is _TEXT or op is _BINARY:
-            if msg_op:
-                self._fail(1002, _NEW_IN_FRAGMENTED)
-                return False
-        elif op is _CONT:
-            if not msg_op:
-                self._fail(1002, _NOTHING_TO_CONTINUE)
-                return False
-        else:
-            return True  # a control frame: at most 125 bytes, checked when complete
-        # The payload length is the message's share only when no extension transforms it (the
-        # parser holds other frames to what their extension allows: see _open).
-        limit = self._max_message_size
-        if plain and limit is not None:
-            size = header.length + (self._msg_size if op is _CONT else 0)
-            if size > limit:
-                self._fail(1009, f"message larger than max_message_size={limit}")
-                return False
-        if plain and (op is _TEXT or msg_op is _TEXT):
-            if op is _TEXT:
-                self._validator.reset()
-            self._validated = 0
-        return True
+            self._check_text(chunk)
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -918,29 +930,37 @@ class Connection:
         return keys.pop()
 
     def _send_frame(self, op: Opcode, payload: Any, fin: bool) -> None:
-        """Frame, mask (client) and queue one frame; extensions first when negotiated."""
-        rsv1 = rsv2 = rsv3 = False
-        if self._extensions:
-            frame = Frame(op, payload if type(payload) is bytes else bytes(payload), fin)
-            for extension in self._extensions:
-                frame = extension.encode(frame)
-            payload = frame.payload
-            rsv1, rsv2, rsv3 = frame.rsv1, frame.rsv2, frame.rsv3
+        """Queue one frame, through the extensions first when negotiated."""
+        if not self._extensions:
+            self._write_frame(op, payload, fin, False, False, False)
+            return
+        frame = Frame(op, payload if type(payload) is bytes else bytes(payload), fin)
+        for extension in self._extensions:
+            frame = extension.encode(frame)
+        self._write_frame(op, frame.payload, fin, frame.rsv1, frame.rsv2, frame.rsv3)
+
+    def _write_frame(
+        self, op: Opcode, payload: Any, fin: bool, rsv1: bool, rsv2: bool, rsv3: bool
+    ) -> None:
+        """Every frame we send goes out here: header, payload masked by a client (RFC 6455
+        §5.3) with a fresh key, queued on _out. Up to _COALESCE bytes, or masked, the frame is
+        one bytes object built in one pass (the kernels' ``build_frame``: the payload is copied
+        once, masked on the way, into the output itself); a larger unmasked payload is a piece
+        of its own after its header, not copied when it is bytes (the caller may reuse
+        anything else, so that is copied)."""
         if type(payload) is not bytes:
             payload = memoryview(payload).cast("B")
-        n = len(payload)
         if self._client:
-            key = self._mask_key()
-            header = build_header(op, n, fin=fin, rsv1=rsv1, rsv2=rsv2, rsv3=rsv3, mask=key)
-            payload = apply_mask(payload, key)
+            keys = self._keys
+            key = keys.pop() if keys else self._mask_key()
+            self._out.append(build_frame(op, payload, fin, rsv1, rsv2, rsv3, key))
+            return
+        n = len(payload)
+        if n <= _COALESCE:
+            self._out.append(build_frame(op, payload, fin, rsv1, rsv2, rsv3, None))
         else:
             header = build_header(op, n, fin=fin, rsv1=rsv1, rsv2=rsv2, rsv3=rsv3)
-            if type(payload) is not bytes:
-                payload = bytes(payload)
-        if n <= _COALESCE:
-            self._out.append(header + payload)
-        else:
-            self._out += (header, payload)
+            self._out += (header, payload if type(payload) is bytes else bytes(payload))
 
     def _send_data(self, op: Opcode, payload: Any, fin: bool) -> None:
         if self._state is not _OPEN:
@@ -954,7 +974,7 @@ class Connection:
         else:
             wire_op = op
         self._send_op = 0 if fin else op
-        self._plain_send = fin and not self._extensions
+        self._plain_send = self._can_send_plain()
         self._send_frame(wire_op, payload, fin)
 
     def _send_control(self, op: Opcode, payload: Any) -> None:

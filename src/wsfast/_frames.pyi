@@ -70,6 +70,15 @@ def build_header(
     rsv3: bool = False,
     mask: Buffer | None = None,
 ) -> bytes: ...
+def build_frame(
+    opcode: int,
+    payload: Buffer,
+    fin: bool = True,
+    rsv1: bool = False,
+    rsv2: bool = False,
+    rsv3: bool = False,
+    mask: Buffer | None = None,
+) -> bytes: ...
 
 class FrameParser:
     def __init__(self, *, require_mask: bool, max_frame_size: int | None = None) -> None: ...

@@ -204,9 +204,9 @@ def parse_header(data, offset=0):
     return _make_header(&h) if done else None
 
 
-def build_header(opcode, length, *, fin=True, rsv1=False, rsv2=False, rsv3=False, mask=None):
-    """Encode a frame header with the shortest length encoding (and ``mask`` appended)."""
-    cdef unsigned char out[14]
+cdef Py_ssize_t _encode_header(unsigned char *out, opcode, length, fin, rsv1, rsv2, rsv3,
+                               mask) except -1:
+    """Write the header build_header returns into ``out`` (14 bytes); return its size."""
     cdef int i
     cdef Py_ssize_t size = 2
     cdef uint64_t n
@@ -245,7 +245,41 @@ def build_header(opcode, length, *, fin=True, rsv1=False, rsv2=False, rsv3=False
             PyBuffer_Release(&view)
         out[1] |= 0x80
         size += 4
+    return size
+
+
+def build_header(opcode, length, *, fin=True, rsv1=False, rsv2=False, rsv3=False, mask=None):
+    """Encode a frame header with the shortest length encoding (and ``mask`` appended)."""
+    cdef unsigned char out[14]
+    cdef Py_ssize_t size = _encode_header(out, opcode, length, fin, rsv1, rsv2, rsv3, mask)
     return PyBytes_FromStringAndSize(<char *>out, size)
+
+
+def build_frame(opcode, payload, fin=True, rsv1=False, rsv2=False, rsv3=False, mask=None):
+    """A whole frame: the header :func:`build_header` makes, then ``payload``, masked with
+    ``mask`` when given. One allocation; the payload is copied once, masked on the way."""
+    cdef unsigned char head[14]
+    cdef Py_ssize_t size
+    cdef Py_buffer view
+    cdef bytes frame
+    cdef unsigned char *dst
+    PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+    try:
+        size = _encode_header(head, opcode, view.len, fin, rsv1, rsv2, rsv3, mask)
+        frame = PyBytes_FromStringAndSize(NULL, size + view.len)
+        dst = <unsigned char *>PyBytes_AS_STRING(frame)
+        memcpy(dst, head, size)
+        if mask is None:
+            memcpy(dst + size, view.buf, view.len)
+        elif view.len >= MASK_NOGIL_MIN and not WSF_FREE_THREADED:
+            with nogil:
+                mask_into(dst + size, <const unsigned char *>view.buf, view.len,
+                          head + size - 4, 0)
+        else:
+            mask_into(dst + size, <const unsigned char *>view.buf, view.len, head + size - 4, 0)
+    finally:
+        PyBuffer_Release(&view)
+    return frame
 
 
 cdef inline void _unmask(unsigned char *dst, const unsigned char *src, Py_ssize_t n,

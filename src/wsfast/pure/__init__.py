@@ -6,7 +6,7 @@ exports when they are available.
 
 from ..codes import CloseCode, Opcode
 from ..exceptions import ProtocolError
-from .frames import Frame, FrameHeader, FrameParser, build_header, parse_header
+from .frames import Frame, FrameHeader, FrameParser, build_frame, build_header, parse_header
 from .mask import apply_mask, apply_mask_inplace
 from .utf8 import Utf8Validator, validate_utf8
 
@@ -22,6 +22,7 @@ __all__ = [
     "Utf8Validator",
     "apply_mask",
     "apply_mask_inplace",
+    "build_frame",
     "build_header",
     "implementation",
     "parse_header",

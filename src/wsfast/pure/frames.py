@@ -14,7 +14,7 @@ from ..exceptions import ProtocolError
 from ._buffers import byte_view, check_offset
 from .mask import apply_mask, apply_mask_inplace
 
-__all__ = ["FrameHeader", "Frame", "parse_header", "build_header", "FrameParser"]
+__all__ = ["FrameHeader", "Frame", "parse_header", "build_header", "build_frame", "FrameParser"]
 
 _OPCODES: dict[int, Opcode] = {int(op): op for op in Opcode}
 _MAX_LENGTH = (1 << 63) - 1
@@ -215,6 +215,22 @@ def build_header(
     else:
         head = bytes((b0, mbit | 127)) + length.to_bytes(8, "big")
     return head + key
+
+
+def build_frame(
+    opcode: int,
+    payload: Any,
+    fin: bool = True,
+    rsv1: bool = False,
+    rsv2: bool = False,
+    rsv3: bool = False,
+    mask: Any = None,
+) -> bytes:
+    """A whole frame: the header :func:`build_header` makes, then ``payload``, masked with
+    ``mask`` when given."""
+    view = byte_view(payload)
+    head = build_header(opcode, len(view), fin=fin, rsv1=rsv1, rsv2=rsv2, rsv3=rsv3, mask=mask)
+    return head + (view.tobytes() if mask is None else apply_mask(view, mask))
 
 
 class FrameParser:

@@ -1,0 +1,261 @@
+"""Each shortcut of the connection gives what the general route it is derived from gives.
+
+The connection keeps each RFC 6455 rule in one function (``_check_start``, ``_check_rsv``,
+``_check_size``, ``_check_text`` / ``_end_text``, ``_receive_close``; framing in
+``_write_frame``). ``receive_data`` hands whole one-frame messages straight to ``_deliver``
+and ``send_text`` / ``send_binary`` go straight to ``_write_frame`` when nothing else can
+apply; ``_set_shortcuts(False)`` turns both off. Here random frame sequences (valid and not,
+cut at random places) and random send calls go through two connections, one with the
+shortcuts and one without, and everything they produce is compared: events, the bytes they
+send (unmasked, for a client), states and exceptions.
+
+Both builds: the compiled connection (id ``cython``) and its Python source (``python``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import wsfast
+from wsfast import FrameParser, ProtocolError, apply_mask
+from wsfast.events import BinaryMessage, ConnectionTerminated, ProtocolViolation
+from wsfast.permessage_deflate import ClientDeflateFactory, ServerDeflateFactory
+
+MASK = b"\x37\xfa\x21\x3d"
+
+
+@pytest.fixture(scope="module", params=["cython", "python"])
+def conn_module(request: pytest.FixtureRequest, require_extensions: bool) -> Any:
+    if request.param == "python":
+        return importlib.import_module("wsfast._connection_py")
+    if wsfast.implementation != "cython":
+        pytest.skip("the compiled connection runs on the compiled kernels, which are not in use")
+    try:
+        return importlib.import_module("wsfast._connection_c")
+    except ImportError as exc:
+        if require_extensions:
+            pytest.fail(f"the compiled connection does not import: {exc!r}", pytrace=False)
+        pytest.skip(f"the compiled connection is not built ({exc})")
+
+
+def open_pair(
+    module: Any, client_extensions: Any = (), server_extensions: Any = (), **kwargs: Any
+) -> tuple[Any, Any]:
+    client = module.ClientConnection("example.com", extensions=client_extensions, **kwargs)
+    server = module.ServerConnection(extensions=server_extensions, **kwargs)
+    server.receive_data(client.data_to_send())
+    server.events()
+    server.accept()
+    client.receive_data(server.data_to_send())
+    client.events()
+    return client, server
+
+
+def raw_frame(op: int, payload: bytes, fin: bool, rsv: int, mask: bytes | None) -> bytes:
+    """Any frame, valid or not (``rsv``: the three bits as 0-7)."""
+    b0 = (0x80 if fin else 0) | (rsv << 4) | op
+    n = len(payload)
+    mbit = 0x80 if mask is not None else 0
+    if n < 126:
+        head = bytes((b0, mbit | n))
+    elif n < 0x10000:
+        head = bytes((b0, mbit | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((b0, mbit | 127)) + n.to_bytes(8, "big")
+    if mask is None:
+        return head + payload
+    return head + mask + apply_mask(payload, mask)
+
+
+TEXTS = st.text(max_size=40).map(lambda s: s.encode())
+PAYLOADS = st.one_of(
+    TEXTS,
+    TEXTS.map(lambda b: b + b"\xe2\x82"),  # ends inside a character
+    TEXTS.map(lambda b: b"\xe2" + b),  # an invalid sequence up front (mostly)
+    st.binary(max_size=40),
+    st.just(b"\xed\xa0\x80"),  # a surrogate: not UTF-8
+    st.binary(min_size=126, max_size=300),  # 16-bit lengths; too long for control frames
+    st.sampled_from([b"\x03\xe8", b"\x03\xe8ok", b"\x03", b"\x03\xed", b"\x0b\xb8\xff"]),
+)
+
+
+@st.composite
+def frame_specs(draw: st.DrawFn) -> tuple[int, bytes, bool, int, bool]:
+    op = draw(st.sampled_from([0, 1, 2, 8, 9, 10] * 4 + [3, 11]))
+    payload = draw(PAYLOADS)
+    fin = draw(st.sampled_from([True, True, True, False]))
+    rsv = draw(st.sampled_from([0] * 12 + [1, 2, 4, 7]))
+    right_mask = draw(st.sampled_from([True] * 15 + [False]))
+    return op, payload, fin, rsv, right_mask
+
+
+OPTIONS = st.fixed_dictionaries(
+    {
+        "max_message_size": st.sampled_from([None, 1 << 20, 60, 5]),
+        "max_frame_size": st.sampled_from([None, 200]),
+        "decode_text": st.booleans(),
+        "auto_pong": st.booleans(),
+        "defer_failure": st.booleans(),
+    }
+)
+
+
+def both(module: Any, options: dict[str, Any], side: int) -> tuple[Any, Any]:
+    """Two equal connections of one side (0: client, 1: server); the second takes no
+    shortcut."""
+    fast = open_pair(module, **options)[side]
+    general = open_pair(module, **options)[side]
+    general._set_shortcuts(False)
+    return fast, general
+
+
+def sent(conn: Any) -> list[Any]:
+    """What a connection sent, as frames (unmasked: a client's keys are random)."""
+    data = conn.data_to_send()
+    if not conn.__class__.__name__.startswith("Client"):
+        return [data]  # a server's bytes must be equal to the byte
+    parser = FrameParser(require_mask=True)
+    frames = parser.feed(data)
+    assert parser.pending is None
+    return frames
+
+
+def same_outcome(fast: Any, general: Any) -> None:
+    assert fast.events() == general.events()
+    assert sent(fast) == sent(general)
+    assert fast.state == general.state
+    assert fast.close_code == general.close_code
+    assert fast.close_reason == general.close_reason
+    assert fast.failing == general.failing
+    assert fast.should_close_transport == general.should_close_transport
+
+
+@given(
+    specs=st.lists(frame_specs(), max_size=12),
+    cuts=st.lists(st.integers(0, 2000), max_size=6),
+    options=OPTIONS,
+    side=st.sampled_from([0, 1]),
+    eof=st.booleans(),
+)
+def test_receiving_with_and_without_the_shortcut_is_the_same(
+    conn_module: Any,
+    specs: list[tuple[int, bytes, bool, int, bool]],
+    cuts: list[int],
+    options: dict[str, Any],
+    side: int,
+    eof: bool,
+) -> None:
+    fast, general = both(conn_module, options, side)
+    wants_mask = side == 1
+    stream = b"".join(
+        raw_frame(op, payload, fin, rsv, MASK if right_mask == wants_mask else None)
+        for op, payload, fin, rsv, right_mask in specs
+    )
+    start = 0
+    for cut in sorted({c for c in cuts if 0 < c < len(stream)}) + [len(stream)]:
+        for conn in (fast, general):
+            conn.receive_data(stream[start:cut])
+        same_outcome(fast, general)
+        start = cut
+    for conn in (fast, general):
+        if eof:
+            conn.receive_eof()
+        else:
+            conn.fail()  # completes a deferred failure, if any
+    same_outcome(fast, general)
+
+
+def call(conn: Any, action: tuple[str, Any, bool]) -> Any:
+    name, data, fin = action
+    try:
+        if name == "text":
+            conn.send_text(data, fin=fin)
+        elif name == "binary":
+            conn.send_binary(data, fin=fin)
+        elif name == "ping":
+            conn.send_ping(data)
+        else:
+            conn.close(1000, data)
+    except Exception as exc:
+        return type(exc), str(exc)
+    return None
+
+
+ACTIONS = st.one_of(
+    st.tuples(st.just("text"), st.text(max_size=30) | st.text(min_size=5000), st.booleans()),
+    st.tuples(
+        st.just("binary"),
+        st.binary(max_size=30)
+        | st.binary(min_size=4097, max_size=5000)
+        | st.binary(max_size=200).map(bytearray)
+        | st.binary(max_size=200).map(memoryview),
+        st.booleans(),
+    ),
+    st.tuples(st.just("ping"), st.binary(max_size=130), st.just(True)),
+    st.tuples(st.just("close"), st.text(max_size=5), st.just(True)),
+)
+
+
+@given(
+    actions=st.lists(ACTIONS, max_size=10),
+    side=st.sampled_from([0, 1]),
+)
+def test_sending_with_and_without_the_shortcut_is_the_same(
+    conn_module: Any, actions: list[tuple[str, Any, bool]], side: int
+) -> None:
+    fast, general = both(conn_module, {}, side)
+    for action in actions:
+        assert call(fast, action) == call(general, action)
+        same_outcome(fast, general)
+
+
+def open_deflate_pair(module: Any) -> tuple[Any, Any]:
+    """permessage-deflate negotiated; messages of up to 1000 bytes."""
+    return open_pair(
+        module, [ClientDeflateFactory()], [ServerDeflateFactory()], max_message_size=1000
+    )
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_max_message_size_holds_for_uncompressed_frames_with_deflate(
+    conn_module: Any, compressed: bool
+) -> None:
+    """permessage-deflate lets the parser take frames up to what a compressed message of
+    max_message_size may take (more than max_message_size): a frame the extension does not
+    transform (no RSV1) must still be held to max_message_size itself."""
+    client, server = open_deflate_pair(conn_module)
+    payload = b"x" * 1100 if not compressed else bytes(range(256)) * 5
+    if compressed:
+        client.send_binary(payload)
+        wire = client.data_to_send()
+        assert wire[0] & 0x40  # RSV1: compressed
+    else:
+        wire = raw_frame(2, payload, True, 0, MASK)
+    assert len(wire) < 1000 + (1000 >> 3) + 1024  # within the parser's bound
+    server.receive_data(wire)
+    events = server.events()
+    assert not any(isinstance(e, BinaryMessage) for e in events), events
+    assert [type(e) for e in events] == [ProtocolViolation, ConnectionTerminated]
+    assert events[0].code == 1009
+
+
+def test_a_message_at_the_limit_still_passes_with_deflate(conn_module: Any) -> None:
+    client, server = open_deflate_pair(conn_module)
+    server.receive_data(raw_frame(2, b"x" * 1000, True, 0, MASK))
+    assert server.events() == [BinaryMessage(b"x" * 1000)]
+
+
+def test_client_frames_are_one_piece_masked_with_fresh_keys(conn_module: Any) -> None:
+    client, server = open_pair(conn_module)
+    for size in (0, 5, 125, 126, 4096, 70000):
+        client.send_binary(b"\x00" * size)
+        (piece,) = client.chunks_to_send()  # header and masked payload: one object
+        server.receive_data(piece)
+        assert server.events() == [BinaryMessage(b"\x00" * size)]
+    with pytest.raises(ProtocolError):
+        FrameParser(require_mask=False).feed(piece)
