@@ -22,7 +22,8 @@ round trip, in microseconds, then each process's hottest symbols. Python 3.11 ha
 trampolines, so the interpreter's time is one lump: ``--cprofile`` runs each pair once more
 under cProfile (much slower, so only its call counts and relative times mean something) and
 prints the Python functions (and C functions called from Python) with their calls per round
-trip and their share of the profiled CPU time (self time, the profiler's own cost included). By default every library in ``_e2e_peers`` whose name starts with ``wsfast`` is
+trip and their share of the profiled CPU time (self time, the profiler's own cost
+included). By default every library in ``_e2e_peers`` whose name starts with ``wsfast`` is
 profiled, and picows for comparison. Needs ``perf`` (linux-perf) and root, or
 ``kernel.perf_event_paranoid`` <= 1. About 15 s per library (twice that with ``--cprofile``).
 """
