@@ -12,9 +12,9 @@ so a library added there shows up here; ``wsfast-cb`` is wsfast's server with an
 Each point is the best of ``--repeat`` repeats; in each repeat every size runs every library
 once, in a rotating order, so the curves of one run compare fairly on a noisy machine. A
 timed run that other programs disturbed is redone once (as in the race). Writes the PNG
-(payload MB/s one way, and each library's ratio to picows), a JSON of the figures beside it
-(``e2e.json``), and prints a table. ``--quick`` (2 repeats, shorter runs) takes about a
-minute; the default about 3 minutes.
+(round trips/s, payload MB/s one way, and each library's ratio to picows), a JSON of the
+figures beside it (``e2e.json``), and prints the tables. ``--quick`` (2 repeats, shorter
+runs, nothing redone) takes under a minute; the default about 3 minutes.
 """
 
 from __future__ import annotations
@@ -162,33 +162,37 @@ def plot(rates: dict[str, list[float | None]], out: Path, subtitle: str) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = 2 if REFERENCE in rates else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.8), dpi=90, squeeze=False)
-    mbs, ratio = axes[0][0], axes[0][-1]
-    for lib, values in rates.items():
+    panels = 3 if REFERENCE in rates else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.6), dpi=90)
+    rts, mbs, ratio = axes[0], axes[1], axes[-1]
+    ref = rates.get(REFERENCE)
+    for i, (lib, values) in enumerate(rates.items()):
+        kw = {"label": lib, "markersize": 4, "color": f"C{i}"}  # one colour per library
         style = "-o" if lib.startswith("wsfast") else "--."
-        xs = [n for n, r in zip(SIZES, values, strict=True) if r is not None]
-        ys = [r * n / 1e6 for n, r in zip(SIZES, values, strict=True) if r is not None]
-        mbs.plot(xs, ys, style, label=lib, markersize=4)
-        if panels == 2 and lib != REFERENCE:
-            ref = rates[REFERENCE]
+        pts = [(n, r) for n, r in zip(SIZES, values, strict=True) if r is not None]
+        rts.plot([n for n, _ in pts], [r for _, r in pts], style, **kw)
+        mbs.plot([n for n, _ in pts], [r * n / 1e6 for n, r in pts], style, **kw)
+        if panels == 3 and ref is not None and lib != REFERENCE:
             pts = [(n, r / q) for n, r, q in zip(SIZES, values, ref, strict=True) if r and q]
-            ratio.plot([p[0] for p in pts], [p[1] for p in pts], style, label=lib, markersize=4)
+            ratio.plot([n for n, _ in pts], [x for _, x in pts], style, **kw)
+    rts.set_yscale("log")
+    rts.set_title("round trips per second", fontsize=9)
+    rts.set_ylabel("round trips/s (best of repeats)", fontsize=8)
     mbs.set_yscale("log")
-    mbs.set_title("echo throughput, one client", fontsize=9)
-    mbs.set_ylabel("payload MB/s, one way (best of repeats)", fontsize=8)
-    if panels == 2:
+    mbs.set_title("payload throughput", fontsize=9)
+    mbs.set_ylabel("MB/s, one way (size x round trips/s)", fontsize=8)
+    if panels == 3:
         ratio.axhline(1.0, color="grey", linewidth=0.8)
         ratio.set_title(f"ratio to {REFERENCE} (higher is better)", fontsize=9)
         ratio.set_ylabel(f"round trips/s over {REFERENCE}'s", fontsize=8)
-    for ax in axes[0]:
+    for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_xticks(SIZES)
         ax.set_xticklabels([wb.size_label(n).replace(" ", "") for n in SIZES], fontsize=7)
-        ax.set_xlabel("message size", fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6)
-    fig.suptitle(f"wsfast {wsfast.__version__} end to end ({subtitle}), one run", fontsize=9)
+    title = f"wsfast {wsfast.__version__} end to end, one client echoing ({subtitle}), one run"
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
@@ -240,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     rates = best_rates(samples)
     print_tables(rates, libs)
     print(f"\n{load.report()}")
-    if race.RETRIED:
+    if race.RETRIED and race.ATTEMPTS > 1:
         print(f"{len(race.RETRIED)} timed run(s) redone because other programs used the CPUs")
     if race.DISTURBED:
         print(f"{len(race.DISTURBED)} still disturbed, e.g. " + "; ".join(race.DISTURBED[:3]))
