@@ -132,11 +132,7 @@ def server_main(library: str, profile: str) -> None:
 
     async def main() -> None:
         server = await peers.SERVERS[library](0, None)
-        sockets = server.sockets if hasattr(server, "sockets") else None
-        if sockets is None:  # aiohttp's AppRunner
-            sockets = [s for site in server.sites for s in site._server.sockets]
-        port = int(list(sockets)[0].getsockname()[1])
-        await peers.run_commands(port, {"pstart": start, "pstop": stop})
+        await peers.run_commands(peers._bound_port(server), {"pstart": start, "pstop": stop})
 
     asyncio.run(main())
 
@@ -424,6 +420,32 @@ def print_pair(pair: Pair, top: int) -> dict[str, Any]:
     return figures
 
 
+SUMMARY = {  # summary column -> categories (by prefix)
+    "kernel": ("kernel:",),
+    "interpreter": ("libpython",),
+    "C modules+libc": ("CPython C modules", "libc"),
+    "compiled": ("wsfast compiled", "picows compiled"),
+    "other": ("other:", "unknown"),
+}
+
+
+def print_summary(figures: dict[str, Any]) -> None:
+    """One line per process of every library: us per round trip by kind, system calls."""
+    head = ["process", "rt/s", *SUMMARY, "CPU us/rt", "syscalls/rt"]
+    rows = []
+    for lib, fig in figures.items():
+        for role, proc in fig["processes"].items():
+            us = proc["us_per_rt"]
+            row = [f"{lib} {role}", f"{fig['rt_per_s']:,.0f}"]
+            for prefixes in SUMMARY.values():
+                row.append(f"{sum(v for c, v in us.items() if c.startswith(prefixes)):.2f}")
+            row.append(f"{proc['cpu_us_per_rt']:.2f}")
+            row.append(f"{sum(proc['syscalls_per_rt'].values()):.2f}")
+            rows.append(row)
+    print("\nSummary: CPU microseconds per round trip by kind (perf samples x task-clock)")
+    peers.print_columns(head, rows)
+
+
 def default_libraries() -> list[str]:
     names = [lib for lib in peers.SERVERS if lib in peers.CLIENTS]
     return [lib for lib in names if lib.startswith("wsfast")] + ["picows"]
@@ -470,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         for lib in libs:
             pair = measure(lib, args, tmp)
             figures["libraries"][lib] = print_pair(pair, args.top)
+        print_summary(figures["libraries"])
         if args.cprofile:
             for lib in libs:
                 for role, (count, stats) in cprofile_pair(lib, args, tmp).items():
