@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -42,6 +43,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,10 +161,20 @@ class Pair:
     processes: list[Process] = field(default_factory=list)
 
 
-def spawn_client(library: str, url: str, args: argparse.Namespace, profile: str | None) -> Any:
+@contextlib.contextmanager
+def client_process(
+    library: str, url: str, args: argparse.Namespace, profile: str | None
+) -> Iterator[subprocess.Popen[str]]:
+    """The client (client_main) in a child process; killed on the way out if still running."""
     cmd = [sys.executable, HERE, "--client", library, url, "--size", str(args.size)]
     cmd += ["--seconds", str(args.seconds)] + (["--profile-out", profile] if profile else [])
-    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _line(proc: subprocess.Popen[str], prefix: str) -> str:
@@ -182,8 +194,7 @@ def _send(proc: subprocess.Popen[str], text: str) -> None:
 def measure(library: str, args: argparse.Namespace, tmp: str) -> Pair:
     pair = Pair(library)
     with peers.ServerProcess(library, cpu=1) as server:
-        client = spawn_client(library, server.url, args, None)
-        try:
+        with client_process(library, server.url, args, None) as client:
             pair.count = int(_line(client, "READY"))
             pids = {"server": server.pid, "client": client.pid}
             data = os.path.join(tmp, f"{library}.data")
@@ -219,10 +230,6 @@ def measure(library: str, args: argparse.Namespace, tmp: str) -> Pair:
                 p.wait(60)
             _send(client, "close")
             client.wait(10)
-        finally:
-            if client.poll() is None:
-                client.kill()
-                client.wait()
     for role, pid in pids.items():
         proc = Process(role, pid)
         read_stat(stats[role], proc)
@@ -323,8 +330,7 @@ def cprofile_pair(library: str, args: argparse.Namespace, tmp: str) -> dict[str,
     client_out = os.path.join(tmp, f"{library}-client.prof")
     command = [HERE, "--serve", library, "--profile-out", server_out]
     with peers.ServerProcess(library, command=command) as server:
-        client = spawn_client(library, server.url, args, client_out)
-        try:
+        with client_process(library, server.url, args, client_out) as client:
             count = int(_line(client, "READY"))
             server.command("pstart")
             _send(client, "go")
@@ -332,10 +338,6 @@ def cprofile_pair(library: str, args: argparse.Namespace, tmp: str) -> dict[str,
             server.command("pstop")
             _send(client, "close")
             client.wait(10)
-        finally:
-            if client.poll() is None:
-                client.kill()
-                client.wait()
     return {
         "server": (count, pstats.Stats(server_out)),
         "client": (count, pstats.Stats(client_out)),
