@@ -4,28 +4,29 @@
                                       [--size 64] [--top 12] [--cprofile] [--json FILE]
 
 For each library, its echo server (``bench/_e2e_peers.py``, on CPU 1) and its client (a
-child process of this script, on CPU 0) do sequential round trips of ``--size`` bytes
-(binary) for about ``--seconds``; while they do, and only then:
+child process of this script, on CPU 0) do two runs of sequential round trips of ``--size``
+bytes (binary), about ``--seconds`` each; while they do, and only then:
 
-- ``perf stat`` counts each process's CPU time (task-clock) and its system calls, one
-  tracepoint per call (``syscalls:sys_enter_*``);
-- ``perf record`` samples both processes (cpu-clock, with kernel call chains), and each
-  sample is put in a category by the code it landed in: the kernel, split by the system
-  call it ran under (send, receive, epoll, other) or none (interrupts, scheduling);
+- first run: ``perf stat`` counts each process's CPU time (task-clock) and its system
+  calls, one tracepoint per call (``syscalls:sys_enter_*``);
+- second run: ``perf record`` samples both processes (cpu-clock, with kernel call chains),
+  and each sample is put in a category by the code it landed in: the kernel, split by the
+  system call it ran under (send, receive, epoll, other) or none (interrupts, scheduling);
   the interpreter (libpython: bytecode, and asyncio's Python code); CPython's C modules
   (``_asyncio``, ``_socket``, ``select``); wsfast's compiled modules, one each
   (``_connection_c``, ``_frames``, ``_mask``, ``_utf8``, and any other ``wsfast`` .so);
   picows' (and aiofastnet's) compiled modules; libc (malloc, memcpy); anything else.
 
-The table gives each category's share of the samples times the process's CPU time per
-round trip, in microseconds, then each process's hottest symbols. Python 3.11 has no perf
-trampolines, so the interpreter's time is one lump: ``--cprofile`` runs each pair once more
-under cProfile (much slower, so only its call counts and relative times mean something) and
-prints the Python functions (and C functions called from Python) with their calls per round
-trip and their share of the profiled CPU time (self time, the profiler's own cost
-included). By default every library in ``_e2e_peers`` whose name starts with ``wsfast`` is
-profiled, and picows for comparison. Needs ``perf`` (linux-perf) and root, or
-``kernel.perf_event_paranoid`` <= 1. About 15 s per library (twice that with ``--cprofile``).
+The table gives each category's share of the second run's samples times the process's CPU
+time per round trip in the first run, in microseconds, then each process's hottest
+symbols. Python 3.11 has no perf trampolines, so the interpreter's time is one lump:
+``--cprofile`` runs each pair once more under cProfile (much slower, so only its call counts
+and relative times mean something) and prints the Python functions (and C functions called
+from Python) with their calls per round trip and their share of the profiled CPU time (self
+time, the profiler's own cost included). By default every library in ``_e2e_peers`` whose
+name starts with ``wsfast`` is profiled, and picows for comparison. Needs ``perf``
+(linux-perf) and root, or ``kernel.perf_event_paranoid`` <= 1. About 20 s per library (30 s
+with ``--cprofile``).
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ CATEGORY_ORDER = [
 
 
 def client_main(library: str, url: str, size: int, seconds: float, profile: str | None) -> None:
-    """Connect, warm up, print ``READY count``; on ``go`` do ``count`` round trips, print
-    ``DONE elapsed``; on ``close`` (or end of input) close and exit."""
+    """Connect, warm up, print ``READY count``; on each ``go`` do ``count`` round trips and
+    print ``DONE elapsed``; on ``close`` (or end of input) close and exit."""
     os.sched_setaffinity(0, {0})
     import random
 
@@ -92,21 +93,21 @@ def client_main(library: str, url: str, size: int, seconds: float, profile: str 
         await client.run(payloads, int(rate * 0.3))  # warm, as long as a short run
         count = max(100, int(seconds * rate))
         print(f"READY {count}", flush=True)
-        sys.stdin.readline()  # "go": the loop blocks here, nothing else is pending
-        profiler = None
-        if profile:
-            import cProfile
+        # The loop blocks in readline: nothing else is pending between runs.
+        while sys.stdin.readline().strip() == "go":
+            profiler = None
+            if profile:
+                import cProfile
 
-            profiler = cProfile.Profile(time.process_time)  # CPU: not the blocked poll
-            profiler.enable()
-        start = time.perf_counter()
-        await client.run(payloads, count)
-        elapsed = time.perf_counter() - start
-        if profiler is not None:
-            profiler.disable()
-            profiler.dump_stats(profile)
-        print(f"DONE {elapsed}", flush=True)
-        sys.stdin.readline()
+                profiler = cProfile.Profile(time.process_time)  # CPU: not the blocked poll
+                profiler.enable()
+            start = time.perf_counter()
+            await client.run(payloads, count)
+            elapsed = time.perf_counter() - start
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(profile)
+            print(f"DONE {elapsed}", flush=True)
         await client.close()
 
     asyncio.run(main())
@@ -156,7 +157,8 @@ class Process:
 class Pair:
     library: str
     count: int = 0
-    elapsed: float = 0.0
+    elapsed: float = 0.0  # the perf stat run
+    sampled_elapsed: float = 0.0  # the perf record run
     other_cpus: float = 0.0  # CPUs used by other programs during the measured run
     processes: list[Process] = field(default_factory=list)
 
@@ -191,43 +193,50 @@ def _send(proc: subprocess.Popen[str], text: str) -> None:
     proc.stdin.flush()
 
 
+def timed_window(client: subprocess.Popen[str], commands: list[list[str]]) -> tuple[float, float]:
+    """One run of the client's round trips while the ``commands`` (perf) run; returns the
+    run's seconds and how many CPUs other programs used meanwhile."""
+    perf = [
+        subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in commands
+    ]
+    try:
+        time.sleep(1.5)  # perf stat attaches to several hundred tracepoints
+        load = peers.MachineLoad()
+        load.pids.update([client.pid, *(p.pid for p in perf)])
+        load.start()
+        _send(client, "go")
+        elapsed = float(_line(client, "DONE"))
+        load.stop()
+    finally:
+        for p in perf:
+            p.send_signal(signal.SIGINT)
+        for p in perf:
+            p.wait(60)
+    return elapsed, load.other_cpus
+
+
 def measure(library: str, args: argparse.Namespace, tmp: str) -> Pair:
+    """Two runs: perf stat (CPU time, system calls), then perf record (where the time goes)."""
     pair = Pair(library)
     with peers.ServerProcess(library, cpu=1) as server:
         with client_process(library, server.url, args, None) as client:
             pair.count = int(_line(client, "READY"))
             pids = {"server": server.pid, "client": client.pid}
-            data = os.path.join(tmp, f"{library}.data")
-            perf: list[subprocess.Popen[bytes]] = []
-            stats = {}
-            for role, pid in pids.items():
-                stats[role] = os.path.join(tmp, f"{library}-{role}.stat")
-                perf.append(
-                    subprocess.Popen(
-                        ["perf", "stat", "-x", ",", "-o", stats[role], "-p", str(pid),
-                         "-e", "task-clock", "-e", "syscalls:sys_enter_*"],
-                        stderr=subprocess.DEVNULL,
-                    )
-                )  # fmt: skip
-            perf.append(
-                subprocess.Popen(
-                    ["perf", "record", "-q", "-e", "cpu-clock", "-F", str(FREQ), "-g",
-                     "-o", data, "-p", f"{server.pid},{client.pid}"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )
+            stats = {role: os.path.join(tmp, f"{library}-{role}.stat") for role in pids}
+            pair.elapsed, pair.other_cpus = timed_window(
+                client,
+                [
+                    ["perf", "stat", "-x", ",", "-o", stats[role], "-p", str(pid),
+                     "-e", "task-clock", "-e", "syscalls:sys_enter_*"]
+                    for role, pid in pids.items()
+                ],
             )  # fmt: skip
-            time.sleep(1.5)  # perf attaches to several hundred tracepoints
-            load = peers.MachineLoad()
-            load.pids.update([*pids.values(), *(p.pid for p in perf)])
-            load.start()
-            _send(client, "go")
-            pair.elapsed = float(_line(client, "DONE"))
-            load.stop()
-            pair.other_cpus = load.other_cpus
-            for p in perf:
-                p.send_signal(signal.SIGINT)
-            for p in perf:
-                p.wait(60)
+            data = os.path.join(tmp, f"{library}.data")
+            pair.sampled_elapsed, _ = timed_window(
+                client,
+                [["perf", "record", "-q", "-e", "cpu-clock", "-F", str(FREQ), "-g",
+                  "-o", data, "-p", f"{server.pid},{client.pid}"]],
+            )  # fmt: skip
             _send(client, "close")
             client.wait(10)
     for role, pid in pids.items():
@@ -366,7 +375,8 @@ def print_pair(pair: Pair, top: int) -> dict[str, Any]:
     rt_us = pair.elapsed / pair.count * 1e6
     print(
         f"\n== {pair.library}: {pair.count:,} round trips of the same size, "
-        f"{pair.count / pair.elapsed:,.0f} rt/s ({rt_us:.1f} us each, wall clock); "
+        f"{pair.count / pair.elapsed:,.0f} rt/s ({rt_us:.1f} us each, wall clock; "
+        f"{pair.count / pair.sampled_elapsed:,.0f} rt/s while sampled); "
         f"other programs used {pair.other_cpus:.2f} CPUs meanwhile"
     )
     cats = list(CATEGORY_ORDER)
