@@ -377,7 +377,11 @@ def print_cprofile(library: str, role: str, count: int, stats: Any, top: int) ->
         rows.append((tottime, ncalls, f"{where}{name}"))
     rows = [r for r in rows if r[1] >= count / 100]  # not the commands' own calls
     rows.sort(reverse=True)
-    print(f"\n{library} {role}, cProfile: calls per round trip, share of its CPU time (self)")
+    calls = sum(n for _, n, _ in rows) / count
+    print(
+        f"\n{library} {role}, cProfile: {calls:.1f} calls per round trip in all; the top ones,"
+        " with their share of the process's profiled CPU time (self)"
+    )
     peers.print_columns(
         ["function", "calls/rt", "share"],
         [[f[:90], f"{n / count:.2f}", f"{t / total:.1%}"] for t, n, f in rows[:top]],
