@@ -12,9 +12,9 @@ just before the first round trip, stopped just after the last):
 - ``perf stat`` counts each process's CPU time (task-clock);
 - ``perf record`` samples both processes (cpu-clock, with kernel call chains), and each
   sample is put in a category by the code it landed in: the kernel, split by the system
-  call it ran under (send, receive, epoll, other) or none (interrupts, scheduling);
-  the interpreter (libpython: bytecode, and asyncio's Python code); CPython's C modules
-  (``_asyncio``, ``_socket``, ``select``); wsfast's compiled modules, one each
+  call it ran under (send, receive, epoll, other) or none (interrupts, page faults,
+  scheduling); the interpreter (libpython: bytecode, and asyncio's Python code); CPython's
+  C modules (``_asyncio``, ``_socket``, ``select``); wsfast's compiled modules, one each
   (``_connection_c``, ``_frames``, ``_mask``, ``_utf8``, and any other ``wsfast`` .so);
   picows' (and aiofastnet's) compiled modules; libc (malloc, memcpy); anything else;
 - ``perf stat`` counts each process's system calls, one tracepoint per call
@@ -70,7 +70,7 @@ CATEGORY_ORDER = [
     "kernel: receive",
     "kernel: epoll",
     "kernel: other syscalls",
-    "kernel: no syscall (irq, scheduler)",
+    "kernel: no syscall (irq, fault, scheduler)",
     "libpython (interpreter, asyncio in Python)",
     "CPython C modules (_asyncio, _socket, select)",
     "libc (malloc, memcpy, ...)",
@@ -296,7 +296,7 @@ def category(chain: list[tuple[str, str]]) -> str:
                     if name in names:
                         return next(c for c in CATEGORY_ORDER if c.startswith(f"kernel: {group}"))
                 return "kernel: other syscalls"
-        return "kernel: no syscall (irq, scheduler)"
+        return "kernel: no syscall (irq, fault, scheduler)"
     if base.startswith("libpython") or re.fullmatch(r"python3(\.\d+)?", base):
         return CATEGORY_ORDER[5]
     if base.split(".")[0] in ("_asyncio", "_socket", "select", "_selectors"):
@@ -316,14 +316,19 @@ FRAME = re.compile(r"^\s*[0-9a-f]+\s+(.*?)\s+\((.*)\)\s*$")
 
 
 def read_samples(data: str, processes: list[Process]) -> None:
-    by_pid = {p.pid: p for p in processes}
     out = subprocess.run(
         ["perf", "script", "-i", data, "-F", "pid,ip,sym,dso", "--no-demangle"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    for block in out.split("\n\n"):
+    count_samples(out, processes)
+
+
+def count_samples(script: str, processes: list[Process]) -> None:
+    """Add ``perf script -F pid,ip,sym,dso`` samples (with call chains) to their processes."""
+    by_pid = {p.pid: p for p in processes}
+    for block in script.split("\n\n"):
         lines = block.strip("\n").splitlines()
         if not lines:
             continue
