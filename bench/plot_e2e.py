@@ -257,9 +257,13 @@ def main(argv: list[str] | None = None) -> int:
         "versions": {lib: peers.version(lib.split("-")[0]) for lib in libs},
         "repeat": repeat,
         "sizes": SIZES,
-        "round_trips_per_s": rates,
+        "round_trips_per_s": {
+            lib: [None if r is None else round(r, 1) for r in v] for lib, v in rates.items()
+        },
         "mb_per_s": {
-            lib: [None if r is None else r * n / 1e6 for n, r in zip(SIZES, v, strict=True)]
+            lib: [
+                None if r is None else round(r * n / 1e6, 2) for n, r in zip(SIZES, v, strict=True)
+            ]
             for lib, v in rates.items()
         },
         "cpu_us_per_round_trip": {  # client, server; median repeat
