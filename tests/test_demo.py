@@ -345,3 +345,39 @@ def test_demo_stops_serving_when_the_board_stops_following(
         assert isinstance(caught.value.__cause__, ValueError)
 
     asyncio.run(main())
+
+
+def test_cancel_stops_every_task_even_when_its_caller_is_cancelled_meanwhile() -> None:
+    """A worker's shutdown cancels Shop.run with cancel(), which cancels it again every
+    0.05 s; Shop.run's own cleanup (cancel(follower, ticker)) must not be cut short by
+    that, or the ticker outlives the broker it uses ("'NoneType' object has no attribute
+    'pipeline'" from a Redis broker already closed)."""
+
+    async def stubborn(log: list[str]) -> None:
+        # Like redis-py during a command: the first cancellation is swallowed.
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            log.append("swallowed")
+        await asyncio.sleep(0.2)  # several of the caller's re-cancellations happen meanwhile
+        log.append("ended")
+
+    async def main() -> None:
+        log: list[str] = []
+        first = asyncio.create_task(stubborn(log))
+        second = asyncio.create_task(stubborn(log))
+
+        async def owner() -> None:
+            try:
+                await asyncio.sleep(10)
+            finally:
+                await demo.cancel(first, None, second)
+
+        task = asyncio.create_task(owner())
+        await asyncio.sleep(0.01)
+        await asyncio.wait_for(demo.cancel(task, every=0.01), 5)
+        assert task.cancelled()
+        assert first.done() and second.done()
+        assert log.count("swallowed") == 2
+
+    asyncio.run(main())

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -266,20 +265,30 @@ class Shop:
             ticker = asyncio.create_task(self.tick())
             await asyncio.gather(follower, ticker)
         finally:
-            for task in (follower, ticker):
-                if task is not None:
-                    await cancel(task)
+            await cancel(follower, ticker)
 
 
-async def cancel(task: asyncio.Task[Any], every: float = 0.05) -> None:
-    """Cancel ``task`` and wait for its end, cancelling it again every ``every`` seconds
-    while it goes on: redis-py's asyncio client (8.x) may swallow a cancellation that arrives
-    during a command, and a worker's ticker would then tick on and never stop."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=every)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+async def cancel(*tasks: asyncio.Task[Any] | None, every: float = 0.05) -> None:
+    """Cancel ``tasks`` (None ones are skipped) and wait for all of them to end, cancelling
+    again every ``every`` seconds those that go on: redis-py's asyncio client (8.x) may
+    swallow a cancellation that arrives during a command, and a worker's ticker would then
+    tick on and never stop. If the caller is cancelled meanwhile (as this function itself
+    does to the task it stops), the tasks are still stopped first, then CancelledError is
+    raised: a cleanup cut short would leave a task using what the caller closes next."""
+    pending = {task for task in tasks if task is not None}
+    interrupted = False
+    while not all(task.done() for task in pending):
+        for task in pending:
+            task.cancel()
+        try:
+            await asyncio.wait(pending, timeout=every)
+        except asyncio.CancelledError:
+            interrupted = True
+    for task in pending:
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("stopped task %r ended with %r", task, task.exception())
+    if interrupted:
+        raise asyncio.CancelledError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -349,9 +358,10 @@ async def run(
                 message = f"the board stopped following the broker: {failure!r}"
                 raise RuntimeError(message) from failure
     finally:
-        if not background.done():
+        try:
             await cancel(background)
-        await broker.close()
+        finally:
+            await broker.close()
 
 
 async def worker(
