@@ -138,6 +138,24 @@ def test_the_default_is_the_loops_own_transport(aiofastnet: Any) -> None:
     run(main())
 
 
+def test_on_a_loop_patched_by_aiofastnet_the_default_uses_it(aiofastnet: Any) -> None:
+    """The other way to run on aiofastnet: patch the loop (aiofastnet.patch_loop, or
+    asyncio.run(..., loop_factory=aiofastnet.loop_factory())); "loop" then means aiofastnet."""
+
+    async def main() -> None:
+        aiofastnet.patch_loop()
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as ws:
+                assert type(transport_of(ws)).__module__.startswith("aiofastnet")
+                assert type(transport_of(only_connection(server))).__module__.startswith(
+                    "aiofastnet"
+                )
+                await ws.send("patched")
+                assert await ws.recv() == "patched"
+
+    run(main())
+
+
 # --- messages --------------------------------------------------------------------------------
 
 
