@@ -44,6 +44,7 @@ from wsfast.asyncio import (
     InvalidHandshake,
     ServerWebSocket,
     WebSocket,
+    broadcast,
     connect,
     serve,
 )
@@ -355,16 +356,24 @@ def test_reading_pauses_at_max_queue(transport: TransportName) -> None:
     assert 4 <= state["queued"] <= 4 + 32  # plus at most the one read (256 KiB) that crossed
 
 
-def test_a_peer_that_never_reads_leaves_the_write_buffer_bounded(transport: TransportName) -> None:
-    """A client that floods an echo server and reads nothing: the server stops reading and
-    TCP pushes back on the client; it still serves others meanwhile."""
+@pytest.mark.parametrize("attack", ["echo", "ping-flood"])
+def test_a_peer_that_never_reads_leaves_the_write_buffer_bounded(
+    transport: TransportName, attack: str
+) -> None:
+    """A client that floods an echo server (or sends pings) and reads nothing: the server
+    stops reading and TCP pushes back on the client; it still serves others meanwhile."""
 
     async def main() -> None:
-        async with serve(
-            None, HOST, 0, on_message=echo_now, write_limit=64 * 1024, transport=transport
-        ) as server:
-            sock = await raw_client(server.port, rcvbuf=4096)
+        if attack == "echo":
+            server_cm = serve(
+                None, HOST, 0, on_message=echo_now, write_limit=64 * 1024, transport=transport
+            )
             data = client_frame(wsfast.Opcode.BINARY, b"e" * 16384)
+        else:
+            server_cm = serve(echo, HOST, 0, write_limit=64 * 1024, transport=transport)
+            data = client_frame(wsfast.Opcode.PING, b"p" * 125) * 512
+        async with server_cm as server:
+            sock = await raw_client(server.port, rcvbuf=4096)
             sent = await send_until_stalled(sock, data, 48 * MiB)
             ws = only_connection(server)
             buffered = transport_of(ws).get_write_buffer_size()
@@ -413,6 +422,22 @@ def test_send_waits_while_the_server_reads_nothing(transport: TransportName) -> 
         await asyncio.wait_for(blocked, 5)
         await ws.close()
         server.close()
+
+    run(main())
+
+
+def test_broadcast(transport: TransportName) -> None:
+    """broadcast() writes to transports other than asyncio's own through write()."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0, compression=None, transport=transport) as server:
+            clients = [await connect(uri(server), transport=transport) for _ in range(3)]
+            while len(server.connections) < 3:
+                await asyncio.sleep(0.01)
+            assert broadcast(server.connections, "to all") == 0
+            assert [await ws.recv() for ws in clients] == ["to all"] * 3
+            for ws in clients:
+                await ws.close()
 
     run(main())
 
