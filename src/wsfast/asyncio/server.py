@@ -421,7 +421,7 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
 
     ``transport="aiofastnet"`` accepts connections on aiofastnet's compiled transports
     instead of the loop's own (``"loop"``, the default); it needs ``wsfast[fastnet]``
-    (ImportError otherwise). See :mod:`wsfast.asyncio._transport`.
+    (ImportError otherwise).
     """
 
     def __init__(
