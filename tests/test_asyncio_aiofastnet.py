@@ -2,8 +2,10 @@
 behaviours on aiofastnet's compiled transports, on asyncio's loop and on uvloop.
 
 Most tests run on both transports (``loop`` and ``aiofastnet``), so that they show the same
-behaviour, not only a working one. Skipped when aiofastnet is not installed (it is in the
-test extra). 127.0.0.1 only, every wait bounded.
+behaviour, not only a working one; so do, in their own modules, the reading pause at
+max_queue (test_asyncio.py), the frames held back when a TLS peer ends (test_asyncio_review.py)
+and the shared read buffer's condition (test_asyncio_faults.py; with TLS here). Skipped when
+aiofastnet is not installed (it is in the test extra). 127.0.0.1 only, every wait bounded.
 """
 
 from __future__ import annotations
@@ -16,27 +18,28 @@ import ssl
 import struct
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from asyncio_helpers import (
     HOST,
     TIMEOUT,
+    TRANSPORTS,
     accept_raw,
+    assert_read_buffer_handed_back_to_back,
     client_frame,
     echo,
     echo_now,
     raw_client,
     raw_upgrade,
     send_until_stalled,
+    spy_on_read_buffer,
     tls_contexts,
     uri,
 )
-from test_asyncio_deflate import zeros_frame
 
 import wsfast
-from wsfast import ClientConnection
 from wsfast.asyncio import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -49,10 +52,8 @@ from wsfast.asyncio import (
     serve,
 )
 from wsfast.asyncio._transport import TransportName
-from wsfast.permessage_deflate import ClientDeflateFactory
 
 MiB = 1024 * 1024
-TRANSPORTS: list[TransportName] = ["loop", "aiofastnet"]
 LOOPS = ["asyncio", "uvloop"]
 
 
@@ -63,8 +64,6 @@ def aiofastnet() -> Any:
 
 @pytest.fixture(params=TRANSPORTS)
 def transport(request: pytest.FixtureRequest) -> TransportName:
-    if request.param == "aiofastnet":
-        pytest.importorskip("aiofastnet")
     return request.param  # type: ignore[no-any-return]
 
 
@@ -160,7 +159,7 @@ def test_on_a_loop_patched_by_aiofastnet_the_default_uses_it(aiofastnet: Any) ->
 # --- messages --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("client_transport", TRANSPORTS)
+@pytest.mark.parametrize("client_transport", ["loop", "aiofastnet"])
 def test_echo_text_binary_and_large_messages(
     aiofastnet: Any, run_on: Any, client_transport: TransportName
 ) -> None:
@@ -328,34 +327,6 @@ def test_a_half_closing_client_is_answered_and_dropped(transport: TransportName)
 # --- backpressure ----------------------------------------------------------------------------
 
 
-def test_reading_pauses_at_max_queue(transport: TransportName) -> None:
-    state: dict[str, Any] = {}
-
-    async def slow(ws: ServerWebSocket) -> None:
-        await asyncio.sleep(0.5)  # read nothing for a while
-        state["reading"] = transport_of(ws).is_reading()
-        state["queued"] = len(ws._messages)
-        count = 0
-        async for _ in ws:
-            count += 1
-            if count == 200:
-                break
-        await ws.send(str(count))
-
-    async def main() -> None:
-        async with serve(slow, HOST, 0, max_queue=4, transport=transport) as server:
-            async with connect(
-                uri(server), write_limit=16 * 1024, compression=None, transport=transport
-            ) as ws:
-                for _ in range(200):
-                    await ws.send(b"p" * 8192)
-                assert await ws.recv() == "200"
-
-    run(main())
-    assert state["reading"] is False
-    assert 4 <= state["queued"] <= 4 + 32  # plus at most the one read (256 KiB) that crossed
-
-
 @pytest.mark.parametrize("attack", ["echo", "ping-flood"])
 def test_a_peer_that_never_reads_leaves_the_write_buffer_bounded(
     transport: TransportName, attack: str
@@ -481,44 +452,6 @@ def test_unix_socket_and_sock(aiofastnet: Any) -> None:
     run(main())
 
 
-def test_frames_held_back_when_a_tls_peer_ends_are_still_delivered(
-    aiofastnet: Any, run_on: Any, tls: tuple[ssl.SSLContext, ssl.SSLContext]
-) -> None:
-    """A TLS peer that sends 40 compressed messages and its close frame, then close_notify,
-    to a server whose queue is full: every message is delivered, then the close (as
-    tests/test_asyncio_review.py checks on the loop's transports)."""
-    server_ctx, client_ctx = tls
-    seen: dict[str, Any] = {}
-
-    async def handler(ws: ServerWebSocket) -> None:
-        await asyncio.sleep(0.3)  # the queue fills, the rest is held back
-        count = 0
-        async for message in ws:
-            assert message == b"\x00" * (MiB - 1)
-            count += 1
-        seen["count"], seen["code"] = count, ws.close_code
-
-    async def main() -> None:
-        async with serve(
-            handler, HOST, 0, ssl=server_ctx, max_queue=4, close_timeout=1.0,
-            transport="aiofastnet",
-        ) as server:  # fmt: skip
-            reader, writer = await asyncio.open_connection(HOST, server.port, ssl=client_ctx)
-            client = ClientConnection(HOST, extensions=[ClientDeflateFactory()])
-            writer.write(client.data_to_send())
-            client.receive_data(await reader.readuntil(b"\r\n\r\n"))
-            assert [e.extensions for e in client.events()] == [("permessage-deflate",)]
-            close = client_frame(wsfast.Opcode.CLOSE, (1000).to_bytes(2, "big"))
-            writer.write(zeros_frame(MiB - 1) * 40 + close)
-            await writer.drain()
-            writer.close()  # close_notify right after the close frame
-            while "code" not in seen:
-                await asyncio.sleep(0.01)
-
-    run_on(main())
-    assert (seen["count"], seen["code"]) == (40, 1000), seen
-
-
 # --- connecting ------------------------------------------------------------------------------
 
 
@@ -602,53 +535,22 @@ def test_a_raw_request_gets_101_and_a_pipelined_frame_is_answered(transport: Tra
 # --- the shared read buffer ------------------------------------------------------------------
 
 
-@pytest.fixture
-def read_buffer_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
-    calls: list[tuple[str, int]] = []
-    get_buffer = WebSocket.get_buffer
-    buffer_updated = WebSocket.buffer_updated
-
-    def spy_get(self: WebSocket, sizehint: int) -> Any:
-        calls.append(("get", id(self)))
-        return get_buffer(self, sizehint)
-
-    def spy_updated(self: WebSocket, nbytes: int) -> None:
-        calls.append(("updated", id(self)))
-        buffer_updated(self, nbytes)
-
-    monkeypatch.setattr(WebSocket, "get_buffer", spy_get)
-    monkeypatch.setattr(WebSocket, "buffer_updated", spy_updated)
-    yield calls
-    assert len(calls) > 400
-    for i, (what, who) in enumerate(calls):
-        if what == "updated":
-            assert calls[i - 1] == ("get", who)
-
-
-@pytest.mark.parametrize("secure", [False, True], ids=["tcp", "tls"])
-def test_aiofastnet_fills_and_hands_over_the_read_buffer_back_to_back(
+def test_aiofastnet_hands_over_the_read_buffer_back_to_back_with_tls(
     aiofastnet: Any,
     run_on: Any,
-    secure: bool,
-    read_buffer_calls: list[tuple[str, int]],
-    tmp_path_factory: pytest.TempPathFactory,
+    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The one read buffer per thread (see wsfast.asyncio.connection._read_buffer) is safe
-    only if the transport calls get_buffer() and buffer_updated() of one protocol back to
-    back: check it on aiofastnet's transports with many connections reading at once."""
-    server_ctx: ssl.SSLContext | None = None
-    client_ctx: ssl.SSLContext | None = None
-    if secure:
-        if shutil.which("openssl") is None:
-            pytest.skip("needs the openssl command")
-        server_ctx, client_ctx = tls_contexts(tmp_path_factory.mktemp("tls"))
+    """The shared read buffer's condition (tests/test_asyncio_faults.py checks plain TCP on
+    both transports) on aiofastnet's TLS transport: many connections reading at once."""
+    server_ctx, client_ctx = tls
+    calls = spy_on_read_buffer(monkeypatch)
 
     async def main() -> None:
         async with serve(echo, HOST, 0, ssl=server_ctx, transport="aiofastnet") as server:
-            scheme = "wss" if secure else "ws"
 
             async def one(i: int) -> None:
-                url = f"{scheme}://{HOST}:{server.port}/"
+                url = f"wss://{HOST}:{server.port}/"
                 async with connect(url, ssl=client_ctx, transport="aiofastnet") as ws:
                     for j in range(10):
                         message = bytes([i]) * (1 + 5000 * j)
@@ -658,3 +560,4 @@ def test_aiofastnet_fills_and_hands_over_the_read_buffer_back_to_back(
             await asyncio.gather(*(one(i) for i in range(20)))
 
     run_on(main())
+    assert_read_buffer_handed_back_to_back(calls)
