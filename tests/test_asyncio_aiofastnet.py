@@ -359,6 +359,43 @@ def test_a_peer_that_never_reads_leaves_the_write_buffer_bounded(
     run(main())
 
 
+def test_a_tls_peer_that_never_reads_is_pushed_back(
+    transport: TransportName, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    """The same flood over TLS: the server's write buffer stays near write_limit."""
+    server_ctx, client_ctx = tls
+
+    async def main() -> None:
+        async with serve(
+            None,
+            HOST,
+            0,
+            on_message=echo_now,
+            ssl=server_ctx,
+            write_limit=64 * 1024,
+            transport=transport,
+        ) as server:
+            reader, writer = await asyncio.open_connection(HOST, server.port, ssl=client_ctx)
+            writer.write(raw_upgrade(server.port))
+            await reader.readuntil(b"\r\n\r\n")
+            frame = client_frame(wsfast.Opcode.BINARY, b"e" * 16384)
+            sent = 0
+            while sent < 48 * MiB:
+                writer.write(frame)
+                sent += len(frame)
+                try:
+                    await asyncio.wait_for(writer.drain(), 0.5)
+                except asyncio.TimeoutError:
+                    break  # the server stopped reading
+            assert sent < 48 * MiB
+            ws = only_connection(server)
+            assert ws.writing_paused and not transport_of(ws).is_reading()
+            assert transport_of(ws).get_write_buffer_size() <= 64 * 1024 + 512 * 1024
+            writer.transport.abort()
+
+    run(main())
+
+
 def test_send_waits_while_the_server_reads_nothing(transport: TransportName) -> None:
     """The client's send() waits above write_limit; it goes on once the peer reads."""
 
