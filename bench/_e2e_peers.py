@@ -17,9 +17,12 @@ End of input stops the server. Every server echoes each message back unchanged, 
 its library documents: wsfast, websockets and aiohttp with a handler coroutine (``async for
 message in ws: await ws.send(message)``), "wsfast-cb" with wsfast's ``on_message`` callback
 answered by ``ws.send_nowait``, picows with a :class:`picows.WSListener` whose
-``on_ws_frame`` sends the frame's payload back. Keepalive pings are off everywhere, and so is
-compression unless ``--compression`` is given (then permessage-deflate with each library's
-defaults, servers and clients alike; picows has no compression and is left out).
+``on_ws_frame`` sends the frame's payload back. "wsfast-afn" and "wsfast-afn-cb" are "wsfast"
+and "wsfast-cb" with servers and clients on aiofastnet's compiled transports
+(``transport="aiofastnet"``), the transports picows runs on. Keepalive pings are off
+everywhere, and so is compression unless ``--compression`` is given (then permessage-deflate
+with each library's defaults, servers and clients alike; picows has no compression and is
+left out).
 
 Clients: :data:`CLIENTS` maps a library to a class with ``await connect(url, max_size)``,
 ``await run(payloads, count)`` (``count`` sequential send-then-receive round trips, every
@@ -37,7 +40,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-LIBRARIES = ("wsfast", "wsfast-cb", "websockets", "aiohttp", "picows")
+LIBRARIES = (
+    "wsfast",
+    "wsfast-cb",
+    "wsfast-afn",
+    "wsfast-afn-cb",
+    "websockets",
+    "aiohttp",
+    "picows",
+)
+# wsfast variants on aiofastnet's transports (serve/connect with transport="aiofastnet").
+ON_AIOFASTNET = ("wsfast-afn", "wsfast-afn-cb")
 DEFLATE = [False]  # permessage-deflate on (each library's defaults) in this process
 
 
@@ -51,10 +64,10 @@ def unavailable(library: str) -> str | None:
     module = {
         "wsfast": "wsfast.asyncio",
         "wsfast-cb": "wsfast.asyncio",
+        "wsfast-afn": "aiofastnet",
+        "wsfast-afn-cb": "aiofastnet",
         "websockets": "websockets.asyncio.client",
-    }.get(
-        library, library
-    )
+    }.get(library, library)
     if DEFLATE[0] and library == "picows":
         return "no permessage-deflate"
     try:
@@ -72,7 +85,9 @@ def version(library: str) -> str:
     try:
         from importlib.metadata import version as v
 
-        return v(library)
+        if library in ON_AIOFASTNET:
+            return f"{v('wsfast')} (aiofastnet {v('aiofastnet')})"
+        return v("wsfast" if library.startswith("wsfast") else library)
     except Exception:  # pragma: no cover - only for display
         return "?"
 
@@ -186,7 +201,7 @@ def print_columns(head: list[str], rows: list[list[str]]) -> None:
 OPEN = [0]
 
 
-async def serve_wsfast(port: int, max_size: int | None) -> Any:
+async def serve_wsfast(port: int, max_size: int | None, transport: str = "loop") -> Any:
     from wsfast.asyncio import ConnectionClosed, serve
 
     async def echo(ws: Any) -> None:
@@ -199,12 +214,12 @@ async def serve_wsfast(port: int, max_size: int | None) -> Any:
         finally:
             OPEN[0] -= 1
 
-    kw = {} if max_size is None else {"max_message_size": max_size}
-    compression = "deflate" if DEFLATE[0] else None
-    return await serve(echo, "127.0.0.1", port, ping_interval=None, compression=compression, **kw)
+    kw: dict[str, Any] = {} if max_size is None else {"max_message_size": max_size}
+    kw["compression"] = "deflate" if DEFLATE[0] else None
+    return await serve(echo, "127.0.0.1", port, ping_interval=None, transport=transport, **kw)
 
 
-async def serve_wsfast_callbacks(port: int, max_size: int | None) -> Any:
+async def serve_wsfast_callbacks(port: int, max_size: int | None, transport: str = "loop") -> Any:
     """wsfast with an ``on_message`` callback (its fastest API, like picows' listener)."""
     from wsfast.asyncio import serve
 
@@ -222,7 +237,16 @@ async def serve_wsfast_callbacks(port: int, max_size: int | None) -> Any:
 
     kw: dict[str, Any] = {} if max_size is None else {"max_message_size": max_size}
     kw["compression"] = "deflate" if DEFLATE[0] else None
+    kw["transport"] = transport
     return await serve(count, "127.0.0.1", port, on_message=echo, ping_interval=None, **kw)
+
+
+async def serve_wsfast_afn(port: int, max_size: int | None) -> Any:
+    return await serve_wsfast(port, max_size, transport="aiofastnet")
+
+
+async def serve_wsfast_afn_callbacks(port: int, max_size: int | None) -> Any:
+    return await serve_wsfast_callbacks(port, max_size, transport="aiofastnet")
 
 
 async def serve_websockets(port: int, max_size: int | None) -> Any:
@@ -312,6 +336,8 @@ async def serve_picows(port: int, max_size: int | None) -> Any:
 SERVERS = {
     "wsfast": serve_wsfast,
     "wsfast-cb": serve_wsfast_callbacks,
+    "wsfast-afn": serve_wsfast_afn,
+    "wsfast-afn-cb": serve_wsfast_afn_callbacks,
     "websockets": serve_websockets,
     "aiohttp": serve_aiohttp,
     "picows": serve_picows,
@@ -590,13 +616,19 @@ class _SendRecvClient:
 
 class WsfastClient(_SendRecvClient):
     library = "wsfast"
+    transport = "loop"  # serve()/connect()'s transport=
 
     async def connect(self, url: str, max_size: int | None = None) -> None:
         from wsfast.asyncio import connect
 
-        kw = {} if max_size is None else {"max_message_size": max_size}
-        compression = "deflate" if DEFLATE[0] else None
-        self.ws = await connect(url, ping_interval=None, compression=compression, **kw)
+        kw: dict[str, Any] = {} if max_size is None else {"max_message_size": max_size}
+        kw["compression"] = "deflate" if DEFLATE[0] else None
+        self.ws = await connect(url, ping_interval=None, transport=self.transport, **kw)
+
+
+class WsfastAiofastnetClient(WsfastClient):
+    library = "wsfast-afn"
+    transport = "aiofastnet"
 
 
 class WebsocketsClient(_SendRecvClient):
@@ -712,6 +744,8 @@ class PicowsClient:
 CLIENTS: dict[str, type] = {
     "wsfast": WsfastClient,
     "wsfast-cb": WsfastClient,
+    "wsfast-afn": WsfastAiofastnetClient,
+    "wsfast-afn-cb": WsfastAiofastnetClient,
     "websockets": WebsocketsClient,
     "aiohttp": AiohttpClient,
     "picows": PicowsClient,
@@ -781,9 +815,7 @@ def recv_exactly(sock: Any, n: int, buf: bytearray) -> None:
         buf += chunk
 
 
-def read_server_frame(
-    sock: Any, pending: bytes = b"", inflater: Any = None
-) -> tuple[int, bytes]:
+def read_server_frame(sock: Any, pending: bytes = b"", inflater: Any = None) -> tuple[int, bytes]:
     """One unmasked server frame: (opcode, payload), inflated with ``inflater`` (a raw zlib
     decompressobj) when its RSV1 bit says it is compressed."""
     buf = bytearray(pending)

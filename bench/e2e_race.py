@@ -1,5 +1,10 @@
 """End-to-end echo race over loopback: wsfast against websockets, aiohttp and picows.
 
+wsfast runs in four variants: "wsfast" (a handler coroutine on the server) and "wsfast-cb"
+(an ``on_message`` callback), each on the loop's own transports and, as "wsfast-afn" and
+"wsfast-afn-cb", on aiofastnet's compiled transports (``transport="aiofastnet"``), which
+picows uses: a last table compares every variant with picows and websockets.
+
 For each library, an echo server of that library runs in its own process, and clients of
 the same library (in this process) time round trips to it: a client sends a message, waits
 for the echo, checks it is byte-identical, and sends the next. Workloads:
@@ -210,7 +215,7 @@ def print_table(
     higher_is_better: bool = True,
     cells: dict[str, dict[str, str]] | None = None,
 ) -> None:
-    others = [lib for lib in libraries if lib != "wsfast"]
+    others = [lib for lib in libraries if not lib.startswith("wsfast")]  # variants: below
     head = ["workload"] + [f"{lib} {unit}" for lib in libraries]
     if "wsfast" in libraries:
         head += [f"wsfast/{lib}" for lib in others]
@@ -229,6 +234,41 @@ def print_table(
                     row.append(f"{ratio:.2f}x")
         rows.append(row)
     print(f"\n{title}")
+    peers.print_columns(head, rows)
+
+
+def print_variants(
+    best: dict[str, dict[str, float]],
+    cpu: dict[str, dict[str, float]],
+    cpu_cells: dict[str, dict[str, str]],
+    libraries: list[str],
+) -> None:
+    """Each wsfast variant against picows and websockets: round trips per second (best
+    repeat) and CPU per round trip (client+server, median repeat), as ratios (higher is
+    better for wsfast in both)."""
+    variants = [lib for lib in libraries if lib.startswith("wsfast")]
+    others = [lib for lib in ("picows", "websockets") if lib in libraries]
+    if not variants or not others:
+        return
+    head = ["workload", "variant", "rt/s", "CPU us"]
+    head += [f"rt/s vs {lib}" for lib in others] + [f"CPU vs {lib}" for lib in others]
+    rows = []
+    for work, per_lib in best.items():
+        for lib in variants:
+            ours = per_lib.get(lib)
+            our_cpu = cpu.get(work, {}).get(lib)
+            row = [work, lib, fmt_rate(ours), cpu_cells.get(work, {}).get(lib, "-")]
+            for other in others:
+                theirs = per_lib.get(other)
+                row.append(f"{ours / theirs:.2f}x" if ours and theirs else "-")
+            for other in others:
+                theirs = cpu.get(work, {}).get(other)
+                row.append(f"{theirs / our_cpu:.2f}x" if our_cpu and theirs else "-")
+            rows.append(row)
+    print(
+        "\nEach wsfast variant against picows and websockets (rt/s: best repeat; CPU:"
+        " client+server per round trip, median repeat, ratio other's / ours)"
+    )
     peers.print_columns(head, rows)
 
 
@@ -374,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         higher_is_better=False,
         cells=cpu_cells,
     )
+
+    print_variants(best, cpu, cpu_cells, libraries)
 
     print(f"\n{load.report()}")
     if RETRIED:

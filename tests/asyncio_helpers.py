@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import socket
 import ssl
 import subprocess
@@ -10,12 +11,28 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import wsfast
+from wsfast.asyncio import WebSocket
 from wsfast.handshake import accept_key
 
 HOST = "127.0.0.1"
 TIMEOUT = 10.0
 MASK = b"\x0a\x0b\x0c\x0d"
+
+# serve()/connect()'s transport=, for @pytest.mark.parametrize("transport", TRANSPORTS):
+# aiofastnet's is skipped where the package is not installed (it is in the test extra).
+TRANSPORTS = [
+    pytest.param("loop", id="loop"),
+    pytest.param(
+        "aiofastnet",
+        id="aiofastnet",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("aiofastnet") is None, reason="aiofastnet is not installed"
+        ),
+    ),
+]
 
 
 def run(coro: Awaitable[Any]) -> Any:
@@ -122,3 +139,32 @@ def tls_contexts(folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
     return server_ctx, ssl.create_default_context(cafile=str(cert))
+
+
+def spy_on_read_buffer(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Record every WebSocket.get_buffer() and buffer_updated() call as ("get" or
+    "updated", id of the connection), for :func:`assert_read_buffer_handed_back_to_back`."""
+    calls: list[tuple[str, int]] = []
+    get_buffer = WebSocket.get_buffer
+    buffer_updated = WebSocket.buffer_updated
+
+    def spy_get(self: WebSocket, sizehint: int) -> Any:
+        calls.append(("get", id(self)))
+        return get_buffer(self, sizehint)
+
+    def spy_updated(self: WebSocket, nbytes: int) -> None:
+        calls.append(("updated", id(self)))
+        buffer_updated(self, nbytes)
+
+    monkeypatch.setattr(WebSocket, "get_buffer", spy_get)
+    monkeypatch.setattr(WebSocket, "buffer_updated", spy_updated)
+    return calls
+
+
+def assert_read_buffer_handed_back_to_back(calls: list[tuple[str, int]]) -> None:
+    """The one read buffer per thread is safe only if the transport calls get_buffer() and
+    buffer_updated() of one protocol back to back (see wsfast.asyncio.connection)."""
+    assert len(calls) > 400
+    for i, (what, who) in enumerate(calls):
+        if what == "updated":
+            assert calls[i - 1] == ("get", who)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asyncio_helpers import HOST, TIMEOUT, echo, raw_upgrade, run, tls_contexts, uri
+from asyncio_helpers import HOST, TIMEOUT, TRANSPORTS, echo, raw_upgrade, run, tls_contexts, uri
 
 import wsfast
 from wsfast.asyncio import (
@@ -178,7 +178,8 @@ def test_message_too_big_closes_with_1009() -> None:
     run(main())
 
 
-def test_reading_pauses_when_the_application_falls_behind() -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_reading_pauses_when_the_application_falls_behind(transport: Any) -> None:
     """With max_queue=4 the server stops reading; the client's sends then back up."""
     state: dict[str, Any] = {}
 
@@ -186,6 +187,7 @@ def test_reading_pauses_when_the_application_falls_behind() -> None:
         state["ws"] = ws
         await asyncio.sleep(0.5)  # read nothing for a while
         state["paused"] = ws._reading_paused
+        state["reading"] = ws._transport.is_reading()  # type: ignore[union-attr]
         state["queued"] = len(ws._messages)
         count = 0
         async for _ in ws:
@@ -195,16 +197,18 @@ def test_reading_pauses_when_the_application_falls_behind() -> None:
         await ws.send(str(count))
 
     async def main() -> None:
-        async with serve(slow, HOST, 0, max_queue=4) as server:
+        async with serve(slow, HOST, 0, max_queue=4, transport=transport) as server:
             # Uncompressed, so that a read holds a known number of messages.
-            async with connect(uri(server), write_limit=16 * 1024, compression=None) as ws:
+            async with connect(
+                uri(server), write_limit=16 * 1024, compression=None, transport=transport
+            ) as ws:
                 payload = b"p" * 8192
                 for _ in range(200):
                     await ws.send(payload)
                 assert await ws.recv() == "200"
 
     run(main())
-    assert state["paused"] is True
+    assert state["paused"] is True and state["reading"] is False
     # Bounded: reading pauses once max_queue messages wait; the read that crossed the bound
     # (at most 256 KiB = 32 messages here) is still queued, the rest waits in the kernel.
     assert 4 <= state["queued"] <= 4 + 32

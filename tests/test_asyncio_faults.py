@@ -18,7 +18,9 @@ import pytest
 from asyncio_helpers import (
     HOST,
     TIMEOUT,
+    TRANSPORTS,
     accept_raw,
+    assert_read_buffer_handed_back_to_back,
     client_frame,
     echo,
     echo_now,
@@ -26,6 +28,7 @@ from asyncio_helpers import (
     raw_upgrade,
     run,
     send_until_stalled,
+    spy_on_read_buffer,
     uri,
 )
 
@@ -36,7 +39,6 @@ from wsfast.asyncio import (
     ConnectionClosedError,
     ConnectionClosedOK,
     ServerWebSocket,
-    WebSocket,
     connect,
     serve,
 )
@@ -409,35 +411,24 @@ def test_frames_sent_with_the_request_are_answered() -> None:
 # --- the shared read buffer ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
 def test_the_loop_fills_and_hands_over_the_read_buffer_back_to_back(
-    loop_name: str, monkeypatch: pytest.MonkeyPatch
+    loop_name: str, transport: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The one read buffer per thread is safe only because the loop calls get_buffer() and
     buffer_updated() of one protocol back to back, with nothing in between: check it with
-    many connections reading at once (plain TCP and TLS-free, both directions)."""
+    many connections reading at once (plain TCP and TLS-free, both directions), on the
+    loop's own transports and on aiofastnet's (tests/test_asyncio_aiofastnet.py adds TLS)."""
     if loop_name == "uvloop":
         uvloop = pytest.importorskip("uvloop")
-    calls: list[tuple[str, int]] = []
-    get_buffer = WebSocket.get_buffer
-    buffer_updated = WebSocket.buffer_updated
-
-    def spy_get(self: WebSocket, sizehint: int) -> Any:
-        calls.append(("get", id(self)))
-        return get_buffer(self, sizehint)
-
-    def spy_updated(self: WebSocket, nbytes: int) -> None:
-        calls.append(("updated", id(self)))
-        buffer_updated(self, nbytes)
-
-    monkeypatch.setattr(WebSocket, "get_buffer", spy_get)
-    monkeypatch.setattr(WebSocket, "buffer_updated", spy_updated)
+    calls = spy_on_read_buffer(monkeypatch)
 
     async def main() -> None:
-        async with serve(echo, HOST, 0) as server:
+        async with serve(echo, HOST, 0, transport=transport) as server:
 
             async def one(i: int) -> None:
-                async with connect(uri(server)) as ws:
+                async with connect(uri(server), transport=transport) as ws:
                     for j in range(10):
                         message = bytes([i]) * (1 + 5000 * j)
                         await ws.send(message)
@@ -449,7 +440,4 @@ def test_the_loop_fills_and_hands_over_the_read_buffer_back_to_back(
         uvloop.run(asyncio.wait_for(main(), TIMEOUT))
     else:
         run(main())
-    assert len(calls) > 400
-    for i, (what, who) in enumerate(calls):
-        if what == "updated":
-            assert calls[i - 1] == ("get", who)
+    assert_read_buffer_handed_back_to_back(calls)

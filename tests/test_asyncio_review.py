@@ -13,6 +13,7 @@ import pytest
 from asyncio_helpers import (
     HOST,
     TIMEOUT,
+    TRANSPORTS,
     client_frame,
     echo,
     raw_client,
@@ -103,10 +104,11 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.S
     return tls_contexts(tmp_path_factory.mktemp("tls"))
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
 @pytest.mark.parametrize("reads", [True, False])
 def test_frames_held_back_when_a_tls_peer_ends_are_still_delivered(
-    tls: tuple[ssl.SSLContext, ssl.SSLContext], loop_name: str, reads: bool
+    tls: tuple[ssl.SSLContext, ssl.SSLContext], loop_name: str, reads: bool, transport: Any
 ) -> None:
     """A TLS transport reports the peer's close_notify in the same read as the data before
     it, although reading is paused: the compressed frames held back (Connection.backlogged)
@@ -132,7 +134,7 @@ def test_frames_held_back_when_a_tls_peer_ends_are_still_delivered(
     async def main() -> None:
         loop = asyncio.get_running_loop()
         async with serve(
-            handler, HOST, 0, ssl=server_ctx, max_queue=4, close_timeout=1.0
+            handler, HOST, 0, ssl=server_ctx, max_queue=4, close_timeout=1.0, transport=transport
         ) as server:
             reader, writer = await asyncio.open_connection(HOST, server.port, ssl=client_ctx)
             client = ClientConnection(HOST, extensions=[ClientDeflateFactory()])

@@ -12,6 +12,7 @@ from ..connection import DEFAULT_MAX_MESSAGE_SIZE, ClientConnection
 from ..events import Accepted, HandshakeFailed, Rejected
 from ..handshake import Headers, parse_uri
 from ..permessage_deflate import ClientDeflateFactory, client_extensions
+from ._transport import TransportName, check_transport, opener
 from .connection import OnMessage, WebSocket
 from .exceptions import InvalidHandshake
 
@@ -76,6 +77,9 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
     ``on_message`` (a callback per message instead of ``recv()``; see :class:`WebSocket`),
     plus any keyword of :meth:`asyncio.loop.create_connection` (or, with ``unix_path``,
     :meth:`~asyncio.loop.create_unix_connection`).
+
+    ``transport="aiofastnet"`` connects on aiofastnet's compiled transports instead of the
+    loop's own (``"loop"``, the default); it needs ``wsfast[fastnet]`` (ImportError otherwise).
     """
 
     def __init__(
@@ -99,8 +103,10 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
         on_message: OnMessage | None = None,
         sock: socket.socket | None = None,
         unix_path: str | None = None,
+        transport: TransportName = "loop",
         **create_connection: Any,
     ) -> None:
+        check_transport(transport)
         if sock is not None and unix_path is not None:
             raise TypeError("connect() takes sock or unix_path, not both")
         self._uri = uri
@@ -127,6 +133,7 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
         }
         self._open_timeout = open_timeout
         self._ssl = ssl
+        self._transport = transport
         self._create_connection = create_connection
         self._ws: ClientWebSocket | None = None
 
@@ -153,22 +160,20 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
             if ssl is not None:
                 options.setdefault("server_hostname", host)
             sock = self._sock
+            create_unix_connection = opener(loop, self._transport, "create_unix_connection")
+            create_connection = opener(loop, self._transport, "create_connection")
             if self._unix_path is not None:
-                _transport, ws = await loop.create_unix_connection(
+                _transport, ws = await create_unix_connection(
                     factory, self._unix_path, ssl=ssl, **options
                 )
             elif sock is not None and sock.family == getattr(socket, "AF_UNIX", None):
-                _transport, ws = await loop.create_unix_connection(
+                _transport, ws = await create_unix_connection(
                     factory, sock=sock, ssl=ssl, **options
                 )
             elif sock is not None:
-                _transport, ws = await loop.create_connection(
-                    factory, sock=sock, ssl=ssl, **options
-                )
+                _transport, ws = await create_connection(factory, sock=sock, ssl=ssl, **options)
             else:
-                _transport, ws = await loop.create_connection(
-                    factory, host, port, ssl=ssl, **options
-                )
+                _transport, ws = await create_connection(factory, host, port, ssl=ssl, **options)
             try:
                 await ws._opened
             except BaseException:

@@ -19,6 +19,7 @@ from ..connection import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, State
 from ..events import HandshakeFailed, HttpRequest, Rejected, Request
 from ..handshake import Headers, reject_response
 from ..permessage_deflate import ServerDeflateFactory, server_extensions
+from ._transport import TransportName, check_transport, opener
 from .connection import OnMessage, WebSocket
 from .exceptions import ConnectionClosed
 
@@ -417,6 +418,10 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
     bounds the TLS handshake as well), ``close_timeout``, ``ssl``, and any keyword of
     :meth:`asyncio.loop.create_server` (e.g. ``reuse_port``, ``backlog``, ``sock``) or, with
     ``unix_path``, of :meth:`asyncio.loop.create_unix_server`.
+
+    ``transport="aiofastnet"`` accepts connections on aiofastnet's compiled transports
+    instead of the loop's own (``"loop"``, the default); it needs ``wsfast[fastnet]``
+    (ImportError otherwise).
     """
 
     def __init__(
@@ -446,8 +451,10 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
         open_timeout: float | None = 10.0,
         close_timeout: float = 10.0,
         ssl: ssl_module.SSLContext | None = None,
+        transport: TransportName = "loop",
         **create_server: Any,
     ) -> None:
+        check_transport(transport)
         if handler is None and on_message is None:
             raise TypeError("serve() needs a handler, an on_message callback, or both")
         if unix_path is not None and (host is not None or port is not None):
@@ -486,6 +493,7 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
         self._port = port
         self._unix_path = unix_path
         self._ssl = ssl
+        self._transport = transport
         self._create_server = create_server
 
     async def _start(self) -> Server:
@@ -496,11 +504,13 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
             # The TLS handshake comes before connection_made(), where open_timeout starts.
             options.setdefault("ssl_handshake_timeout", server._open_timeout)
         if self._unix_path is not None:
-            server._server = await loop.create_unix_server(
+            create_unix_server = opener(loop, self._transport, "create_unix_server")
+            server._server = await create_unix_server(
                 server._protocol, self._unix_path, ssl=self._ssl, **options
             )
         else:
-            server._server = await loop.create_server(
+            create_server = opener(loop, self._transport, "create_server")
+            server._server = await create_server(
                 server._protocol, self._host, self._port, ssl=self._ssl, **options
             )
         return server
