@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.machinery
+import inspect
 import os
 import re
 import subprocess
@@ -191,3 +192,30 @@ def test_recv_twice_cancel_and_send_after_close() -> None:
                     client.send_nowait("late")
 
     run(main())
+
+
+COROUTINE_METHODS = ("recv", "send", "drain", "ping", "close", "wait_closed")
+
+
+def test_coroutine_methods_look_like_the_python_ones() -> None:
+    """Code that decides whether to await a callable (``asyncio.iscoroutinefunction``,
+    ``inspect``) sees the compiled shell's coroutine methods as it sees the Python ones:
+    ``ws.send`` handed over as a callback is awaited, not called and its coroutine dropped
+    (the message never sent); and their signatures can be read."""
+    python_shell = importlib.import_module("wsfast.asyncio._websocket_py")
+
+    async def main() -> None:
+        from wsfast.connection import ServerConnection
+
+        ws = WebSocket(ServerConnection())
+        for name in COROUTINE_METHODS:
+            for method in (getattr(WebSocket, name), getattr(ws, name)):
+                assert inspect.iscoroutinefunction(method), name
+                assert asyncio.iscoroutinefunction(method), name
+            expected = inspect.signature(getattr(python_shell.WebSocket, name))
+            assert list(inspect.signature(getattr(WebSocket, name)).parameters) == list(
+                expected.parameters
+            ), name
+
+    run(main())
+

@@ -1,3 +1,6 @@
+# cython: binding=True
+# (Compiled, its def methods are then Python functions, as in this build: asyncio and inspect
+# see recv(), send()... as coroutine functions, e.g. code deciding whether to await ws.send.)
 """The asyncio shell around a sans-I/O connection: one :class:`WebSocket` per TCP connection.
 
 This file is the one source of the shell; import it from :mod:`wsfast.asyncio.connection`,
