@@ -219,3 +219,18 @@ def test_coroutine_methods_look_like_the_python_ones() -> None:
 
     run(main())
 
+
+def test_no_subclass_overrides_a_c_method() -> None:
+    """The compiled shell calls the methods _websocket_c.pxd declares ``cdef`` directly: an
+    override in a subclass would run in the Python build and be skipped in the compiled one.
+    The package's subclasses override only what stays ``def`` (hooks such as
+    _connection_ended and _on_request)."""
+    source = importlib.import_module("wsfast.asyncio._websocket_py")
+    pxd = Path(source.__file__).with_name("_websocket_c.pxd")
+    if not pxd.exists():
+        pytest.skip("_websocket_c.pxd is not installed next to the module")
+    c_methods = set(re.findall(r"^    cdef (?:[\w ]+ )?(\w+)\(self\b", pxd.read_text(), re.M))
+    assert {"_pump", "_on_closed", "_flush"} <= c_methods  # the pattern reads the file
+    assert c_methods <= set(vars(source._WebSocketCore))
+    for cls in (source.WebSocket, ServerWebSocket, ClientWebSocket):
+        assert not c_methods & set(vars(cls)), cls
