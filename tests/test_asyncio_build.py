@@ -234,3 +234,19 @@ def test_no_subclass_overrides_a_c_method() -> None:
     assert c_methods <= set(vars(source._WebSocketCore))
     for cls in (source.WebSocket, ServerWebSocket, ClientWebSocket):
         assert not c_methods & set(vars(cls)), cls
+
+
+@pytest.mark.parametrize("max_queue", [1e3, 16.0, "16"])
+def test_max_queue_is_an_int_in_both_builds(max_queue: Any) -> None:
+    """The compiled shell keeps max_queue in a C integer: a float is refused there, so the
+    Python build refuses it too (rather than one build serving and the other dropping every
+    connection)."""
+
+    async def main() -> None:
+        from wsfast.connection import ServerConnection
+
+        with pytest.raises(TypeError):
+            WebSocket(ServerConnection(), max_queue=max_queue)
+        assert WebSocket(ServerConnection(), max_queue=True)._conn is not None  # bool is an int
+
+    run(main())

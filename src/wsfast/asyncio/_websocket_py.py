@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import operator
 import os
 import threading
 from collections import deque
@@ -158,6 +159,8 @@ class _WebSocketCore:
         close_timeout: float = 10.0,
         on_message: OnMessage | None = None,
     ) -> None:
+        # An int in both builds (the compiled one stores a C integer: 1e3 would be refused).
+        max_queue = operator.index(max_queue)
         if max_queue < 1:
             raise ValueError("max_queue must be >= 1")
         self._conn = conn
