@@ -321,6 +321,8 @@ class _WebSocketCore:
             self._conn.send_text(message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
             self._conn.send_binary(message)
+        elif isinstance(message, str):  # a str subclass (a StrEnum member...): text too
+            self._conn.send_text(message)
         else:
             raise TypeError(f"a message is str or bytes-like, not {type(message).__name__}")
         if not self._dispatching:
