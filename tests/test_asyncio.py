@@ -520,3 +520,21 @@ def test_on_message_replies_to_a_batch_in_order() -> None:
             writer.close()
 
     run(main())
+
+
+def test_a_str_subclass_is_sent_as_text() -> None:
+    """send() and send_nowait() take what their type says, str subclasses (a StrEnum
+    member...) included, as broadcast() does."""
+
+    class Word(str):
+        pass
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+                await client.send(Word("hello"))
+                assert await client.recv() == "hello"
+                client.send_nowait(Word("again"))
+                assert await client.recv() == "again"
+
+    run(main())

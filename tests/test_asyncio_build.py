@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.machinery
+import inspect
 import os
 import re
 import subprocess
@@ -189,5 +190,63 @@ def test_recv_twice_cancel_and_send_after_close() -> None:
                     await client.send("late")
                 with pytest.raises(ConnectionClosedOK):
                     client.send_nowait("late")
+
+    run(main())
+
+
+COROUTINE_METHODS = ("recv", "send", "drain", "ping", "close", "wait_closed")
+
+
+def test_coroutine_methods_look_like_the_python_ones() -> None:
+    """Code that decides whether to await a callable (``asyncio.iscoroutinefunction``,
+    ``inspect``) sees the compiled shell's coroutine methods as it sees the Python ones:
+    ``ws.send`` handed over as a callback is awaited, not called and its coroutine dropped
+    (the message never sent); and their signatures can be read."""
+    python_shell = importlib.import_module("wsfast.asyncio._websocket_py")
+
+    async def main() -> None:
+        from wsfast.connection import ServerConnection
+
+        ws = WebSocket(ServerConnection())
+        for name in COROUTINE_METHODS:
+            for method in (getattr(WebSocket, name), getattr(ws, name)):
+                assert inspect.iscoroutinefunction(method), name
+                assert asyncio.iscoroutinefunction(method), name
+            expected = inspect.signature(getattr(python_shell.WebSocket, name))
+            assert list(inspect.signature(getattr(WebSocket, name)).parameters) == list(
+                expected.parameters
+            ), name
+
+    run(main())
+
+
+def test_no_subclass_overrides_a_c_method() -> None:
+    """The compiled shell calls the methods _websocket_c.pxd declares ``cdef`` directly: an
+    override in a subclass would run in the Python build and be skipped in the compiled one.
+    The package's subclasses override only what stays ``def`` (hooks such as
+    _connection_ended and _on_request)."""
+    source = importlib.import_module("wsfast.asyncio._websocket_py")
+    pxd = Path(source.__file__).with_name("_websocket_c.pxd")
+    if not pxd.exists():
+        pytest.skip("_websocket_c.pxd is not installed next to the module")
+    c_methods = set(re.findall(r"^    cdef (?:[\w ]+ )?(\w+)\(self\b", pxd.read_text(), re.M))
+    assert {"_pump", "_on_closed", "_flush"} <= c_methods  # the pattern reads the file
+    assert c_methods <= set(vars(source._WebSocketCore))
+    for cls in (source.WebSocket, ServerWebSocket, ClientWebSocket):
+        assert not c_methods & set(vars(cls)), cls
+
+
+@pytest.mark.parametrize("max_queue", [1e3, 16.0, "16"])
+def test_max_queue_is_an_int_in_both_builds(max_queue: Any) -> None:
+    """The compiled shell keeps max_queue in a C integer: a float is refused there, so the
+    Python build refuses it too (rather than one build serving and the other dropping every
+    connection)."""
+
+    async def main() -> None:
+        from wsfast.connection import ServerConnection
+
+        with pytest.raises(TypeError):
+            WebSocket(ServerConnection(), max_queue=max_queue)
+        assert WebSocket(ServerConnection(), max_queue=True)._conn is not None  # bool is an int
 
     run(main())

@@ -1326,3 +1326,14 @@ def test_connection_closed_is_a_deprecated_alias_of_connection_terminated() -> N
     with pytest.raises(AttributeError):
         wsfast.events.NoSuchEvent  # noqa: B018
     assert "ConnectionClosed" not in wsfast.__all__
+
+
+@pytest.mark.parametrize("option", ["max_head_size", "max_header_lines"])
+def test_head_limits_are_ints_in_both_builds(option: str) -> None:
+    """The compiled connection keeps these limits in C integers and refuses a float: the
+    Python one refuses it too, with the same TypeError."""
+    with pytest.raises(TypeError):
+        ServerConnection(**{option: 1e4})
+    with pytest.raises(TypeError):
+        ClientConnection("example.com", **{option: 100.0})
+    assert ServerConnection(**{option: 100}).state is State.CONNECTING

@@ -252,10 +252,15 @@ def test_a_message_at_the_limit_still_passes_with_deflate(conn_module: Any) -> N
 
 def test_client_frames_are_one_piece_masked_with_fresh_keys(conn_module: Any) -> None:
     client, server = open_pair(conn_module)
+    keys = []
     for size in (0, 5, 125, 126, 4096, 70000):
         client.send_binary(b"\x00" * size)
         (piece,) = client.chunks_to_send()  # header and masked payload: one object
         server.receive_data(piece)
         assert server.events() == [BinaryMessage(b"\x00" * size)]
+        start = 2 if size < 126 else 4 if size < 65536 else 10
+        keys.append(piece[start : start + 4])
+    assert len(set(keys)) == len(keys)  # a fresh key per frame (RFC 6455 §5.3)
+    assert piece[-4:] == keys[-1]  # the zero payload's bytes are the key itself
     with pytest.raises(ProtocolError):
         FrameParser(require_mask=False).feed(piece)

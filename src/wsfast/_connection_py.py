@@ -41,6 +41,7 @@ sensible order, which is the caller's business). On GIL builds, and run as Pytho
 from __future__ import annotations
 
 import enum
+import operator
 import os
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -319,8 +320,9 @@ class Connection:
         self._decode_text = decode_text
         self._max_message_size = _check_limit("max_message_size", max_message_size)
         self._max_frame_size = _check_limit("max_frame_size", max_frame_size)
-        self._max_head_size = max_head_size
-        self._max_header_lines = max_header_lines
+        # Ints in both builds (the compiled one stores C integers: a float would be refused).
+        self._max_head_size = operator.index(max_head_size)
+        self._max_header_lines = operator.index(max_header_lines)
         self._defer_failure = defer_failure
         self._failing = None
         # Frames read but not processed yet, because extensions (permessage-deflate) produced

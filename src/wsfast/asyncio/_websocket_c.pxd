@@ -6,8 +6,11 @@
 # The attributes read from outside the class (broadcast, the subclasses, tests) are readonly;
 # none is written from outside. The cdef methods are internal C calls: the read path
 # (buffer_updated -> _pump -> _dispatch_events -> _push or _deliver -> _flush) runs without a
-# Python call per message. What subclasses override or call (_connection_ended, the _on_*
-# hooks, _process, _dispatch, _start_keepalive) and what the loop calls back stay def.
+# Python call per message. What subclasses override or call (_connection_ended, the hooks
+# _on_request, _on_accepted, _on_refused and _on_other_event, _process, _dispatch,
+# _start_keepalive) and what the loop calls back stay def; _on_ping, _on_pong, _on_violation
+# and _on_closed are cdef. A subclass's override of a cdef method would be skipped by the
+# compiled build: tests/test_asyncio_build.py checks that none has one.
 #
 # The module is declared free-threading compatible (it must not turn the GIL back on) without
 # critical sections: a WebSocket, like every asyncio object, is used from its loop's thread

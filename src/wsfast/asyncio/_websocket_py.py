@@ -1,3 +1,6 @@
+# cython: binding=True
+# (Compiled, its def methods are then Python functions, as in this build: asyncio and inspect
+# see recv(), send()... as coroutine functions, e.g. code deciding whether to await ws.send.)
 """The asyncio shell around a sans-I/O connection: one :class:`WebSocket` per TCP connection.
 
 This file is the one source of the shell; import it from :mod:`wsfast.asyncio.connection`,
@@ -34,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import operator
 import os
 import threading
 from collections import deque
@@ -155,6 +159,8 @@ class _WebSocketCore:
         close_timeout: float = 10.0,
         on_message: OnMessage | None = None,
     ) -> None:
+        # An int in both builds (the compiled one stores a C integer: 1e3 would be refused).
+        max_queue = operator.index(max_queue)
         if max_queue < 1:
             raise ValueError("max_queue must be >= 1")
         self._conn = conn
@@ -315,6 +321,8 @@ class _WebSocketCore:
             self._conn.send_text(message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
             self._conn.send_binary(message)
+        elif isinstance(message, str):  # a str subclass (a StrEnum member...): text too
+            self._conn.send_text(message)
         else:
             raise TypeError(f"a message is str or bytes-like, not {type(message).__name__}")
         if not self._dispatching:
