@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import operator
 import sys
+import threading
 from typing import Any
 
 from ..codes import Opcode
@@ -241,9 +242,15 @@ class FrameParser:
     ``max_frame_size`` bytes (or more than memory can hold). Frames completed earlier in the
     same call travel on the exception's ``frames``. After an error the parser refuses
     further input.
+
+    One stream, one thread at a time: a ``feed()`` from another thread waits for the one
+    running (a lock), so the payload buffer is never appended to from two threads at once
+    (on a free-threaded build that could corrupt memory, as the compiled parser's guard
+    also prevents).
     """
 
     __slots__ = (
+        "_lock",
         "_require_mask",
         "_max_frame_size",
         "_hbuf",
@@ -257,6 +264,7 @@ class FrameParser:
             max_frame_size = operator.index(max_frame_size)
             if max_frame_size < 0:
                 raise ValueError("max_frame_size must be >= 0 or None")
+        self._lock = threading.Lock()
         self._require_mask = bool(require_mask)
         self._max_frame_size = max_frame_size
         self._hbuf = b""  # a header cut by the end of the previous chunk
@@ -329,7 +337,11 @@ class FrameParser:
 
     def feed(self, data: Any) -> list[Frame]:
         """Append ``data``; return the frames it completed, in order."""
-        view = byte_view(data)
+        view = byte_view(data)  # before the lock: a buffer's own code may call feed()
+        with self._lock:
+            return self._feed(view)
+
+    def _feed(self, view: memoryview) -> list[Frame]:
         if self._error is not None:
             raise ProtocolError(str(self._error), self._error.code)
         frames: list[Frame] = []
