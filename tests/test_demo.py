@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import logging
 import os
 import re
 import select
@@ -381,3 +382,36 @@ def test_cancel_stops_every_task_even_when_its_caller_is_cancelled_meanwhile() -
         assert log.count("swallowed") == 2
 
     asyncio.run(main())
+
+
+def test_cancel_gives_up_on_a_task_that_never_ends(caplog: pytest.LogCaptureFixture) -> None:
+    """cancel() holds back its caller's cancellation while it waits, so its caller cannot cut
+    the wait short: a task that swallows every cancellation must not hold up a stop forever.
+    It is left running after ``timeout``, with a warning."""
+
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def deaf() -> None:
+            while not release.is_set():
+                try:
+                    await release.wait()
+                except asyncio.CancelledError:
+                    pass  # swallowed, every time
+
+        task = asyncio.create_task(deaf())
+        stopping: asyncio.Task[None] | None = None
+        try:
+            await asyncio.sleep(0)
+            stopping = asyncio.create_task(demo.cancel(task, every=0.01, timeout=0.2))
+            await asyncio.wait({stopping}, timeout=3)
+            assert stopping.done()
+            assert not task.done()
+        finally:  # else asyncio.run() would wait for it forever
+            release.set()
+            await asyncio.wait({task} if stopping is None else {task, stopping}, timeout=3)
+        assert stopping.result() is None
+
+    with caplog.at_level(logging.WARNING, logger="wsfast.demo"):
+        asyncio.run(main())
+    assert "tasks still running" in caplog.text

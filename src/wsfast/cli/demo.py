@@ -71,6 +71,7 @@ logger = logging.getLogger("wsfast.demo")
 WS_PATH = "/ws"
 PAGE_PATHS = frozenset({"/", "/index.html"})
 MAX_BACKOFF = 5.0  # seconds between two tries to reach the broker, at most
+STOP_TIMEOUT = 5.0  # seconds cancel() waits for tasks to end, at most
 
 HttpResponse = tuple[int, list[tuple[str, str]], bytes]
 
@@ -268,24 +269,34 @@ class Shop:
             await cancel(follower, ticker)
 
 
-async def cancel(*tasks: asyncio.Task[Any] | None, every: float = 0.05) -> None:
+async def cancel(
+    *tasks: asyncio.Task[Any] | None, every: float = 0.05, timeout: float = STOP_TIMEOUT
+) -> None:
     """Cancel ``tasks`` (None ones are skipped) and wait for all of them to end, cancelling
     again every ``every`` seconds those that go on: redis-py's asyncio client (8.x) may
     swallow a cancellation that arrives during a command, and a worker's ticker would then
     tick on and never stop. If the caller is cancelled meanwhile (as this function itself
     does to the task it stops), the tasks are still stopped first, then CancelledError is
-    raised: a cleanup cut short would leave a task using what the caller closes next."""
+    raised: a cleanup cut short would leave a task using what the caller closes next. The
+    wait is bounded all the same: tasks still running after ``timeout`` seconds are left
+    (with a warning naming them), so that a task that never ends cannot hold up a stop."""
     pending = {task for task in tasks if task is not None}
     interrupted = False
+    deadline = asyncio.get_running_loop().time() + timeout
     while not all(task.done() for task in pending):
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            running = [task for task in pending if not task.done()]
+            logger.warning("tasks still running %.0f s after cancel(): %r", timeout, running)
+            break
         for task in pending:
             task.cancel()
         try:
-            await asyncio.wait(pending, timeout=every)
+            await asyncio.wait(pending, timeout=min(every, left))
         except asyncio.CancelledError:
             interrupted = True
     for task in pending:
-        if not task.cancelled() and task.exception() is not None:
+        if task.done() and not task.cancelled() and task.exception() is not None:
             logger.debug("stopped task %r ended with %r", task, task.exception())
     if interrupted:
         raise asyncio.CancelledError
