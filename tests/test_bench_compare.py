@@ -4,27 +4,17 @@ ratios hold, fails on a drop beyond the margin, and guards only the pure twin an
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "compare.py"
+from bench_helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def compare() -> ModuleType:
-    if not SCRIPT.exists():
-        pytest.skip("bench/compare.py is not beside tests/")
-    spec = importlib.util.spec_from_file_location("bench_compare", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("compare")
 
 
 def run(times: dict[str, dict[str, float]]) -> dict[str, object]:

@@ -4,27 +4,19 @@ repository's bench/ is not beside tests/, e.g. a wheel's test run.)"""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from bench_helpers import load_script
 
-SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "profile_roundtrip.py"
 WSFAST_SO = "/x/src/wsfast/_connection_c.cpython-311-x86_64-linux-gnu.so"
 
 
 @pytest.fixture(scope="module")
 def prof() -> ModuleType:
-    if not SCRIPT.exists():
-        pytest.skip("bench/profile_roundtrip.py is not beside tests/")
-    spec = importlib.util.spec_from_file_location("bench_profile_roundtrip", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("profile_roundtrip")
 
 
 K = "[kernel.kallsyms]"
@@ -97,3 +89,4 @@ def test_count_samples(prof: ModuleType) -> None:
     }
     assert server.symbols[("tcp_sendmsg", "[kernel.kallsyms]")] == 1  # offset stripped
     assert dict(client.samples) == {"libc (malloc, memcpy, ...)": 1}  # pid 303 is neither
+
