@@ -206,11 +206,21 @@ def timed_window(
 ) -> tuple[float, float]:
     """One run of the client's round trips while the ``commands`` (perf) run; returns the
     run's seconds and how many CPUs other programs used meanwhile."""
+    errors = [tempfile.TemporaryFile("w+") for _ in commands]
     perf = [
-        subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in commands
+        subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=e)
+        for c, e in zip(commands, errors, strict=True)
     ]
     try:
         time.sleep(settle)  # until perf is attached
+        for p, e in zip(perf, errors, strict=True):
+            if p.poll() is not None:  # it could not attach (permissions, unknown event)
+                e.seek(0)
+                raise RuntimeError(
+                    f"{' '.join(p.args)} exited with status {p.returncode}: "
+                    f"{e.read().strip() or 'no message'} (perf needs root or "
+                    "kernel.perf_event_paranoid <= 1)"
+                )
         load = peers.MachineLoad()
         load.pids.update([client.pid, *(p.pid for p in perf)])
         load.start()
@@ -219,9 +229,12 @@ def timed_window(
         load.stop()
     finally:
         for p in perf:
-            p.send_signal(signal.SIGINT)
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
         for p in perf:
             p.wait(60)
+        for e in errors:
+            e.close()
     return elapsed, load.other_cpus
 
 

@@ -90,3 +90,11 @@ def test_count_samples(prof: ModuleType) -> None:
     assert server.symbols[("tcp_sendmsg", "[kernel.kallsyms]")] == 1  # offset stripped
     assert dict(client.samples) == {"libc (malloc, memcpy, ...)": 1}  # pid 303 is neither
 
+
+def test_perf_that_cannot_attach_is_reported(prof: ModuleType) -> None:
+    # perf without the rights to watch another process exits at once, saying why: that is
+    # the error, not a missing output file later. (No client is needed to get that far.)
+    says = "No permission to enable task-clock event."
+    command = [sys.executable, "-c", f"import sys; sys.exit({says!r})"]
+    with pytest.raises(RuntimeError, match="No permission to enable.*perf_event_paranoid"):
+        prof.timed_window(None, [command], settle=1.5)
