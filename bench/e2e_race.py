@@ -175,7 +175,7 @@ def run_one(
 
 QUIET = 0.25  # CPUs used by other programs during one timed run, above which it is redone
 ATTEMPTS = 2
-DISTURBED: list[str] = []  # runs still disturbed after ATTEMPTS tries
+DISTURBED: list[str] = []  # runs still disturbed after their last attempt
 
 
 def quiet_run(
@@ -185,9 +185,11 @@ def quiet_run(
     count: int,
     text: bool,
     load: peers.MachineLoad,
+    attempts: int = ATTEMPTS,
 ) -> Sample:
-    """run_one, redone once if other programs used the CPUs during it."""
-    for _ in range(ATTEMPTS):
+    """run_one, redone (up to ``attempts`` runs in all) while other programs used the CPUs
+    during it."""
+    for _ in range(attempts):
         probe = peers.MachineLoad()
         probe.pids = load.pids
         probe.start()

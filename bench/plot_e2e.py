@@ -29,13 +29,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _e2e_peers as peers
 import e2e_race as race
-from plot_throughput import _simd
+from plot_throughput import SIZES, simd, size_axis
 
 import wsfast
 import wsfast.connection
 from wsfast.cli import bench as wb
 
-SIZES = [64 << (2 * i) for i in range(8)]  # 64 B, 256 B, ..., 1 MiB
 OUT = Path(__file__).resolve().parent / "plots" / "e2e.png"
 MAX_SIZE = 2 << 20  # message size limit of servers and clients (defaults stop at 1 MiB)
 REFERENCE = "picows"  # the second panel's ratios are to this library
@@ -72,7 +71,7 @@ class _Client:
 
 
 def measure(
-    libs: list[str], repeat: int, seconds: float, pin: bool
+    libs: list[str], repeat: int, seconds: float, pin: bool, attempts: int = race.ATTEMPTS
 ) -> tuple[dict[str, dict[int, list[race.Sample]]], dict[str, str], peers.MachineLoad]:
     """library -> size -> samples (one per repeat); failures: library -> error."""
     # Same calls as the race, with raised size limits (1 MiB is the default limit).
@@ -101,7 +100,9 @@ def measure(
                     if lib in failures:
                         continue
                     try:
-                        sample = race.quiet_run(lib, servers[lib], work, count, False, load)
+                        sample = race.quiet_run(
+                            lib, servers[lib], work, count, False, load, attempts
+                        )
                     except Exception as exc:  # shown in the table; the others go on
                         failures[lib] = f"at {work.name}: {type(exc).__name__}: {exc}"
                         continue
@@ -186,11 +187,7 @@ def plot(rates: dict[str, list[float | None]], out: Path, subtitle: str) -> None
         ratio.set_title(f"ratio to {REFERENCE} (higher is better)", fontsize=9)
         ratio.set_ylabel(f"round trips/s over {REFERENCE}'s", fontsize=8)
     for ax in axes:
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(SIZES)
-        ax.set_xticklabels([wb.size_label(n).replace(" ", "") for n in SIZES], fontsize=7)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6)
+        size_axis(ax)
     title = f"wsfast {wsfast.__version__} end to end, one client echoing ({subtitle}), one run"
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -211,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeat = args.repeat or (2 if args.quick else 5)
     seconds = args.seconds or (0.07 if args.quick else 0.25)
-    if args.quick:
-        race.ATTEMPTS = 1  # no redone runs: a quick look, not figures to quote
+    attempts = 1 if args.quick else race.ATTEMPTS  # quick: a look, not figures to quote
     wanted = libraries()
     if args.libraries:
         wanted = [lib.strip() for lib in args.libraries.split(",") if lib.strip()]
@@ -226,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {0})
 
     machine = peers.machine()
-    kernels = f"{wsfast.implementation} kernels, {_simd()}"
+    kernels = f"{wsfast.implementation} kernels, {simd()}"
     print(machine)
     print(f"wsfast: {kernels}; connection: {getattr(wsfast.connection, 'implementation', '?')}")
     print(
@@ -240,11 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{'client on CPU 0, servers on CPU 1' if pin else 'not pinned'}",
         flush=True,
     )
-    samples, failures, load = measure(libs, repeat, seconds, pin)
+    samples, failures, load = measure(libs, repeat, seconds, pin, attempts)
     rates = best_rates(samples)
     print_tables(rates, libs)
     print(f"\n{load.report()}")
-    if race.RETRIED and race.ATTEMPTS > 1:
+    if race.RETRIED and attempts > 1:
         print(f"{len(race.RETRIED)} timed run(s) redone because other programs used the CPUs")
     if race.DISTURBED:
         print(f"{len(race.DISTURBED)} still disturbed, e.g. " + "; ".join(race.DISTURBED[:3]))

@@ -222,15 +222,11 @@ def plot(panels: list[tuple[str, dict[str, list[float]]]], out: Path) -> None:
         for name, values in series.items():
             style = "-o" if name.startswith("wsfast") else "--."
             ax.plot(SIZES[: len(values)], values, style, label=name, markersize=4)
-        ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_xticks(SIZES)
-        ax.set_xticklabels([wb.size_label(n).replace(" ", "") for n in SIZES], fontsize=7)
         ax.set_title(title, fontsize=9)
         ax.set_ylabel("GB/s (best of rounds)", fontsize=8)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6)
-    title = f"wsfast {wsfast.__version__} kernels ({_simd()}), one run, same machine"
+        size_axis(ax)
+    title = f"wsfast {wsfast.__version__} kernels ({simd()}), one run, same machine"
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -239,7 +235,18 @@ def plot(panels: list[tuple[str, dict[str, list[float]]]], out: Path) -> None:
     print(f"wrote {out} ({out.stat().st_size // 1024} KiB)")
 
 
-def _simd() -> str:
+def size_axis(ax: Any) -> None:
+    """The x axis of a plot against SIZES (log 2, one labelled tick per size), a grid and
+    the legend: the same on every plot in bench/plots."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(SIZES)
+    ax.set_xticklabels([wb.size_label(n).replace(" ", "") for n in SIZES], fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6)
+
+
+def simd() -> str:
+    """The SIMD path of the compiled masking kernel, or "pure Python"."""
     try:
         from wsfast import _mask
 
