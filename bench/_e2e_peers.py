@@ -92,6 +92,16 @@ def version(library: str) -> str:
         return "?"
 
 
+def choose(wanted: list[str]) -> tuple[list[str], str]:
+    """The libraries of ``wanted`` that can run here, and a line naming them with their
+    versions and the others with the reason they cannot."""
+    why = {lib: unavailable(lib) for lib in wanted}
+    libs = [lib for lib in wanted if why[lib] is None]
+    missing = [f"{lib} ({why[lib]})" for lib in wanted if why[lib] is not None]
+    line = "libraries: " + ", ".join(f"{lib} {version(lib)}" for lib in libs)
+    return libs, line + (f"; unavailable: {', '.join(missing)}" if missing else "")
+
+
 class EchoMismatch(AssertionError):
     pass
 

@@ -302,9 +302,7 @@ def main(argv: list[str] | None = None) -> int:
 
     repeat = args.repeat or (2 if args.quick else 5)
     wanted = [lib.strip() for lib in args.libraries.split(",") if lib.strip()]
-    why = {lib: peers.unavailable(lib) for lib in wanted}
-    libraries = [lib for lib in wanted if why[lib] is None]
-    missing = [f"{lib} ({why[lib]})" for lib in wanted if lib not in libraries]
+    libraries, chosen = peers.choose(wanted)
     workloads = [
         w
         for w in (COMPRESSED_WORKLOADS if args.compression else WORKLOADS)
@@ -326,11 +324,7 @@ def main(argv: list[str] | None = None) -> int:
 
         connection = getattr(wsfast.connection, "implementation", "?")
         print(f"wsfast kernels: {wsfast.implementation}; connection: {connection}")
-    print(
-        "libraries: "
-        + ", ".join(f"{lib} {peers.version(lib)}" for lib in libraries)
-        + (f"; unavailable: {', '.join(missing)}" if missing else "")
-    )
+    print(chosen)
     print(
         f"loop: {'uvloop ' + peers.version('uvloop') if args.uvloop else 'asyncio (default)'}; "
         + (

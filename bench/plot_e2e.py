@@ -212,9 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = libraries()
     if args.libraries:
         wanted = [lib.strip() for lib in args.libraries.split(",") if lib.strip()]
-    why = {lib: peers.unavailable(lib) for lib in wanted}
-    libs = [lib for lib in wanted if why[lib] is None]
-    missing = [f"{lib} ({why[lib]})" for lib in wanted if lib not in libs]
+    libs, chosen = peers.choose(wanted)
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity")
     peers.raise_nofile_limit()
     peers.settle_malloc()
@@ -225,11 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     kernels = f"{wsfast.implementation} kernels, {simd()}"
     print(machine)
     print(f"wsfast: {kernels}; connection: {getattr(wsfast.connection, 'implementation', '?')}")
-    print(
-        "libraries: "
-        + ", ".join(f"{lib} {peers.version(lib.split('-')[0])}" for lib in libs)
-        + (f"; unavailable: {', '.join(missing)}" if missing else "")
-    )
+    print(chosen)
     print(
         f"binary messages, one client; best of {repeat}, libraries interleaved; "
         f"~{seconds:g} s per timed run; "
