@@ -297,17 +297,6 @@ def test_cli_demo_command() -> None:
             process.wait(10)
 
 
-def test_cli_demo_port_taken(capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        parser = argparse.ArgumentParser()
-        demo.add_arguments(parser)
-        assert demo.main(parser.parse_args(["--port", str(port)])) == 1
-    assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
-
-
 def test_cli_demo_broker_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
     demo.add_arguments(parser)

@@ -209,12 +209,13 @@ def test_banners_bracket_an_ipv6_address() -> None:
     assert serve.banner(("127.0.0.1", 8765)) == "wsfast echo server on ws://127.0.0.1:8765/"
 
 
-def test_cli_serve_port_taken(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("command", [serve, demo], ids=["serve", "demo"])
+def test_cli_port_taken(command: Any, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         parser = argparse.ArgumentParser()
-        serve.add_arguments(parser)
-        assert serve.main(parser.parse_args(["--port", str(port)])) == 1
+        command.add_arguments(parser)
+        assert command.main(parser.parse_args(["--port", str(port)])) == 1
     assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
