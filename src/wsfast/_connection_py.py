@@ -712,8 +712,6 @@ class Connection:
         plain = not rsv and not (op is _CONT and self._msg_ext)
         if not self._check_start(op, rsv, len(payload) if plain else -1):
             return False
-        if op is _TEXT or op is _BINARY:
-            self._msg_ext = rsv
         if not plain:  # extensions were negotiated, or _check_start would have failed
             try:
                 frame = self._decode_frame(frame)
@@ -730,6 +728,7 @@ class Connection:
                     return False
         if op is _TEXT or op is _BINARY:
             self._msg_op = op
+            self._msg_ext = rsv
             self._msg_parts = []
             self._msg_size = 0
             if op is _TEXT and skip < 0:
