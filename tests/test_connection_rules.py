@@ -14,6 +14,7 @@ Both builds: the compiled connection (id ``cython``) and its Python source (``py
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wsfast import FrameParser, ProtocolError, apply_mask
-from wsfast.events import BinaryMessage, ConnectionTerminated, ProtocolViolation
+from wsfast.events import BinaryMessage, ConnectionTerminated, ProtocolViolation, TextMessage
 from wsfast.permessage_deflate import ClientDeflateFactory, ServerDeflateFactory
 
 MASK = b"\x37\xfa\x21\x3d"
@@ -86,11 +87,37 @@ def both(module: Any, options: dict[str, Any], side: int) -> tuple[Any, Any]:
     return fast, general
 
 
+def test_without_shortcuts_every_frame_and_send_takes_the_general_route(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The comparisons below compare two routes only if _set_shortcuts(False) really leaves
+    the shortcuts (checked on the Python build, whose methods can be watched)."""
+    module = importlib.import_module("wsfast._connection_py")
+    calls: list[str] = []
+    for name in ("_handle_frame", "_send_data"):
+        method = getattr(module.Connection, name)
+
+        def watched(self: Any, *args: Any, _name: str = name, _method: Any = method) -> Any:
+            calls.append(_name)
+            return _method(self, *args)
+
+        monkeypatch.setattr(module.Connection, name, watched)
+    for shortcuts, expected in ((True, []), (False, ["_handle_frame"] * 2 + ["_send_data"] * 2)):
+        server = open_pair(module)[1]
+        server._set_shortcuts(shortcuts)
+        calls.clear()
+        server.receive_data(raw_frame(1, b"hi", True, 0, MASK) + raw_frame(2, b"x", True, 0, MASK))
+        server.send_text("hi")
+        server.send_binary(b"x")
+        assert calls == expected
+        assert server.events() == [TextMessage("hi"), BinaryMessage(b"x")]
+
+
 def sent(conn: Any) -> list[Any]:
     """What a connection sent, as frames (unmasked: a client's keys are random)."""
     data = conn.data_to_send()
     if not conn.__class__.__name__.startswith("Client"):
-        return [data]  # a server's bytes must be equal to the byte
+        return [data]  # a server's bytes must be equal byte for byte
     parser = FrameParser(require_mask=True)
     frames = parser.feed(data)
     assert parser.pending is None
