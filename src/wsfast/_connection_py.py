@@ -955,6 +955,7 @@ class Connection:
             payload = memoryview(payload).cast("B")
         if self._client:
             keys = self._keys
+            # _mask_key's common case written out: a method call less per frame as Python.
             key = keys.pop() if keys else self._mask_key()
             self._out.append(build_frame(op, payload, fin, rsv1, rsv2, rsv3, key))
             return
