@@ -122,11 +122,8 @@ def _copy_if_changed(source: Path, target: Path) -> None:
         target.write_bytes(data)
 
 
-def connection_source(
-    name: str = CONNECTION, source: Path = CONNECTION_SOURCE, pxd: Path = CONNECTION_PXD
-) -> str:
-    """Copy a source where Cython compiles it as ``wsfast.<name>`` (the connection's, or
-    with the SHELL arguments the asyncio shell's)."""
+def compiled_source(name: str, source: Path, pxd: Path) -> str:
+    """Copy ``source`` and ``pxd`` where Cython compiles them as ``wsfast.<name>``."""
     *packages, module = ["wsfast", *name.split(".")]
     package = CYTHON_SRC.joinpath(*packages)
     package.mkdir(parents=True, exist_ok=True)
@@ -200,7 +197,7 @@ def connection_extensions() -> list[Extension]:
     exts = [
         Extension(
             f"wsfast.{name}",
-            [connection_source(name, source, pxd)],
+            [compiled_source(name, source, pxd)],
             extra_compile_args=_compile_args(),
             extra_link_args=_sanitize_args(),
             define_macros=[("CYTHON_TRACE", "1")] if trace else [],

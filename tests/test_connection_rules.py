@@ -18,42 +18,15 @@ import importlib
 from typing import Any
 
 import pytest
+from connection_support import open_pair
 from hypothesis import given
 from hypothesis import strategies as st
 
-import wsfast
 from wsfast import FrameParser, ProtocolError, apply_mask
-from wsfast.events import BinaryMessage, ConnectionTerminated, ProtocolViolation
+from wsfast.events import BinaryMessage, ConnectionTerminated, ProtocolViolation, TextMessage
 from wsfast.permessage_deflate import ClientDeflateFactory, ServerDeflateFactory
 
 MASK = b"\x37\xfa\x21\x3d"
-
-
-@pytest.fixture(scope="module", params=["cython", "python"])
-def conn_module(request: pytest.FixtureRequest, require_extensions: bool) -> Any:
-    if request.param == "python":
-        return importlib.import_module("wsfast._connection_py")
-    if wsfast.implementation != "cython":
-        pytest.skip("the compiled connection runs on the compiled kernels, which are not in use")
-    try:
-        return importlib.import_module("wsfast._connection_c")
-    except ImportError as exc:
-        if require_extensions:
-            pytest.fail(f"the compiled connection does not import: {exc!r}", pytrace=False)
-        pytest.skip(f"the compiled connection is not built ({exc})")
-
-
-def open_pair(
-    module: Any, client_extensions: Any = (), server_extensions: Any = (), **kwargs: Any
-) -> tuple[Any, Any]:
-    client = module.ClientConnection("example.com", extensions=client_extensions, **kwargs)
-    server = module.ServerConnection(extensions=server_extensions, **kwargs)
-    server.receive_data(client.data_to_send())
-    server.events()
-    server.accept()
-    client.receive_data(server.data_to_send())
-    client.events()
-    return client, server
 
 
 def raw_frame(op: int, payload: bytes, fin: bool, rsv: int, mask: bytes | None) -> bytes:
@@ -114,11 +87,37 @@ def both(module: Any, options: dict[str, Any], side: int) -> tuple[Any, Any]:
     return fast, general
 
 
+def test_without_shortcuts_every_frame_and_send_takes_the_general_route(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The comparisons below compare two routes only if _set_shortcuts(False) really leaves
+    the shortcuts (checked on the Python build, whose methods can be watched)."""
+    module = importlib.import_module("wsfast._connection_py")
+    calls: list[str] = []
+    for name in ("_handle_frame", "_send_data"):
+        method = getattr(module.Connection, name)
+
+        def watched(self: Any, *args: Any, _name: str = name, _method: Any = method) -> Any:
+            calls.append(_name)
+            return _method(self, *args)
+
+        monkeypatch.setattr(module.Connection, name, watched)
+    for shortcuts, expected in ((True, []), (False, ["_handle_frame"] * 2 + ["_send_data"] * 2)):
+        server = open_pair(module)[1]
+        server._set_shortcuts(shortcuts)
+        calls.clear()
+        server.receive_data(raw_frame(1, b"hi", True, 0, MASK) + raw_frame(2, b"x", True, 0, MASK))
+        server.send_text("hi")
+        server.send_binary(b"x")
+        assert calls == expected
+        assert server.events() == [TextMessage("hi"), BinaryMessage(b"x")]
+
+
 def sent(conn: Any) -> list[Any]:
     """What a connection sent, as frames (unmasked: a client's keys are random)."""
     data = conn.data_to_send()
     if not conn.__class__.__name__.startswith("Client"):
-        return [data]  # a server's bytes must be equal to the byte
+        return [data]  # a server's bytes must be equal byte for byte
     parser = FrameParser(require_mask=True)
     frames = parser.feed(data)
     assert parser.pending is None
@@ -143,14 +142,14 @@ def same_outcome(fast: Any, general: Any) -> None:
     eof=st.booleans(),
 )
 def test_receiving_with_and_without_the_shortcut_is_the_same(
-    conn_module: Any,
+    connection_module: Any,
     specs: list[tuple[int, bytes, bool, int, bool]],
     cuts: list[int],
     options: dict[str, Any],
     side: int,
     eof: bool,
 ) -> None:
-    fast, general = both(conn_module, options, side)
+    fast, general = both(connection_module, options, side)
     wants_mask = side == 1
     stream = b"".join(
         raw_frame(op, payload, fin, rsv, MASK if right_mask == wants_mask else None)
@@ -206,9 +205,9 @@ ACTIONS = st.one_of(
     side=st.sampled_from([0, 1]),
 )
 def test_sending_with_and_without_the_shortcut_is_the_same(
-    conn_module: Any, actions: list[tuple[str, Any, bool]], side: int
+    connection_module: Any, actions: list[tuple[str, Any, bool]], side: int
 ) -> None:
-    fast, general = both(conn_module, {}, side)
+    fast, general = both(connection_module, {}, side)
     for action in actions:
         assert call(fast, action) == call(general, action)
         same_outcome(fast, general)
@@ -223,12 +222,12 @@ def open_deflate_pair(module: Any) -> tuple[Any, Any]:
 
 @pytest.mark.parametrize("compressed", [False, True])
 def test_max_message_size_holds_for_uncompressed_frames_with_deflate(
-    conn_module: Any, compressed: bool
+    connection_module: Any, compressed: bool
 ) -> None:
     """permessage-deflate lets the parser take frames up to what a compressed message of
     max_message_size may take (more than max_message_size): a frame the extension does not
     transform (no RSV1) must still be held to max_message_size itself."""
-    client, server = open_deflate_pair(conn_module)
+    client, server = open_deflate_pair(connection_module)
     payload = b"x" * 1100 if not compressed else bytes(range(256)) * 5
     if compressed:
         client.send_binary(payload)
@@ -244,14 +243,14 @@ def test_max_message_size_holds_for_uncompressed_frames_with_deflate(
     assert events[0].code == 1009
 
 
-def test_a_message_at_the_limit_still_passes_with_deflate(conn_module: Any) -> None:
-    client, server = open_deflate_pair(conn_module)
+def test_a_message_at_the_limit_still_passes_with_deflate(connection_module: Any) -> None:
+    client, server = open_deflate_pair(connection_module)
     server.receive_data(raw_frame(2, b"x" * 1000, True, 0, MASK))
     assert server.events() == [BinaryMessage(b"x" * 1000)]
 
 
-def test_client_frames_are_one_piece_masked_with_fresh_keys(conn_module: Any) -> None:
-    client, server = open_pair(conn_module)
+def test_client_frames_are_one_piece_masked_with_fresh_keys(connection_module: Any) -> None:
+    client, server = open_pair(connection_module)
     keys = []
     for size in (0, 5, 125, 126, 4096, 70000):
         client.send_binary(b"\x00" * size)

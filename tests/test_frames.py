@@ -1044,3 +1044,43 @@ def test_build_frame_refuses_what_build_header_refuses(impl) -> None:
             impl.build_frame(*args)
     with pytest.raises(TypeError):
         impl.build_frame(2, "text")
+
+
+def test_the_pure_parser_waits_for_a_running_feed(monkeypatch) -> None:
+    """pending_payload() and __init__() from another thread wait for a feed() in progress,
+    as the compiled parser's critical section makes them wait: else pending_payload() could
+    read a payload being unmasked in place (and mask it again), and __init__() could hand a
+    second feed() the buffer the first one is still appending to."""
+    payload = b"hello, world"
+    frame = encode_frame(Opcode.TEXT, payload, mask=KEY)
+    parser = pure_frames.FrameParser(require_mask=True)
+    assert parser.feed(frame[:-1]) == [] and parser.pending is not None
+    inside, go = threading.Event(), threading.Event()
+    unmask = pure_frames.apply_mask_inplace
+
+    def paused(buf, key) -> None:  # the feed() completing the frame stops after unmasking
+        unmask(buf, key)
+        inside.set()
+        go.wait(10)
+
+    monkeypatch.setattr(pure_frames, "apply_mask_inplace", paused)
+    results: dict[str, object] = {}
+    feeder = threading.Thread(target=lambda: results.update(fed=parser.feed(frame[-1:])))
+    feeder.start()
+    assert inside.wait(10)
+    others = [
+        threading.Thread(target=lambda: results.update(read=parser.pending_payload(0))),
+        threading.Thread(target=lambda: parser.__init__(require_mask=False)),
+    ]
+    for thread in others:
+        thread.start()
+    for thread in others:
+        thread.join(0.3)
+    waiting = [thread.is_alive() for thread in others]
+    go.set()
+    for thread in [feeder, *others]:
+        thread.join(10)
+    assert waiting == [True, True]
+    assert [f.payload for f in results["fed"]] == [payload]
+    assert results["read"] == b""  # the frame completed first: nothing pending
+    assert parser.require_mask is False and parser.pending is None

@@ -28,9 +28,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
+from connection_support import open_pair
 
 import wsfast
 import wsfast.pure
@@ -190,17 +190,6 @@ def test_one_validator_fed_from_many_threads(impl: ModuleType) -> None:
 
 
 # --- connections ----------------------------------------------------------------------------
-
-
-def open_pair(module: ModuleType) -> tuple[Any, Any]:
-    client = module.ClientConnection("example.com")
-    server = module.ServerConnection()
-    server.receive_data(client.data_to_send())
-    server.events()
-    server.accept()
-    client.receive_data(server.data_to_send())
-    client.events()
-    return client, server
 
 
 def test_one_connection_per_thread(connection_module: ModuleType) -> None:

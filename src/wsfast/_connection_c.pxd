@@ -56,6 +56,7 @@ cdef class Connection:
 
     # The rules and the one frame writer, called at C level (see _connection_py.py).
     cdef bint _handle_frame(self, object frame, Py_ssize_t skip) except -1
+    cdef inline bint _plain(self, object op, bint rsv) noexcept
     cdef bint _check_start(self, object op, bint rsv, Py_ssize_t length) except -1
     cdef bint _check_rsv(self, bint unclaimed) except -1
     cdef bint _check_size(self, object op, Py_ssize_t length) except -1

@@ -707,13 +707,9 @@ class Connection:
         op = frame.opcode
         rsv = frame.rsv1 or frame.rsv2 or frame.rsv3
         payload = frame.payload
-        # Extensions transform the frames that carry RSV bits and the rest of a message whose
-        # first frame did; the payload of any other frame is the message's own bytes.
-        plain = not rsv and not (op is _CONT and self._msg_ext)
+        plain = self._plain(op, rsv)
         if not self._check_start(op, rsv, len(payload) if plain else -1):
             return False
-        if op is _TEXT or op is _BINARY:
-            self._msg_ext = rsv
         if not plain:  # extensions were negotiated, or _check_start would have failed
             try:
                 frame = self._decode_frame(frame)
@@ -730,6 +726,7 @@ class Connection:
                     return False
         if op is _TEXT or op is _BINARY:
             self._msg_op = op
+            self._msg_ext = rsv
             self._msg_parts = []
             self._msg_size = 0
             if op is _TEXT and skip < 0:
@@ -768,6 +765,11 @@ class Connection:
         if msg_op is _TEXT and not self._end_text():
             return False
         return self._deliver(msg_op, payload, True)
+
+    def _plain(self, op: Opcode, rsv: bool) -> bool:
+        """Is a frame's payload the message's own bytes? Extensions transform the frames that
+        carry RSV bits and the rest of a message whose first frame did."""
+        return not rsv and not (op is _CONT and self._msg_ext)
 
     # The rules, one function each. Each returns False after failing the connection.
 
@@ -905,10 +907,9 @@ class Connection:
         if header is not self._tracked:
             op = header.opcode
             rsv = header.rsv1 or header.rsv2 or header.rsv3
-            # As in _handle_frame: the length is the message's share only when no extension
-            # transforms the payload (the parser holds other frames to what their extension
-            # allows: see _open).
-            plain = not rsv and not (op is _CONT and self._msg_ext)
+            # As in _handle_frame (the parser holds a frame an extension transforms to what
+            # that extension allows: see _open).
+            plain = self._plain(op, rsv)
             if not self._check_start(op, rsv, header.length if plain else -1):
                 return
             self._tracked = header
@@ -954,6 +955,7 @@ class Connection:
             payload = memoryview(payload).cast("B")
         if self._client:
             keys = self._keys
+            # _mask_key's common case written out: a method call less per frame as Python.
             key = keys.pop() if keys else self._mask_key()
             self._out.append(build_frame(op, payload, fin, rsv1, rsv2, rsv3, key))
             return

@@ -243,10 +243,10 @@ class FrameParser:
     same call travel on the exception's ``frames``. After an error the parser refuses
     further input.
 
-    One stream, one thread at a time: a ``feed()`` from another thread waits for the one
-    running (a lock), so the payload buffer is never appended to from two threads at once
-    (on a free-threaded build that could corrupt memory, as the compiled parser's guard
-    also prevents).
+    One stream, one thread at a time: ``feed()``, ``pending_payload()`` and ``__init__()``
+    from another thread wait for a ``feed()`` running (a lock), so the payload buffer is never
+    resized while another thread uses it (on a free-threaded build that could corrupt memory;
+    the compiled parser's critical section does the same).
     """
 
     __slots__ = (
@@ -264,13 +264,16 @@ class FrameParser:
             max_frame_size = operator.index(max_frame_size)
             if max_frame_size < 0:
                 raise ValueError("max_frame_size must be >= 0 or None")
-        self._lock = threading.Lock()
-        self._require_mask = bool(require_mask)
-        self._max_frame_size = max_frame_size
-        self._hbuf = b""  # a header cut by the end of the previous chunk
-        self._header: FrameHeader | None = None  # the header whose payload is arriving
-        self._buf = bytearray()  # its payload so far, still masked (appending is amortised O(1))
-        self._error: ProtocolError | None = None
+        lock = getattr(self, "_lock", None)  # run again: wait for a feed() in progress
+        if lock is None:
+            lock = self._lock = threading.Lock()
+        with lock:
+            self._require_mask = bool(require_mask)
+            self._max_frame_size = max_frame_size
+            self._hbuf = b""  # a header cut by the end of the previous chunk
+            self._header: FrameHeader | None = None  # the header whose payload is arriving
+            self._buf = bytearray()  # its payload so far, still masked (appending: amortised O(1))
+            self._error: ProtocolError | None = None
 
     @property
     def require_mask(self) -> bool:
@@ -310,10 +313,11 @@ class FrameParser:
         start = operator.index(start)
         if start < 0:
             raise ValueError(f"start must be >= 0, not {start}")
-        header = self._header
-        if header is None or start >= len(self._buf):
-            return b""
-        raw = bytes(self._buf[start:])  # the new bytes only: linear over a frame's reads
+        with self._lock:  # a feed() may be appending to the buffer, or unmasking it in place
+            header = self._header
+            if header is None or start >= len(self._buf):
+                return b""
+            raw = bytes(self._buf[start:])  # the new bytes only: linear over a frame's reads
         return raw if header.mask is None else apply_mask(raw, header.mask, start)
 
     @staticmethod
