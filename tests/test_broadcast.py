@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from connection_support import open_pair
 
 from wsfast import Frame, FrameParser, Opcode
 from wsfast.asyncio import (
@@ -36,20 +37,6 @@ TIMEOUT = 20.0
 
 
 # --- sans-I/O: broadcast_key and frame_message ----------------------------------------------
-
-
-def open_pair(
-    module: ModuleType, client_extensions: Any = (), server_extensions: Any = ()
-) -> tuple[Any, Any]:
-    client = module.ClientConnection("example.com", extensions=client_extensions)
-    server = module.ServerConnection(extensions=server_extensions)
-    server.receive_data(client.data_to_send())
-    server.events()
-    server.accept()
-    client.receive_data(server.data_to_send())
-    client.events()
-    assert client.state is module.State.OPEN and server.state is module.State.OPEN
-    return client, server
 
 
 def sent(conn: Any, message: Any) -> bytes:
