@@ -290,3 +290,23 @@ def test_connection_ids_are_distinct() -> None:
                 await ws.close()
 
     run(main())
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"max_queue": 0}, ValueError),
+        ({"max_queue": 1e3}, TypeError),
+        ({"max_message_size": -1}, ValueError),
+        ({"max_frame_size": -1}, ValueError),
+    ],
+)
+def test_serve_refuses_an_option_every_connection_would_refuse(
+    options: dict[str, Any], error: type[Exception]
+) -> None:
+    """An option the connections check is refused by serve() itself, once, when it is
+    called: not by each connection as it arrives (the server would listen, then drop every
+    client in the opening handshake)."""
+    with pytest.raises(error):
+        serve(echo, HOST, 0, **options)
+    serve(echo, HOST, 0, max_queue=1, max_message_size=0, max_frame_size=None)

@@ -101,6 +101,15 @@ def _read_buffer() -> memoryview:
     return view
 
 
+def check_max_queue(max_queue: int) -> int:
+    """``max_queue`` as an int >= 1 (serve() checks it once, each WebSocket again)."""
+    # An int in both builds (the compiled one stores a C integer: 1e3 would be refused).
+    max_queue = operator.index(max_queue)
+    if max_queue < 1:
+        raise ValueError("max_queue must be >= 1")
+    return max_queue
+
+
 def _cancel(timer: asyncio.Handle | None) -> None:
     if timer is not None:
         timer.cancel()
@@ -159,10 +168,7 @@ class _WebSocketCore:
         close_timeout: float = 10.0,
         on_message: OnMessage | None = None,
     ) -> None:
-        # An int in both builds (the compiled one stores a C integer: 1e3 would be refused).
-        max_queue = operator.index(max_queue)
-        if max_queue < 1:
-            raise ValueError("max_queue must be >= 1")
+        max_queue = check_max_queue(max_queue)
         self._conn = conn
         self._loop = asyncio.get_running_loop()
         self._rbuf = _read_buffer()
