@@ -310,3 +310,13 @@ def test_serve_refuses_an_option_every_connection_would_refuse(
     with pytest.raises(error):
         serve(echo, HOST, 0, **options)
     serve(echo, HOST, 0, max_queue=1, max_message_size=0, max_frame_size=None)
+
+
+@pytest.mark.parametrize(("max_queue", "error"), [(0, ValueError), (1e3, TypeError)])
+def test_connect_refuses_a_bad_max_queue_before_connecting(
+    max_queue: Any, error: type[Exception]
+) -> None:
+    """connect() checks max_queue when called, as serve() does: not in the protocol
+    factory, after a TCP connection to the server was made."""
+    with pytest.raises(error):
+        connect("ws://127.0.0.1:1/", max_queue=max_queue)
