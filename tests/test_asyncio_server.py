@@ -15,7 +15,7 @@ import pytest
 from asyncio_helpers import HOST, echo, raw_upgrade, run, uri
 
 import wsfast
-from wsfast.asyncio import InvalidHandshake, ServerWebSocket, connect, serve
+from wsfast.asyncio import InvalidHandshake, ServerWebSocket, WebSocket, connect, serve
 from wsfast.events import Request
 
 unix_only = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="needs Unix sockets")
@@ -320,3 +320,25 @@ def test_connect_refuses_a_bad_max_queue_before_connecting(
     factory, after a TCP connection to the server was made."""
     with pytest.raises(error):
         connect("ws://127.0.0.1:1/", max_queue=max_queue)
+
+
+@pytest.mark.parametrize(("write_limit", "error"), [(-1, ValueError), ("10", TypeError)])
+def test_a_write_limit_the_transport_would_refuse_is_refused_at_once(
+    write_limit: Any, error: type[Exception]
+) -> None:
+    """serve(), connect() and WebSocket refuse it when called: the transport refused it in
+    connection_made(), so that a server's connection went untracked (server.close() never
+    closed it) on asyncio's loop and never opened on uvloop."""
+    with pytest.raises(error):
+        serve(echo, HOST, 0, write_limit=write_limit)
+    with pytest.raises(error):
+        connect("ws://127.0.0.1:1/", write_limit=write_limit)
+
+    async def main() -> None:
+        from wsfast.connection import ServerConnection
+
+        with pytest.raises(error):
+            WebSocket(ServerConnection(), write_limit=write_limit)
+
+    run(main())
+    serve(echo, HOST, 0, write_limit=0)

@@ -102,12 +102,21 @@ def _read_buffer() -> memoryview:
 
 
 def check_max_queue(max_queue: int) -> int:
-    """``max_queue`` as an int >= 1 (serve() checks it once, each WebSocket again)."""
+    """``max_queue`` as an int >= 1 (serve() and connect() check it when called, each
+    WebSocket again)."""
     # An int in both builds (the compiled one stores a C integer: 1e3 would be refused).
     max_queue = operator.index(max_queue)
     if max_queue < 1:
         raise ValueError("max_queue must be >= 1")
     return max_queue
+
+
+def check_write_limit(write_limit: int) -> None:
+    """Refuse a ``write_limit`` that connection_made() would pass to the transport and see
+    refused there, once the connection is in use (serve() and connect() check it when called,
+    each WebSocket again)."""
+    if not write_limit >= 0:  # a str raises TypeError; NaN is not >= 0
+        raise ValueError(f"write_limit must be >= 0, not {write_limit!r}")
 
 
 def _cancel(timer: asyncio.Handle | None) -> None:
@@ -169,6 +178,7 @@ class _WebSocketCore:
         on_message: OnMessage | None = None,
     ) -> None:
         max_queue = check_max_queue(max_queue)
+        check_write_limit(write_limit)
         self._conn = conn
         self._loop = asyncio.get_running_loop()
         self._rbuf = _read_buffer()

@@ -13,7 +13,7 @@ from ..events import Accepted, HandshakeFailed, Rejected
 from ..handshake import Headers, parse_uri
 from ..permessage_deflate import ClientDeflateFactory, client_extensions
 from ._transport import TransportName, check_transport, opener
-from ._websocket_py import check_max_queue
+from ._websocket_py import check_max_queue, check_write_limit
 from .connection import OnMessage, WebSocket
 from .exceptions import InvalidHandshake
 
@@ -108,7 +108,9 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
         **create_connection: Any,
     ) -> None:
         check_transport(transport)
-        check_max_queue(max_queue)  # here, not after the TCP connection is made
+        # Here, not in the protocol factory after the TCP connection is made:
+        check_max_queue(max_queue)
+        check_write_limit(write_limit)
         if sock is not None and unix_path is not None:
             raise TypeError("connect() takes sock or unix_path, not both")
         self._uri = uri

@@ -20,7 +20,7 @@ from ..events import HandshakeFailed, HttpRequest, Rejected, Request
 from ..handshake import Headers, reject_response
 from ..permessage_deflate import ServerDeflateFactory, server_extensions
 from ._transport import TransportName, check_transport, opener
-from ._websocket_py import check_max_queue
+from ._websocket_py import check_max_queue, check_write_limit
 from .connection import OnMessage, WebSocket
 from .exceptions import ConnectionClosed
 
@@ -476,6 +476,7 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
         # listen, then drop each client in its opening handshake).
         ServerConnection(**connection_options)
         check_max_queue(max_queue)
+        check_write_limit(write_limit)
         self._server = Server(
             handler,
             process_request=process_request,
