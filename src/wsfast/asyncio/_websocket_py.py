@@ -259,7 +259,8 @@ class _WebSocketCore:
                 try:
                     await waiter
                 finally:
-                    self._waiter = None
+                    if self._waiter is waiter:
+                        self._waiter = None
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self
@@ -278,7 +279,8 @@ class _WebSocketCore:
                 try:
                     await waiter
                 finally:
-                    self._waiter = None
+                    if self._waiter is waiter:
+                        self._waiter = None
 
     def _take(self) -> Message:
         """The oldest queued message (there is one); reading resumes once half the queue
@@ -292,8 +294,10 @@ class _WebSocketCore:
 
     def _message_waiter(self) -> asyncio.Future[None] | None:
         """The queue is empty: the future that the next message (or the end) completes, which
-        the caller awaits then sets ``_waiter`` back to None; None to look at the queue again
-        at once. Raises how the connection closed, or ConcurrencyError if a recv() waits."""
+        the caller awaits then sets ``_waiter`` back to None (unless another call took its
+        place); None to look at the queue again at once. Raises how the connection closed,
+        or ConcurrencyError if a recv() waits (one whose wait is cancelled no longer does:
+        it only has to wake up to raise CancelledError)."""
         if self._close_code is not None:
             raise self._closed_error()
         if self._conn.failing:
@@ -301,7 +305,7 @@ class _WebSocketCore:
             self._conn.fail()
             self._pump()
             return None
-        if self._waiter is not None:
+        if self._waiter is not None and not self._waiter.cancelled():
             raise ConcurrencyError(
                 "recv() is already waiting for the next message on this connection"
             )
