@@ -53,10 +53,6 @@ class FakeTransport:
         if self.on_write is not None:
             self.on_write()
 
-    def writelines(self, chunks: Any) -> None:
-        for chunk in chunks:
-            self.write(chunk)
-
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         pass
 

@@ -44,6 +44,12 @@ def run(coro: Awaitable[Any]) -> Any:
     return asyncio.run(bounded())
 
 
+def only_connection(server: Any) -> Any:
+    """The server's one connection (a ServerWebSocket)."""
+    (ws,) = server.connections
+    return ws
+
+
 async def echo(ws: Any) -> None:
     async for message in ws:
         await ws.send(message)

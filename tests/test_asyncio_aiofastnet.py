@@ -31,8 +31,10 @@ from asyncio_helpers import (
     client_frame,
     echo,
     echo_now,
+    only_connection,
     raw_client,
     raw_upgrade,
+    run,
     send_until_stalled,
     spy_on_read_buffer,
     tls_contexts,
@@ -79,24 +81,9 @@ def run_on(request: pytest.FixtureRequest) -> Callable[[Awaitable[Any]], Any]:
     return run
 
 
-def run(coro: Awaitable[Any]) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, TIMEOUT))
-
-
 def transport_of(ws: WebSocket) -> Any:
     assert ws._transport is not None
     return ws._transport
-
-
-def only_connection(server: Any) -> ServerWebSocket:
-    (ws,) = server.connections
-    return ws  # type: ignore[no-any-return]
-
-
-async def wait_for_connection(server: Any) -> ServerWebSocket:
-    while not server.connections:
-        await asyncio.sleep(0.01)
-    return only_connection(server)
 
 
 @pytest.fixture(scope="module")

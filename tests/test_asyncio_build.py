@@ -250,3 +250,29 @@ def test_max_queue_is_an_int_in_both_builds(max_queue: Any) -> None:
         assert WebSocket(ServerConnection(), max_queue=True)._conn is not None  # bool is an int
 
     run(main())
+
+
+def test_recv_right_after_cancelling_a_waiting_recv() -> None:
+    """A recv() whose task was cancelled but has not run yet waits no more: a recv() at
+    once (here, before that task's cleanup runs) is no ConcurrencyError and gets the next
+    message; the cancelled one's cleanup leaves the new wait alone."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+                for word in ("next", "again"):
+                    waiting = asyncio.ensure_future(client.recv())
+                    await asyncio.sleep(0)
+                    waiting.cancel()
+                    await client.send(word)  # writing is not paused: this does not yield
+                    assert not waiting.done()
+                    assert await client.recv() == word
+                    assert waiting.cancelled()
+                second = asyncio.ensure_future(client.recv())
+                await asyncio.sleep(0)
+                with pytest.raises(ConcurrencyError):  # a real second recv() still is one
+                    await client.recv()
+                await client.send("last")
+                assert await second == "last"
+
+    run(main())

@@ -24,6 +24,7 @@ from asyncio_helpers import (
     client_frame,
     echo,
     echo_now,
+    only_connection,
     raw_client,
     raw_upgrade,
     run,
@@ -46,16 +47,6 @@ from wsfast.connection import State
 from wsfast.exceptions import ProtocolError
 
 MiB = 1024 * 1024
-
-
-def only_connection(server: Any) -> ServerWebSocket:
-    (ws,) = server.connections
-    return ws  # type: ignore[no-any-return]
-
-
-async def wait_for_connection(server: Any, count: int = 1) -> None:
-    while len(server.connections) < count:
-        await asyncio.sleep(0.01)
 
 
 # --- 1. wait_closed() waits until closed ---------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from asyncio_helpers import HOST, echo, raw_upgrade, run, uri
 
 import wsfast
-from wsfast.asyncio import InvalidHandshake, ServerWebSocket, connect, serve
+from wsfast.asyncio import InvalidHandshake, ServerWebSocket, WebSocket, connect, serve
 from wsfast.events import Request
 
 unix_only = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="needs Unix sockets")
@@ -290,3 +290,55 @@ def test_connection_ids_are_distinct() -> None:
                 await ws.close()
 
     run(main())
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"max_queue": 0}, ValueError),
+        ({"max_queue": 1e3}, TypeError),
+        ({"max_message_size": -1}, ValueError),
+        ({"max_frame_size": -1}, ValueError),
+    ],
+)
+def test_serve_refuses_an_option_every_connection_would_refuse(
+    options: dict[str, Any], error: type[Exception]
+) -> None:
+    """An option the connections check is refused by serve() itself, once, when it is
+    called: not by each connection as it arrives (the server would listen, then drop every
+    client in the opening handshake)."""
+    with pytest.raises(error):
+        serve(echo, HOST, 0, **options)
+    serve(echo, HOST, 0, max_queue=1, max_message_size=0, max_frame_size=None)
+
+
+@pytest.mark.parametrize(("max_queue", "error"), [(0, ValueError), (1e3, TypeError)])
+def test_connect_refuses_a_bad_max_queue_before_connecting(
+    max_queue: Any, error: type[Exception]
+) -> None:
+    """connect() checks max_queue when called, as serve() does: not in the protocol
+    factory, after a TCP connection to the server was made."""
+    with pytest.raises(error):
+        connect("ws://127.0.0.1:1/", max_queue=max_queue)
+
+
+@pytest.mark.parametrize(("write_limit", "error"), [(-1, ValueError), ("10", TypeError)])
+def test_a_write_limit_the_transport_would_refuse_is_refused_at_once(
+    write_limit: Any, error: type[Exception]
+) -> None:
+    """serve(), connect() and WebSocket refuse it when called: the transport refused it in
+    connection_made(), so that a server's connection went untracked (server.close() never
+    closed it) on asyncio's loop and never opened on uvloop."""
+    with pytest.raises(error):
+        serve(echo, HOST, 0, write_limit=write_limit)
+    with pytest.raises(error):
+        connect("ws://127.0.0.1:1/", write_limit=write_limit)
+
+    async def main() -> None:
+        from wsfast.connection import ServerConnection
+
+        with pytest.raises(error):
+            WebSocket(ServerConnection(), write_limit=write_limit)
+
+    run(main())
+    serve(echo, HOST, 0, write_limit=0)

@@ -54,14 +54,10 @@ cdef class _WebSocketCore:
     cdef object _close_cause
     cdef readonly object id
 
-    @cython.locals(messages=object)
     cdef _take(self)
     cdef _message_waiter(self)
-    @cython.locals(conn=object)
     cdef _pump(self)
-    @cython.locals(kind=object, on_message=object)
     cdef _dispatch_events(self, list events)
-    @cython.locals(messages=object, waiter=object)
     cdef _push(self, message)
     cdef _deliver(self, message)
     cdef _write_message(self, message)

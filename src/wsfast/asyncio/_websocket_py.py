@@ -101,6 +101,24 @@ def _read_buffer() -> memoryview:
     return view
 
 
+def check_max_queue(max_queue: int) -> int:
+    """``max_queue`` as an int >= 1 (serve() and connect() check it when called, each
+    WebSocket again)."""
+    # An int in both builds (the compiled one stores a C integer: 1e3 would be refused).
+    max_queue = operator.index(max_queue)
+    if max_queue < 1:
+        raise ValueError("max_queue must be >= 1")
+    return max_queue
+
+
+def check_write_limit(write_limit: int) -> None:
+    """Refuse a ``write_limit`` that connection_made() would pass to the transport and see
+    refused there, once the connection is in use (serve() and connect() check it when called,
+    each WebSocket again)."""
+    if not write_limit >= 0:  # a str raises TypeError; NaN is not >= 0
+        raise ValueError(f"write_limit must be >= 0, not {write_limit!r}")
+
+
 def _cancel(timer: asyncio.Handle | None) -> None:
     if timer is not None:
         timer.cancel()
@@ -159,10 +177,8 @@ class _WebSocketCore:
         close_timeout: float = 10.0,
         on_message: OnMessage | None = None,
     ) -> None:
-        # An int in both builds (the compiled one stores a C integer: 1e3 would be refused).
-        max_queue = operator.index(max_queue)
-        if max_queue < 1:
-            raise ValueError("max_queue must be >= 1")
+        max_queue = check_max_queue(max_queue)
+        check_write_limit(write_limit)
         self._conn = conn
         self._loop = asyncio.get_running_loop()
         self._rbuf = _read_buffer()
@@ -243,7 +259,8 @@ class _WebSocketCore:
                 try:
                     await waiter
                 finally:
-                    self._waiter = None
+                    if self._waiter is waiter:
+                        self._waiter = None
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self
@@ -262,7 +279,8 @@ class _WebSocketCore:
                 try:
                     await waiter
                 finally:
-                    self._waiter = None
+                    if self._waiter is waiter:
+                        self._waiter = None
 
     def _take(self) -> Message:
         """The oldest queued message (there is one); reading resumes once half the queue
@@ -276,8 +294,10 @@ class _WebSocketCore:
 
     def _message_waiter(self) -> asyncio.Future[None] | None:
         """The queue is empty: the future that the next message (or the end) completes, which
-        the caller awaits then sets ``_waiter`` back to None; None to look at the queue again
-        at once. Raises how the connection closed, or ConcurrencyError if a recv() waits."""
+        the caller awaits then sets ``_waiter`` back to None (unless another call took its
+        place); None to look at the queue again at once. Raises how the connection closed,
+        or ConcurrencyError if a recv() waits (one whose wait is cancelled no longer does:
+        it only has to wake up to raise CancelledError)."""
         if self._close_code is not None:
             raise self._closed_error()
         if self._conn.failing:
@@ -285,7 +305,7 @@ class _WebSocketCore:
             self._conn.fail()
             self._pump()
             return None
-        if self._waiter is not None:
+        if self._waiter is not None and not self._waiter.cancelled():
             raise ConcurrencyError(
                 "recv() is already waiting for the next message on this connection"
             )

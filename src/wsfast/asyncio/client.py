@@ -13,6 +13,7 @@ from ..events import Accepted, HandshakeFailed, Rejected
 from ..handshake import Headers, parse_uri
 from ..permessage_deflate import ClientDeflateFactory, client_extensions
 from ._transport import TransportName, check_transport, opener
+from ._websocket_py import check_max_queue, check_write_limit
 from .connection import OnMessage, WebSocket
 from .exceptions import InvalidHandshake
 
@@ -107,6 +108,9 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
         **create_connection: Any,
     ) -> None:
         check_transport(transport)
+        # Here, not in the protocol factory after the TCP connection is made:
+        check_max_queue(max_queue)
+        check_write_limit(write_limit)
         if sock is not None and unix_path is not None:
             raise TypeError("connect() takes sock or unix_path, not both")
         self._uri = uri
@@ -160,20 +164,18 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
             if ssl is not None:
                 options.setdefault("server_hostname", host)
             sock = self._sock
-            create_unix_connection = opener(loop, self._transport, "create_unix_connection")
-            create_connection = opener(loop, self._transport, "create_connection")
+            unix = self._unix_path is not None or (
+                sock is not None and sock.family == getattr(socket, "AF_UNIX", None)
+            )
+            create = opener(
+                loop, self._transport, "create_unix_connection" if unix else "create_connection"
+            )
             if self._unix_path is not None:
-                _transport, ws = await create_unix_connection(
-                    factory, self._unix_path, ssl=ssl, **options
-                )
-            elif sock is not None and sock.family == getattr(socket, "AF_UNIX", None):
-                _transport, ws = await create_unix_connection(
-                    factory, sock=sock, ssl=ssl, **options
-                )
+                _transport, ws = await create(factory, self._unix_path, ssl=ssl, **options)
             elif sock is not None:
-                _transport, ws = await create_connection(factory, sock=sock, ssl=ssl, **options)
+                _transport, ws = await create(factory, sock=sock, ssl=ssl, **options)
             else:
-                _transport, ws = await create_connection(factory, host, port, ssl=ssl, **options)
+                _transport, ws = await create(factory, host, port, ssl=ssl, **options)
             try:
                 await ws._opened
             except BaseException:

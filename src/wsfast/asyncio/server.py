@@ -20,6 +20,7 @@ from ..events import HandshakeFailed, HttpRequest, Rejected, Request
 from ..handshake import Headers, reject_response
 from ..permessage_deflate import ServerDeflateFactory, server_extensions
 from ._transport import TransportName, check_transport, opener
+from ._websocket_py import check_max_queue, check_write_limit
 from .connection import OnMessage, WebSocket
 from .exceptions import ConnectionClosed
 
@@ -459,6 +460,23 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
             raise TypeError("serve() needs a handler, an on_message callback, or both")
         if unix_path is not None and (host is not None or port is not None):
             raise TypeError("serve() takes host and port, or unix_path, not both")
+        connection_options: dict[str, Any] = {
+            "subprotocols": subprotocols,
+            "select_subprotocol": select_subprotocol,
+            "origins": origins,
+            "extensions": server_extensions(compression),
+            "max_message_size": max_message_size,
+            "max_frame_size": max_frame_size,
+            "decode_text": decode_text,
+            "auto_pong": False,  # WebSocket answers pings (bounded while writing waits)
+            "defer_failure": True,
+            "plain_http": http_handler is not None,
+        }
+        # What every connection would refuse is refused here, once (else the server would
+        # listen, then drop each client in its opening handshake).
+        ServerConnection(**connection_options)
+        check_max_queue(max_queue)
+        check_write_limit(write_limit)
         self._server = Server(
             handler,
             process_request=process_request,
@@ -468,18 +486,7 @@ class serve:  # used like a function: `await serve(...)` or `async with serve(..
             max_connections=max_connections,
             open_timeout=open_timeout,
             close_timeout=close_timeout,
-            connection_options={
-                "subprotocols": subprotocols,
-                "select_subprotocol": select_subprotocol,
-                "origins": origins,
-                "extensions": server_extensions(compression),
-                "max_message_size": max_message_size,
-                "max_frame_size": max_frame_size,
-                "decode_text": decode_text,
-                "auto_pong": False,  # WebSocket answers pings (bounded while writing waits)
-                "defer_failure": True,
-                "plain_http": http_handler is not None,
-            },
+            connection_options=connection_options,
             websocket_options={
                 "on_message": on_message,
                 "max_queue": max_queue,
