@@ -74,14 +74,18 @@ def test_no_extensions_exports_the_python_shell() -> None:
 
 
 def test_pxd_declares_exactly_the_slots() -> None:
-    """_websocket_c.pxd (the compiled shell's C attributes) matches _websocket_py.py's
-    __slots__."""
+    """_websocket_c.pxd (the compiled shell's C attributes) matches the __slots__ of each
+    class of _websocket_py.py it types."""
     source = importlib.import_module("wsfast.asyncio._websocket_py")
     pxd = Path(source.__file__).with_name("_websocket_c.pxd")
     if not pxd.exists():
         pytest.skip("_websocket_c.pxd is not installed next to the module")
-    declared = re.findall(r"^    cdef (?:readonly |public )?[\w]+ (\w+)$", pxd.read_text(), re.M)
-    assert sorted(declared) == sorted(source._WebSocketCore.__slots__)
+    blocks = re.split(r"^cdef class (\w+):$", pxd.read_text(), flags=re.M)
+    classes = dict(zip(blocks[1::2], blocks[2::2], strict=True))
+    assert sorted(classes) == ["_Wait", "_WebSocketCore"]
+    for name, body in classes.items():
+        declared = re.findall(r"^    cdef (?:readonly |public )?[\w]+ (\w+)$", body, re.M)
+        assert sorted(declared) == sorted(getattr(source, name).__slots__), name
 
 
 def test_websockets_are_buffered_protocols_without_a_dict() -> None:
@@ -229,7 +233,8 @@ def test_no_subclass_overrides_a_c_method() -> None:
     pxd = Path(source.__file__).with_name("_websocket_c.pxd")
     if not pxd.exists():
         pytest.skip("_websocket_c.pxd is not installed next to the module")
-    c_methods = set(re.findall(r"^    cdef (?:[\w ]+ )?(\w+)\(self\b", pxd.read_text(), re.M))
+    shell = pxd.read_text().split("cdef class _WebSocketCore:")[1]
+    c_methods = set(re.findall(r"^    cdef (?:[\w ]+ )?(\w+)\(self\b", shell, re.M))
     assert {"_pump", "_on_closed", "_flush"} <= c_methods  # the pattern reads the file
     assert c_methods <= set(vars(source._WebSocketCore))
     for cls in (source.WebSocket, ServerWebSocket, ClientWebSocket):

@@ -21,6 +21,16 @@ cimport cython
 
 cdef Py_ssize_t _BIG_WRITE
 
+cdef class _Wait:
+    cdef object _loop
+    cdef bint _done
+    cdef object _cancel_message
+    cdef list _callbacks
+    cdef public object _asyncio_future_blocking
+
+    cdef _finish(self, bint now)
+
+
 cdef class _WebSocketCore:
     cdef readonly object _conn
     cdef readonly object _loop
@@ -35,7 +45,9 @@ cdef class _WebSocketCore:
     cdef object _backlog_step
     cdef bint _peer_ended
     cdef bint _lost
-    cdef object _waiter
+    cdef readonly _Wait _waiter
+    cdef bint _reading
+    cdef readonly _Wait _woken
     cdef object _write_limit
     cdef bint _writing_paused
     cdef object _drain_waiter
@@ -59,6 +71,7 @@ cdef class _WebSocketCore:
     cdef _pump(self)
     cdef _dispatch_events(self, list events)
     cdef _push(self, message)
+    cdef _wake(self, _Wait waiter)
     cdef _deliver(self, message)
     cdef _write_message(self, message)
     @cython.locals(chunks=list, small=list)

@@ -35,6 +35,7 @@ Timers, one per purpose, each None while it is not running:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 import operator
@@ -82,6 +83,8 @@ _READ_SIZE = 256 * 1024
 _BIG_WRITE = 256 * 1024  # a payload at least this large is written on its own (see _flush)
 _read_buffers = threading.local()
 _ids = itertools.count(1)
+_current_task = asyncio.current_task
+_NOT_CANCELLED: Any = object()  # _Wait's cancel message until it is cancelled (None is a message)
 
 
 def _read_buffer() -> memoryview:
@@ -124,6 +127,95 @@ def _cancel(timer: asyncio.Handle | None) -> None:
         timer.cancel()
 
 
+class _Wait:
+    """What a waiting ``recv()`` awaits: a future in the protocol :class:`asyncio.Task`
+    accepts (``_asyncio_future_blocking``, ``get_loop()``, ``add_done_callback()``...), made
+    for one reason: a message that a read delivers resumes the waiting task at the end of
+    that read's ``buffer_updated()``, instead of in the loop's next iteration after another
+    poll (see :meth:`_WebSocketCore._wake`). Completed otherwise (cancelled, or from a timer)
+    it behaves as :class:`asyncio.Future` does: its callbacks go through ``call_soon``."""
+
+    __slots__ = ("_loop", "_done", "_cancel_message", "_callbacks", "_asyncio_future_blocking")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._done = False
+        self._cancel_message: Any = _NOT_CANCELLED
+        self._callbacks: list[tuple[Callable[[Any], object], Any]] = []
+        self._asyncio_future_blocking: Any = False
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancelled(self) -> bool:
+        return self._cancel_message is not _NOT_CANCELLED
+
+    def result(self) -> None:
+        if not self._done:
+            raise asyncio.InvalidStateError("Result is not ready.")
+        message = self._cancel_message
+        if message is not _NOT_CANCELLED:
+            raise asyncio.CancelledError() if message is None else asyncio.CancelledError(message)
+
+    def exception(self) -> BaseException | None:
+        self.result()
+        return None
+
+    def add_done_callback(self, fn: Callable[[Any], object], *, context: Any = None) -> None:
+        if context is None:
+            context = contextvars.copy_context()
+        if self._done:
+            self._loop.call_soon(fn, self, context=context)
+        else:
+            self._callbacks.append((fn, context))
+
+    def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
+        kept = [entry for entry in self._callbacks if entry[0] != fn]
+        removed = len(self._callbacks) - len(kept)
+        self._callbacks = kept
+        return removed
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self._done:
+            return False
+        self._cancel_message = msg
+        self._finish(False)
+        return True
+
+    def set_result(self, result: None) -> None:
+        """Complete it; its callbacks go through ``call_soon``."""
+        if self._done:
+            raise asyncio.InvalidStateError("invalid state")
+        self._finish(False)
+
+    def _finish(self, now: bool) -> None:
+        """Mark it done and run its callbacks: ``now`` here, else through ``call_soon``
+        (``now`` only where no task is running, since a task cannot start inside another)."""
+        self._done = True
+        callbacks = self._callbacks
+        self._callbacks = []
+        for fn, context in callbacks:
+            if now:
+                try:
+                    context.run(fn, self)
+                    continue
+                except RuntimeError:  # the task could not be entered: the usual way then
+                    pass
+            self._loop.call_soon(fn, self, context=context)
+
+    def __await__(self) -> Any:
+        if not self._done:
+            self._asyncio_future_blocking = True
+            yield self
+        if not self._done:
+            raise RuntimeError("await wasn't used with future")
+        return self.result()
+
+
+
 class _WebSocketCore:
     """The state and the code of :class:`WebSocket` (see the module's docstring)."""
 
@@ -142,6 +234,8 @@ class _WebSocketCore:
         "_peer_ended",
         "_lost",
         "_waiter",
+        "_reading",
+        "_woken",
         "_write_limit",
         "_writing_paused",
         "_drain_waiter",
@@ -194,7 +288,9 @@ class _WebSocketCore:
         # (_peer_ended); the transport is gone while they are handed over (_lost).
         self._peer_ended = False
         self._lost = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: _Wait | None = None
+        self._reading = False  # inside buffer_updated (see _wake)
+        self._woken: _Wait | None = None  # the waiter that read completed (see _wake)
         self._write_limit = write_limit
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -292,7 +388,7 @@ class _WebSocketCore:
             self._resume_reading_if_allowed()
         return message
 
-    def _message_waiter(self) -> asyncio.Future[None] | None:
+    def _message_waiter(self) -> _Wait | None:
         """The queue is empty: the future that the next message (or the end) completes, which
         the caller awaits then sets ``_waiter`` back to None (unless another call took its
         place); None to look at the queue again at once. Raises how the connection closed,
@@ -309,7 +405,7 @@ class _WebSocketCore:
             raise ConcurrencyError(
                 "recv() is already waiting for the next message on this connection"
             )
-        waiter: asyncio.Future[None] = self._loop.create_future()
+        waiter = _Wait(self._loop)
         self._waiter = waiter
         return waiter
 
@@ -403,8 +499,18 @@ class _WebSocketCore:
         return self._rbuf
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._conn.receive_data(self._rbuf[:nbytes])
-        self._pump()
+        self._reading = True
+        try:
+            self._conn.receive_data(self._rbuf[:nbytes])
+            self._pump()
+        finally:
+            self._reading = False
+            woken = self._woken
+            if woken is not None:
+                # A recv() waits for what this read delivered: its task resumes now, not
+                # after another pass of the loop (unless this runs inside a task).
+                self._woken = None
+                woken._finish(_current_task(self._loop) is None)
 
     def eof_received(self) -> bool | None:
         if self._conn.backlogged:
@@ -611,8 +717,8 @@ class _WebSocketCore:
             return
         messages.append(message)
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None and not waiter._done:
+            self._wake(waiter)
         if (
             len(messages) >= self._max_queue
             and not self._queue_full
@@ -620,6 +726,15 @@ class _WebSocketCore:
         ):
             self._queue_full = True
             self._pause_reading()
+
+    def _wake(self, waiter: _Wait) -> None:
+        """Complete recv()'s waiter. Inside buffer_updated, its task resumes once the read is
+        handled (the shell's state is whole again then); elsewhere through call_soon."""
+        if self._reading:
+            waiter._done = True
+            self._woken = waiter
+        else:
+            waiter.set_result(None)
 
     def _deliver(self, message: Message) -> None:
         assert self._on_message is not None
@@ -760,8 +875,8 @@ class _WebSocketCore:
         self._close_code = code
         self._close_reason = reason
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None and not waiter._done:
+            self._wake(waiter)
         for ping_waiter, _sent in self._pings.values():
             if not ping_waiter.done():
                 ping_waiter.set_exception(self._closed_error())

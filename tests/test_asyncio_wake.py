@@ -1,0 +1,190 @@
+"""A waiting recv() resumes at the end of the read that delivered its message, not one pass
+of the loop later; and what it awaits behaves as an asyncio future does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+from typing import Any
+
+import pytest
+from asyncio_helpers import HOST, echo, run, uri
+
+from wsfast.asyncio import WebSocket, connect, serve
+
+Wait: Any = sys.modules[WebSocket.__module__]._Wait
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
+
+
+def server_frame(payload: bytes) -> bytes:
+    """A whole unmasked binary frame, as a server sends it (payload < 126 bytes)."""
+    return bytes([0x82, len(payload)]) + payload
+
+
+def feed(ws: Any, data: bytes) -> None:
+    """Hand ``data`` to the WebSocket as one read of its transport would."""
+    ws.get_buffer(len(data))[: len(data)] = data
+    ws.buffer_updated(len(data))
+
+
+def test_a_read_resumes_the_waiting_recv_before_returning() -> None:
+    """A read from the loop (no task running) completes the waiting recv() and runs its
+    task at once, in the task's own context; the callback's context is left alone."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+                seen: list[Any] = []
+
+                async def receiver() -> bytes:
+                    request_id.set("receiver")
+                    message = await client.recv()
+                    seen.append(request_id.get())
+                    return message
+
+                waiting = asyncio.ensure_future(receiver())
+                await asyncio.sleep(0)
+                assert client._waiter is not None
+                done = asyncio.get_running_loop().create_future()
+
+                def from_the_loop() -> None:
+                    feed(client, server_frame(b"now"))
+                    done.set_result((waiting.done(), request_id.get()))
+
+                asyncio.get_running_loop().call_soon(from_the_loop)
+                resumed, callback_context = await done
+                assert resumed  # without the direct wake-up, the task had not run yet
+                assert callback_context == "none"
+                assert waiting.result() == b"now"
+                assert seen == ["receiver"]
+                assert client._waiter is None and client._woken is None
+
+    run(main())
+
+
+def test_a_read_inside_a_task_resumes_recv_through_the_loop() -> None:
+    """A task cannot start inside another: a read handed over from inside a task completes
+    the waiter, and the waiting task resumes in a later pass of the loop, as before."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+                waiting = asyncio.ensure_future(client.recv())
+                await asyncio.sleep(0)
+                feed(client, server_frame(b"later"))
+                assert not waiting.done()
+                assert await asyncio.wait_for(waiting, 5) == b"later"
+
+    run(main())
+
+
+def test_a_task_that_fails_after_a_direct_wake_up_keeps_its_exception() -> None:
+    """The resumed task's exception is the task's: it does not reach the transport (which
+    would drop the connection), and the connection goes on."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+
+                async def receiver() -> None:
+                    await client.recv()
+                    raise ValueError("from the application")
+
+                failing = asyncio.ensure_future(receiver())
+                await asyncio.sleep(0)
+                loop = asyncio.get_running_loop()
+                loop.call_soon(feed, client, server_frame(b"x"))
+                with pytest.raises(ValueError, match="from the application"):
+                    await asyncio.wait_for(failing, 5)
+                await client.send(b"still open")
+                assert await client.recv() == b"still open"
+
+    run(main())
+
+
+def test_a_cancelled_wait_and_a_timeout() -> None:
+    """Cancelling the task of a waiting recv() cancels its waiter (with the message);
+    wait_for's timeout ends a recv() and the next recv() works."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+                waiting = asyncio.ensure_future(client.recv())
+                await asyncio.sleep(0)
+                waiter = client._waiter
+                waiting.cancel("stop")
+                with pytest.raises(asyncio.CancelledError):
+                    await waiting
+                assert waiter.cancelled() and waiter.done()
+                with pytest.raises(asyncio.CancelledError, match="stop"):
+                    waiter.result()
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(client.recv(), 0.05)
+                await client.send(b"next")
+                assert await client.recv() == b"next"
+
+    run(main())
+
+
+def test_wait_behaves_as_an_asyncio_future() -> None:
+    """What recv() awaits keeps asyncio.Future's contract where the shell does not use it
+    for the direct wake-up."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        wait = Wait(loop)
+        assert asyncio.isfuture(wait) and wait.get_loop() is loop
+        assert not wait.done() and not wait.cancelled()
+        with pytest.raises(asyncio.InvalidStateError):
+            wait.result()
+        calls: list[Any] = []
+
+        def removed(fut: Any) -> None:
+            calls.append("removed")
+
+        wait.add_done_callback(removed)
+        assert wait.remove_done_callback(lambda fut: None) == 0
+        assert wait.remove_done_callback(removed) == 1
+        wait.add_done_callback(calls.append)
+        wait.set_result(None)
+        assert calls == []  # through call_soon, as asyncio.Future does
+        await asyncio.sleep(0)
+        assert calls == [wait]
+        assert wait.done() and wait.result() is None and wait.exception() is None
+        with pytest.raises(asyncio.InvalidStateError):
+            wait.set_result(None)
+        assert not wait.cancel()
+        wait.add_done_callback(calls.append)  # when done: soon
+        await asyncio.sleep(0)
+        assert calls == [wait, wait]
+
+        cancelled = Wait(loop)
+        assert cancelled.remove_done_callback(calls.append) == 0
+        cancelled.add_done_callback(calls.append)
+        assert cancelled.remove_done_callback(calls.append) == 1
+        assert cancelled.cancel() and cancelled.cancelled()
+        with pytest.raises(asyncio.CancelledError):
+            cancelled.exception()
+        assert not cancelled.cancel()
+
+        # A task awaits it as it would a future, in both directions.
+        pending = Wait(loop)
+
+        async def awaiting() -> Any:
+            return await pending
+
+        task = asyncio.ensure_future(awaiting())
+        await asyncio.sleep(0)
+        pending.set_result(None)
+        assert await task is None
+        pending = Wait(loop)
+        task = asyncio.ensure_future(awaiting())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert pending.cancelled()
+
+    run(main())
