@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import importlib.util
 import sys
 from typing import Any
 
@@ -62,6 +63,64 @@ def test_a_read_resumes_the_waiting_recv_before_returning() -> None:
                 assert client._waiter is None and client._woken is None
 
     run(main())
+
+
+def test_with_other_callbacks_ready_recv_resumes_through_the_loop() -> None:
+    """When other callbacks wait in this pass of the loop (reads of other connections, say),
+    the waiting task resumes after them, as it would with a plain future: the replies of
+    many connections then go out together, one poll for all of them."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+                waiting = asyncio.ensure_future(client.recv())
+                await asyncio.sleep(0)
+                loop = asyncio.get_running_loop()
+                done = loop.create_future()
+                order: list[str] = []
+
+                def from_the_loop() -> None:
+                    feed(client, server_frame(b"batched"))
+                    done.set_result(waiting.done())
+
+                def other() -> None:
+                    order.append(f"other, recv done: {waiting.done()}")
+
+                loop.call_soon(from_the_loop)
+                loop.call_soon(other)
+                assert await done is False
+                assert await asyncio.wait_for(waiting, 5) == b"batched"
+                assert order == ["other, recv done: False"]
+
+    run(main())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="needs uvloop")
+def test_on_a_loop_whose_ready_queue_is_unknown_recv_resumes_through_the_loop() -> None:
+    """uvloop does not show its queue of ready callbacks: recv() resumes the usual way."""
+    import uvloop
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+                waiting = asyncio.ensure_future(client.recv())
+                await asyncio.sleep(0)
+                loop = asyncio.get_running_loop()
+                done = loop.create_future()
+
+                def from_the_loop() -> None:
+                    feed(client, server_frame(b"uv"))
+                    done.set_result(waiting.done())
+
+                loop.call_soon(from_the_loop)
+                assert await done is False
+                assert await asyncio.wait_for(waiting, 5) == b"uv"
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), 10))
+    finally:
+        loop.close()
 
 
 def test_a_read_inside_a_task_resumes_recv_through_the_loop() -> None:

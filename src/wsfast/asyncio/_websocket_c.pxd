@@ -48,6 +48,7 @@ cdef class _WebSocketCore:
     cdef readonly _Wait _waiter
     cdef bint _reading
     cdef readonly _Wait _woken
+    cdef object _loop_ready
     cdef object _write_limit
     cdef bint _writing_paused
     cdef object _drain_waiter

@@ -130,10 +130,11 @@ def _cancel(timer: asyncio.Handle | None) -> None:
 class _Wait:
     """What a waiting ``recv()`` awaits: a future in the protocol :class:`asyncio.Task`
     accepts (``_asyncio_future_blocking``, ``get_loop()``, ``add_done_callback()``...), made
-    for one reason: a message that a read delivers resumes the waiting task at the end of
+    for one reason: a message that a read delivers can resume the waiting task at the end of
     that read's ``buffer_updated()``, instead of in the loop's next iteration after another
-    poll (see :meth:`_WebSocketCore._wake`). Completed otherwise (cancelled, or from a timer)
-    it behaves as :class:`asyncio.Future` does: its callbacks go through ``call_soon``."""
+    poll (see :meth:`_WebSocketCore.buffer_updated`). Otherwise (cancelled, completed from a
+    timer, or when other callbacks are ready) it behaves as :class:`asyncio.Future` does: its
+    callbacks go through ``call_soon``."""
 
     __slots__ = ("_loop", "_done", "_cancel_message", "_callbacks", "_asyncio_future_blocking")
 
@@ -236,6 +237,7 @@ class _WebSocketCore:
         "_waiter",
         "_reading",
         "_woken",
+        "_loop_ready",
         "_write_limit",
         "_writing_paused",
         "_drain_waiter",
@@ -291,6 +293,13 @@ class _WebSocketCore:
         self._waiter: _Wait | None = None
         self._reading = False  # inside buffer_updated (see _wake)
         self._woken: _Wait | None = None  # the waiter that read completed (see _wake)
+        # The loop's queue of callbacks ready to run, where the loop is asyncio's own (a
+        # private attribute, read only; None elsewhere, e.g. uvloop). A waiting recv() is
+        # resumed inside buffer_updated only when that queue is empty: when other reads are
+        # still to be handled in this pass of the loop, the usual wake-up keeps the replies
+        # of many connections together (one poll for all of them, not one each).
+        ready = getattr(self._loop, "_ready", None)
+        self._loop_ready: deque[Any] | None = ready if isinstance(ready, deque) else None
         self._write_limit = write_limit
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -507,10 +516,13 @@ class _WebSocketCore:
             self._reading = False
             woken = self._woken
             if woken is not None:
-                # A recv() waits for what this read delivered: its task resumes now, not
-                # after another pass of the loop (unless this runs inside a task).
+                # A recv() waits for what this read delivered: its task resumes now rather
+                # than after another pass of the loop (a poll), when nothing else is ready to
+                # run (see _loop_ready) and no task is running (one cannot start inside
+                # another).
                 self._woken = None
-                woken._finish(_current_task(self._loop) is None)
+                ready = self._loop_ready
+                woken._finish(ready is not None and not ready and _current_task(self._loop) is None)
 
     def eof_received(self) -> bool | None:
         if self._conn.backlogged:
@@ -728,8 +740,9 @@ class _WebSocketCore:
             self._pause_reading()
 
     def _wake(self, waiter: _Wait) -> None:
-        """Complete recv()'s waiter. Inside buffer_updated, its task resumes once the read is
-        handled (the shell's state is whole again then); elsewhere through call_soon."""
+        """Complete recv()'s waiter. Inside buffer_updated, it is completed once the read is
+        handled (the shell's state is whole again then), and its task may resume right there
+        (see buffer_updated); elsewhere through call_soon."""
         if self._reading:
             waiter._done = True
             self._woken = waiter
