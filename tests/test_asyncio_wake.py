@@ -247,3 +247,45 @@ def test_wait_behaves_as_an_asyncio_future() -> None:
         assert pending.cancelled()
 
     run(main())
+
+
+def test_a_read_that_raises_does_not_resume_recv_while_the_exception_leaves() -> None:
+    """An exception leaving the read (here a KeyboardInterrupt, as a signal raises it, while
+    the pong goes out) is not held up by the waiting task, which would also see it as the
+    exception it handles: the task resumes in a later pass of the loop, with the message."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+                handling: list[Any] = []
+
+                async def receiver() -> bytes:
+                    message = await client.recv()
+                    handling.append(sys.exc_info()[1])
+                    return message
+
+                waiting = asyncio.ensure_future(receiver())
+                await asyncio.sleep(0)
+                loop = asyncio.get_running_loop()
+                done = loop.create_future()
+                transport = client._transport
+
+                def interrupted(data: Any) -> None:
+                    raise KeyboardInterrupt
+
+                def from_the_loop() -> None:
+                    transport.write = interrupted
+                    try:
+                        feed(client, server_frame(b"now") + bytes([0x89, 0]))  # and a ping
+                    except KeyboardInterrupt:
+                        done.set_result(waiting.done())
+                    finally:
+                        del transport.write
+
+                loop.call_soon(from_the_loop)
+                assert await done is False
+                assert await asyncio.wait_for(waiting, 5) == b"now"
+                assert handling == [None]
+                assert client._woken is None
+
+    run(main())

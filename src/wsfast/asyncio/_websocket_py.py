@@ -509,9 +509,11 @@ class _WebSocketCore:
 
     def buffer_updated(self, nbytes: int) -> None:
         self._reading = True
+        handled = False
         try:
             self._conn.receive_data(self._rbuf[:nbytes])
             self._pump()
+            handled = True
         finally:
             self._reading = False
             woken = self._woken
@@ -519,10 +521,16 @@ class _WebSocketCore:
                 # A recv() waits for what this read delivered: its task resumes now rather
                 # than after another pass of the loop (a poll), when nothing else is ready to
                 # run (see _loop_ready) and no task is running (one cannot start inside
-                # another).
+                # another); never while an exception leaves the read (a KeyboardInterrupt,
+                # say): the task's code would hold it up and see it as its own.
                 self._woken = None
                 ready = self._loop_ready
-                woken._finish(ready is not None and not ready and _current_task(self._loop) is None)
+                woken._finish(
+                    handled
+                    and ready is not None
+                    and not ready
+                    and _current_task(self._loop) is None
+                )
 
     def eof_received(self) -> bool | None:
         if self._conn.backlogged:
