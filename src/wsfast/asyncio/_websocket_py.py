@@ -133,8 +133,8 @@ class _Wait:
     for one reason: a message that a read delivers can resume the waiting task at the end of
     that read's ``buffer_updated()``, instead of in the loop's next iteration after another
     poll (see :meth:`_WebSocketCore.buffer_updated`). Otherwise (cancelled, completed from a
-    timer, or when other callbacks are ready) it behaves as :class:`asyncio.Future` does: its
-    callbacks go through ``call_soon``."""
+    timer, when other callbacks are ready, when the read raises) it behaves as
+    :class:`asyncio.Future` does: its callbacks go through ``call_soon``."""
 
     __slots__ = ("_loop", "_done", "_cancel_message", "_callbacks", "_asyncio_future_blocking")
 
@@ -214,7 +214,6 @@ class _Wait:
         if not self._done:
             raise RuntimeError("await wasn't used with future")
         return self.result()
-
 
 
 class _WebSocketCore:
