@@ -56,6 +56,36 @@ def port(server: asyncio.Server) -> int:
     return int(server.sockets[0].getsockname()[1])
 
 
+def sending(data: bytes, after: asyncio.Event | float) -> Any:
+    """A script for :func:`raw_server`: once ``after`` is set (or that many seconds later),
+    send ``data``, then end at the client's first bytes (its close frame)."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if isinstance(after, asyncio.Event):
+            await after.wait()
+        else:
+            await asyncio.sleep(after)
+        writer.write(data)
+        await reader.read(1)
+
+    return script
+
+
+def streaming(count: int) -> Any:
+    """A script for :func:`raw_server`: send ``count`` numbered messages, with short pauses
+    between some, then the close frame."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for i in range(count):
+            writer.write(server_frame(wsfast.Opcode.BINARY, b"%d" % i))
+            await writer.drain()
+            await asyncio.sleep(0.0005 * (i % 3))
+        writer.write(close_frame())
+        await reader.read(1)
+
+    return script
+
+
 def errors_of(loop: asyncio.AbstractEventLoop) -> list[Any]:
     """What reaches the loop's exception handler from now on."""
     seen: list[Any] = []
@@ -72,12 +102,7 @@ async def burst_then_close(count: int, ssl_ctx: Any = None, client_ssl: Any = No
     frames = b"".join(server_frame(wsfast.Opcode.BINARY, b"%d" % i) for i in range(count))
     go = asyncio.Event()
 
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await go.wait()
-        writer.write(frames + close_frame())
-        await reader.read(1)  # the client's close frame: then the end
-
-    server = await raw_server(script, ssl_ctx)
+    server = await raw_server(sending(frames + close_frame(), go), ssl_ctx)
     scheme = "wss" if client_ssl is not None else "ws"
     got: list[bytes] = []
     inside: list[bool] = []
@@ -183,17 +208,7 @@ def test_wait_for_timeouts_around_a_stream_lose_nothing() -> None:
 
     async def main() -> None:
         count = 300
-
-        async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            for i in range(count):
-                writer.write(server_frame(wsfast.Opcode.BINARY, b"%d" % i))
-                await writer.drain()
-                if i % 7 == 0:
-                    await asyncio.sleep(0.001)
-            writer.write(close_frame())
-            await reader.read(1)
-
-        server = await raw_server(script)
+        server = await raw_server(streaming(count))
         got: list[bytes] = []
         async with server:
             async with connect(f"ws://{HOST}:{port(server)}/") as ws:
@@ -257,12 +272,7 @@ def test_the_resumed_task_aborts_the_transport_and_waits_on_another_connection(
         seen = errors_of(asyncio.get_running_loop())
         go = asyncio.Event()
 
-        async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await go.wait()
-            writer.write(server_frame(wsfast.Opcode.TEXT, b"hello"))
-            await reader.read(1)
-
-        server = await raw_server(script)
+        server = await raw_server(sending(server_frame(wsfast.Opcode.TEXT, b"hello"), go))
         async with server:
             a = await connect(f"ws://{HOST}:{port(server)}/", transport=transport)
             b = await connect(f"ws://{HOST}:{port(server)}/", transport=transport)
@@ -284,13 +294,7 @@ def test_cancelling_the_task_in_the_read_that_completes_its_recv() -> None:
     queued for the next recv()."""
 
     async def main() -> None:
-
-        async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await asyncio.sleep(0.1)
-            writer.write(server_frame(wsfast.Opcode.TEXT, b"kept"))
-            await reader.read(1)
-
-        server = await raw_server(script)
+        server = await raw_server(sending(server_frame(wsfast.Opcode.TEXT, b"kept"), 0.1))
         async with server:
             async with connect(f"ws://{HOST}:{port(server)}/") as ws:
                 task = asyncio.ensure_future(ws.recv())
@@ -329,12 +333,7 @@ def test_the_resumed_task_keeps_its_own_context() -> None:
     async def main() -> None:
         go = asyncio.Event()
 
-        async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await go.wait()
-            writer.write(server_frame(wsfast.Opcode.TEXT, b"one"))
-            await reader.read(1)
-
-        server = await raw_server(script)
+        server = await raw_server(sending(server_frame(wsfast.Opcode.TEXT, b"one"), go))
         async with server:
             async with connect(f"ws://{HOST}:{port(server)}/") as ws:
 
@@ -404,16 +403,7 @@ def test_timeout_taskgroup_and_shield_around_recv() -> None:
 
     async def main() -> None:
         count = 200
-
-        async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            for i in range(count):
-                writer.write(server_frame(wsfast.Opcode.BINARY, b"%d" % i))
-                await writer.drain()
-                await asyncio.sleep(0.0005 * (i % 3))
-            writer.write(close_frame())
-            await reader.read(1)
-
-        server = await raw_server(script)
+        server = await raw_server(streaming(count))
         got: list[bytes] = []
         async with server:
             async with connect(f"ws://{HOST}:{port(server)}/") as ws:
@@ -462,12 +452,7 @@ def test_recv_from_another_thread_s_loop_is_refused() -> None:
     import threading
 
     async def main() -> None:
-        async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await asyncio.sleep(0.2)
-            writer.write(server_frame(wsfast.Opcode.TEXT, b"mine"))
-            await reader.read(1)
-
-        server = await raw_server(script)
+        server = await raw_server(sending(server_frame(wsfast.Opcode.TEXT, b"mine"), 0.2))
         async with server:
             async with connect(f"ws://{HOST}:{port(server)}/") as ws:
                 errors: list[BaseException] = []
@@ -558,13 +543,8 @@ def test_the_resumed_task_closes_with_the_peer_s_close_in_the_same_read(transpor
         seen = errors_of(asyncio.get_running_loop())
         go = asyncio.Event()
 
-        async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await go.wait()
-            frames = b"".join(server_frame(wsfast.Opcode.TEXT, b"%d" % i) for i in range(3))
-            writer.write(frames + close_frame(1001))
-            await reader.read(1)
-
-        server = await raw_server(script)
+        frames = b"".join(server_frame(wsfast.Opcode.TEXT, b"%d" % i) for i in range(3))
+        server = await raw_server(sending(frames + close_frame(1001), go))
         async with server:
             ws = await connect(f"ws://{HOST}:{port(server)}/", transport=transport)
             asyncio.get_running_loop().call_later(0.05, go.set)
