@@ -289,3 +289,43 @@ def test_a_read_that_raises_does_not_resume_recv_while_the_exception_leaves() ->
                 assert client._woken is None
 
     run(main())
+
+
+def test_a_callback_that_raises_in_a_direct_wake_up_is_reported_to_the_loop() -> None:
+    """Run inside the read, a waiter's done-callback that raises is reported to the loop's
+    exception handler, as the loop reports its own callbacks; the read, the callbacks after
+    it and the connection go on."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+                loop = asyncio.get_running_loop()
+                reported: list[dict[str, Any]] = []
+                loop.set_exception_handler(lambda loop, context: reported.append(context))
+                waiting = asyncio.ensure_future(client.recv())
+                await asyncio.sleep(0)
+                ran: list[str] = []
+
+                def bad(fut: Any) -> None:
+                    raise ValueError("bad callback")
+
+                client._waiter.add_done_callback(bad, context=contextvars.copy_context())
+                client._waiter.add_done_callback(
+                    lambda fut: ran.append("after"), context=contextvars.copy_context()
+                )
+                done = loop.create_future()
+
+                def from_the_loop() -> None:
+                    feed(client, server_frame(b"reported"))
+                    done.set_result(waiting.done())
+
+                loop.call_soon(from_the_loop)
+                assert await asyncio.wait_for(done, 5) is True
+                assert waiting.result() == b"reported"
+                assert ran == ["after"]
+                assert [type(context.get("exception")) for context in reported] == [ValueError]
+                await client.send(b"on")
+                assert await client.recv() == b"on"
+                loop.set_exception_handler(None)
+
+    run(main())

@@ -199,13 +199,15 @@ class _Wait:
         callbacks = self._callbacks
         self._callbacks = []
         for fn, context in callbacks:
-            if now:
-                try:
-                    context.run(fn, self)
-                    continue
-                except RuntimeError:  # the task could not be entered: the usual way then
-                    pass
-            self._loop.call_soon(fn, self, context=context)
+            if not now:
+                self._loop.call_soon(fn, self, context=context)
+                continue
+            try:
+                context.run(fn, self)
+            except Exception as exc:  # reported, as the loop does for its callbacks
+                self._loop.call_exception_handler(
+                    {"message": f"Exception in callback {fn!r}", "exception": exc, "future": self}
+                )
 
     def __await__(self) -> Any:
         if not self._done:
