@@ -2,7 +2,7 @@
 
     python bench/profile_roundtrip.py [--libraries wsfast,wsfast-cb,picows] [--seconds 2]
                                       [--repeat 2] [--size 64] [--top 12] [--cprofile]
-                                      [--json FILE]
+                                      [--clients 1] [--epoll] [--json FILE]
 
 For each library, its echo server (``bench/_e2e_peers.py``, on CPU 1) and its client (a
 child process of this script, on CPU 0) do three runs of sequential round trips of
@@ -31,6 +31,13 @@ name starts with ``wsfast`` is profiled, and picows for comparison. Needs ``perf
 (linux-perf) and root, or ``kernel.perf_event_paranoid`` <= 1. About 15 s per library and
 repeat (the libraries take turns; the run of least CPU per round trip is shown), and 10 s
 more each with ``--cprofile``.
+
+``--clients N`` runs N connections in the client process, each doing sequential round
+trips at the same time (``asyncio.gather``, as the ``64 B x 100`` workload of
+``e2e_race.py``); every figure stays per round trip, of all connections together. With N > 1
+both processes first settle malloc as ``e2e_race.py`` does (``settle_malloc`` in
+``_e2e_peers.py``). ``--epoll`` also records, during the system-call run, each
+``epoll_wait``'s result: the events it returned, on average, per process.
 """
 
 from __future__ import annotations
@@ -80,22 +87,35 @@ CATEGORY_ORDER = [
 # --- the client, in its own process ---------------------------------------------------------
 
 
-def client_main(library: str, url: str, size: int, seconds: float, profile: str | None) -> None:
-    """Connect, warm up, print ``READY count``; on each ``go`` do ``count`` round trips and
-    print ``DONE elapsed``; on ``close`` (or end of input) close and exit."""
+def client_main(
+    library: str, url: str, size: int, seconds: float, profile: str | None, clients: int = 1
+) -> None:
+    """Connect ``clients`` connections, warm up, print ``READY count``; on each ``go`` do
+    ``count`` round trips (``count / clients`` on each connection at once) and print
+    ``DONE elapsed``; on ``close`` (or end of input) close and exit."""
     os.sched_setaffinity(0, {0})
     import random
 
+    if clients > 1:
+        peers.raise_nofile_limit()
+        peers.settle_malloc()
     payloads = [random.Random(i).randbytes(size) for i in range(16)]
 
     async def main() -> None:
-        client = peers.CLIENTS[library]()
-        await client.connect(url)
+        conns = [peers.CLIENTS[library]() for _ in range(clients)]
+        for conn in conns:
+            await conn.connect(url)
+
+        async def run(total: int) -> None:  # total round trips, spread over the connections
+            each = max(1, total // clients)
+            await asyncio.gather(*(conn.run(payloads, each) for conn in conns))
+
+        first = 500 if clients == 1 else 50 * clients
         start = time.perf_counter()
-        await client.run(payloads, 500)
-        rate = 500 / (time.perf_counter() - start)
-        await client.run(payloads, int(rate * 0.3))  # warm, as long as a short run
-        count = max(100, int(seconds * rate))
+        await run(first)
+        rate = first / (time.perf_counter() - start)
+        await run(int(rate * 0.3))  # warm, as long as a short run
+        count = max(100 * clients, int(seconds * rate)) // clients * clients
         print(f"READY {count}", flush=True)
         # The loop blocks in readline: nothing else is pending between runs.
         while sys.stdin.readline().strip() == "go":
@@ -106,13 +126,13 @@ def client_main(library: str, url: str, size: int, seconds: float, profile: str 
                 profiler = cProfile.Profile(time.process_time)  # CPU: not the blocked poll
                 profiler.enable()
             start = time.perf_counter()
-            await client.run(payloads, count)
+            await run(count)
             elapsed = time.perf_counter() - start
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(profile)
             print(f"DONE {elapsed}", flush=True)
-        await client.close()
+        await asyncio.gather(*(conn.close() for conn in conns), return_exceptions=True)
 
     asyncio.run(main())
 
@@ -120,11 +140,14 @@ def client_main(library: str, url: str, size: int, seconds: float, profile: str 
 # --- a server under cProfile (--cprofile) -----------------------------------------------------
 
 
-def server_main(library: str, profile: str) -> None:
+def server_main(library: str, profile: str, settle: bool = False) -> None:
     """_e2e_peers' server of ``library``, with ``pstart``/``pstop`` commands that start and
     stop cProfile (the stats go to ``profile``)."""
     import cProfile
 
+    if settle:
+        peers.raise_nofile_limit()
+        peers.settle_malloc()
     os.sched_setaffinity(0, {1})
     profiler = cProfile.Profile(time.process_time)
 
@@ -155,6 +178,8 @@ class Process:
     syscalls: Counter[str] = field(default_factory=Counter)
     samples: Counter[str] = field(default_factory=Counter)  # category -> samples
     symbols: Counter[tuple[str, str]] = field(default_factory=Counter)  # (symbol, dso)
+    epoll_waits: int = 0  # --epoll: epoll_wait calls recorded, and the events they returned
+    epoll_events: int = 0
 
 
 @dataclass
@@ -178,6 +203,7 @@ def client_process(
     """The client (client_main) in a child process; killed on the way out if still running."""
     cmd = [sys.executable, HERE, "--client", library, url, "--size", str(args.size)]
     cmd += ["--seconds", str(args.seconds)] + (["--profile-out", profile] if profile else [])
+    cmd += ["--clients", str(args.clients)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         yield proc
@@ -243,18 +269,20 @@ def measure(library: str, args: argparse.Namespace, tmp: str) -> Pair:
     (perf stat on every syscall tracepoint: it slows the processes down about 3x here, so
     the CPU time comes from the first run)."""
     pair = Pair(library)
-    with peers.ServerProcess(library, cpu=1) as server:
+    with peers.ServerProcess(library, cpu=1, settle_malloc=args.clients > 1) as server:
         with client_process(library, server.url, args, None) as client:
             pair.count = int(_line(client, "READY"))
             pids = {"server": server.pid, "client": client.pid}
 
-            def stat(what: str, event: str, settle: float) -> tuple[dict[str, str], float, float]:
+            def stat(
+                what: str, event: str, settle: float, more: list[list[str]] | None = None
+            ) -> tuple[dict[str, str], float, float]:
                 paths = {role: os.path.join(tmp, f"{library}-{role}.{what}") for role in pids}
                 commands = [
                     ["perf", "stat", "-x", ",", "-o", paths[role], "-p", str(pid), "-e", event]
                     for role, pid in pids.items()
                 ]
-                return (paths, *timed_window(client, commands, settle))
+                return (paths, *timed_window(client, commands + (more or []), settle))
 
             cpu, pair.elapsed, pair.other_cpus = stat("cpu", "task-clock", 0.5)
             data = os.path.join(tmp, f"{library}.data")
@@ -264,7 +292,13 @@ def measure(library: str, args: argparse.Namespace, tmp: str) -> Pair:
                   "-o", data, "-p", f"{server.pid},{client.pid}"]],
             )  # fmt: skip
             # perf attaches several hundred tracepoints: give it time.
-            calls, _, _ = stat("calls", "syscalls:sys_enter_*", 1.5)
+            epoll = os.path.join(tmp, f"{library}.epoll")
+            more = [
+                ["perf", "record", "-q", "-c", "1", "-e", "syscalls:sys_exit_epoll_wait",
+                 "-e", "syscalls:sys_exit_epoll_pwait", "-o", epoll,
+                 "-p", f"{server.pid},{client.pid}"]
+            ] if args.epoll else None  # fmt: skip
+            calls, _, _ = stat("calls", "syscalls:sys_enter_*", 1.5, more)
             _send(client, "close")
             client.wait(10)
     for role, pid in pids.items():
@@ -273,7 +307,31 @@ def measure(library: str, args: argparse.Namespace, tmp: str) -> Pair:
         read_stat(calls[role], proc)
         pair.processes.append(proc)
     read_samples(data, pair.processes)
+    if args.epoll:
+        read_epoll(epoll, pair.processes)
     return pair
+
+
+EPOLL_EXIT = re.compile(r"^\s*(\d+)\s+syscalls:sys_exit_epoll_p?wait:\s+(0x[0-9a-f]+|-?\d+)")
+
+
+def read_epoll(data: str, processes: list[Process]) -> None:
+    """Add the recorded epoll_wait exits (``--epoll``) to their processes."""
+    out = subprocess.run(
+        ["perf", "script", "-i", data, "-F", "pid,event,trace"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    by_pid = {p.pid: p for p in processes}
+    for line in out.splitlines():
+        m = EPOLL_EXIT.match(line)
+        proc = by_pid.get(int(m.group(1))) if m else None
+        if m is None or proc is None:
+            continue
+        ret = int(m.group(2), 0)
+        proc.epoll_waits += 1
+        proc.epoll_events += max(ret, 0)
 
 
 def read_stat(path: str, proc: Process) -> None:
@@ -372,7 +430,7 @@ def cprofile_pair(library: str, args: argparse.Namespace, tmp: str) -> dict[str,
     server_out = os.path.join(tmp, f"{library}-server.prof")
     client_out = os.path.join(tmp, f"{library}-client.prof")
     command = [HERE, "--serve", library, "--profile-out", server_out]
-    with peers.ServerProcess(library, command=command) as server:
+    with peers.ServerProcess(library, command=command, settle_malloc=args.clients > 1) as server:
         with client_process(library, server.url, args, client_out) as client:
             count = int(_line(client, "READY"))
             server.command("pstart")
@@ -455,6 +513,13 @@ def print_pair(pair: Pair, top: int) -> dict[str, Any]:
     rows.append(["all"] + [f"{sum(p.syscalls.values()) / pair.count:.2f}" for p in
                            pair.processes])  # fmt: skip
     peers.print_columns(["syscall"] + [p.role for p in pair.processes], rows)
+    for p in pair.processes:
+        if p.epoll_waits:
+            print(
+                f"{p.role}: {p.epoll_waits:,} epoll_wait calls recorded (syscall run), "
+                f"{p.epoll_events / p.epoll_waits:.2f} events per call"
+            )
+            figures["processes"][p.role]["events_per_epoll_wait"] = p.epoll_events / p.epoll_waits
 
     for p in pair.processes:
         n = sum(p.samples.values()) or 1
@@ -515,16 +580,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=64, help="message size in bytes")
     parser.add_argument("--top", type=int, default=12, help="symbols shown per process")
     parser.add_argument("--cprofile", action="store_true", help="also a cProfile pass")
+    parser.add_argument(
+        "--clients", type=int, default=1, help="connections in the client process, all at once"
+    )
+    parser.add_argument(
+        "--epoll", action="store_true", help="also the events each epoll_wait returns"
+    )
     parser.add_argument("--json", default=None, help="write the figures to this file")
     parser.add_argument("--client", nargs=2, metavar=("LIBRARY", "URL"), help=argparse.SUPPRESS)
     parser.add_argument("--serve", metavar="LIBRARY", help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--settle-malloc", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.clients < 1:
+        parser.error("--clients must be at least 1")
     if args.client:
-        client_main(args.client[0], args.client[1], args.size, args.seconds, args.profile_out)
+        client_main(
+            args.client[0], args.client[1], args.size, args.seconds, args.profile_out,
+            args.clients,
+        )  # fmt: skip
         return 0
     if args.serve:
-        server_main(args.serve, args.profile_out)
+        server_main(args.serve, args.profile_out, args.settle_malloc)
         return 0
 
     if shutil.which("perf") is None:
@@ -540,11 +617,12 @@ def main(argv: list[str] | None = None) -> int:
         f"wsfast {wsfast.__version__}: {wsfast.implementation} kernels; connection: "
         f"{getattr(wsfast.connection, 'implementation', '?')}; libraries: {', '.join(libs)}"
     )
+    clients = "one client" if args.clients == 1 else f"{args.clients} clients in one process"
     print(
-        f"{args.size} B binary echo, one client (CPU 0) and its library's server (CPU 1); "
+        f"{args.size} B binary echo, {clients} (CPU 0) and its library's server (CPU 1); "
         f"perf cpu-clock at {FREQ} Hz; us = share of samples x task-clock / round trips"
     )
-    figures: dict[str, Any] = {"size": args.size, "libraries": {}}
+    figures: dict[str, Any] = {"size": args.size, "clients": args.clients, "libraries": {}}
     with tempfile.TemporaryDirectory(prefix="wsfast-profile-") as tmp:
         best: dict[str, Pair] = {}
         for r in range(args.repeat):
