@@ -397,3 +397,27 @@ def test_import_keeps_the_gil_disabled(require_extensions: bool) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     if require_extensions:
         assert done.stdout.split() == ["cython", "cython", "4"], done.stdout
+
+
+@pytest.mark.skipif(not FREE_THREADED, reason="needs a free-threaded CPython")
+def test_the_python_connection_drained_while_threads_send() -> None:
+    """Run as Python on a free-threaded build, each public call holds the connection's lock
+    (wsfast._nocython): data_to_send() racing with senders neither crashes the interpreter
+    (``b"".join`` over a list another thread appends to did, on 3.13t), nor raises, nor
+    loses a frame."""
+    connection_module = importlib.import_module("wsfast._connection_py")
+    for _ in range(20 * ROUNDS):
+        _client, server = open_pair(connection_module)
+        sent: list[bytes] = []
+
+        def work(i: int, server: object = server, sent: list[bytes] = sent) -> None:
+            for n in range(500):
+                if i == 0:
+                    sent.append(server.data_to_send())  # type: ignore[attr-defined]
+                else:
+                    server.send_text(f"t{i}:{n}")  # type: ignore[attr-defined]
+
+        run_threads(work)
+        sent.append(server.data_to_send())  # type: ignore[attr-defined]
+        frames = wsfast.FrameParser(require_mask=False).feed(b"".join(sent))
+        assert len(frames) == (THREADS - 1) * 500

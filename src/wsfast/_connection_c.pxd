@@ -50,6 +50,8 @@ cdef class Connection:
     cdef object _failing
     cdef Py_ssize_t _inflated
     cdef object _backlog
+    # Unused compiled (Cython's critical section is the lock); see wsfast._nocython.
+    cdef object _lock
 
     @cython.locals(frame=_Frame, frames=list, skip=Py_ssize_t, shortcut=bint)
     cpdef receive_data(self, data)

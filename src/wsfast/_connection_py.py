@@ -34,8 +34,8 @@ Cython (setup.py copies it to ``wsfast/_connection_c.py`` at build time), where
 Threads: every public method and property is decorated ``@cython.critical_section``. Compiled
 for a free-threaded CPython, that makes each call hold the connection's lock, so two threads
 never race on its C attributes (memory stays safe; the protocol still wants its calls in a
-sensible order, which is the caller's business). On GIL builds, and run as Python
-(:mod:`wsfast._nocython`), the decorator costs nothing.
+sensible order, which is the caller's business). Run as Python on a free-threaded build, it
+holds a lock of the object's own (:mod:`wsfast._nocython`); on GIL builds it costs nothing.
 """
 
 from __future__ import annotations
@@ -261,6 +261,7 @@ class Connection:
         "_failing",
         "_inflated",
         "_backlog",
+        "_lock",  # run as Python on a free-threaded build (see wsfast._nocython)
     )
 
     _client: bool
@@ -296,6 +297,7 @@ class Connection:
     _failing: tuple[int, str] | None
     _inflated: int
     _backlog: tuple[list[Any], ProtocolError | None] | None
+    _lock: Any
 
     @cython.critical_section
     def __init__(
