@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import importlib.util
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,6 +29,25 @@ def feed(ws: Any, data: bytes) -> None:
     """Hand ``data`` to the WebSocket as one read of its transport would."""
     ws.get_buffer(len(data))[: len(data)] = data
     ws.buffer_updated(len(data))
+
+
+async def read_from_the_loop(
+    client: Any, data: bytes, waiting: asyncio.Future[Any], *after: Callable[[], object]
+) -> bool:
+    """Hand ``data`` to ``client`` from a loop callback (no task running), with the
+    callbacks ``after`` queued behind it; whether ``waiting`` was done when the read
+    returned."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bool] = loop.create_future()
+
+    def from_the_loop() -> None:
+        feed(client, data)
+        done.set_result(waiting.done())
+
+    loop.call_soon(from_the_loop)
+    for callback in after:
+        loop.call_soon(callback)
+    return await asyncio.wait_for(done, 5)
 
 
 def test_a_read_resumes_the_waiting_recv_before_returning() -> None:
@@ -75,20 +95,13 @@ def test_with_other_callbacks_ready_recv_resumes_through_the_loop() -> None:
             async with connect(uri(server)) as client:
                 waiting = asyncio.ensure_future(client.recv())
                 await asyncio.sleep(0)
-                loop = asyncio.get_running_loop()
-                done = loop.create_future()
                 order: list[str] = []
-
-                def from_the_loop() -> None:
-                    feed(client, server_frame(b"batched"))
-                    done.set_result(waiting.done())
 
                 def other() -> None:
                     order.append(f"other, recv done: {waiting.done()}")
 
-                loop.call_soon(from_the_loop)
-                loop.call_soon(other)
-                assert await done is False
+                frame = server_frame(b"batched")
+                assert await read_from_the_loop(client, frame, waiting, other) is False
                 assert await asyncio.wait_for(waiting, 5) == b"batched"
                 assert order == ["other, recv done: False"]
 
@@ -105,15 +118,7 @@ def test_on_a_loop_whose_ready_queue_is_unknown_recv_resumes_through_the_loop() 
             async with connect(uri(server)) as client:
                 waiting = asyncio.ensure_future(client.recv())
                 await asyncio.sleep(0)
-                loop = asyncio.get_running_loop()
-                done = loop.create_future()
-
-                def from_the_loop() -> None:
-                    feed(client, server_frame(b"uv"))
-                    done.set_result(waiting.done())
-
-                loop.call_soon(from_the_loop)
-                assert await done is False
+                assert await read_from_the_loop(client, server_frame(b"uv"), waiting) is False
                 assert await asyncio.wait_for(waiting, 5) == b"uv"
 
     loop = uvloop.new_event_loop()
@@ -313,14 +318,8 @@ def test_a_callback_that_raises_in_a_direct_wake_up_is_reported_to_the_loop() ->
                 client._waiter.add_done_callback(
                     lambda fut: ran.append("after"), context=contextvars.copy_context()
                 )
-                done = loop.create_future()
-
-                def from_the_loop() -> None:
-                    feed(client, server_frame(b"reported"))
-                    done.set_result(waiting.done())
-
-                loop.call_soon(from_the_loop)
-                assert await asyncio.wait_for(done, 5) is True
+                frame = server_frame(b"reported")
+                assert await read_from_the_loop(client, frame, waiting) is True
                 assert waiting.result() == b"reported"
                 assert ran == ["after"]
                 assert [type(context.get("exception")) for context in reported] == [ValueError]
