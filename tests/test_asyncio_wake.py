@@ -4,6 +4,7 @@ of the loop later; and what it awaits behaves as an asyncio future does."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import importlib.util
 import sys
@@ -326,5 +327,142 @@ def test_a_callback_that_raises_in_a_direct_wake_up_is_reported_to_the_loop() ->
                 await client.send(b"on")
                 assert await client.recv() == b"on"
                 loop.set_exception_handler(None)
+
+    run(main())
+
+
+shell: Any = sys.modules[WebSocket.__module__]
+
+
+def batches(loop: asyncio.AbstractEventLoop) -> list[list[Any]]:
+    """The waiters of each batch of wake-ups in the loop's ready queue, in queue order."""
+    ready: Any = loop._ready  # type: ignore[attr-defined]
+    return [
+        list(handle._args[0])
+        for handle in ready
+        if getattr(handle, "_callback", None) is shell._resume_batch
+    ]
+
+
+async def waiting_clients(server: Any, count: int, stack: contextlib.AsyncExitStack) -> list[Any]:
+    return [await stack.enter_async_context(connect(uri(server))) for _ in range(count)]
+
+
+def test_the_recvs_that_one_pass_of_reads_completes_resume_in_one_callback() -> None:
+    """Reads of several connections in one pass of the loop (here three loop callbacks in a
+    row) complete their waiting recv()s: the tasks resume in the next pass, in the order of
+    the reads, through one callback for all of them rather than one each."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server, contextlib.AsyncExitStack() as stack:
+            clients = await waiting_clients(server, 3, stack)
+            loop = asyncio.get_running_loop()
+            order: list[int] = []
+
+            async def receiver(i: int) -> bytes:
+                message = await clients[i].recv()
+                order.append(i)
+                return message
+
+            tasks = [asyncio.ensure_future(receiver(i)) for i in range(3)]
+            await asyncio.sleep(0)
+            seen: asyncio.Future[tuple[list[list[Any]], list[bool]]] = loop.create_future()
+            for i, client in enumerate(clients):
+                loop.call_soon(feed, client, server_frame(b"m%d" % i))
+            loop.call_soon(
+                lambda: seen.set_result((batches(loop), [task.done() for task in tasks]))
+            )
+            queued, done = await seen
+            assert done == [False, False, False]
+            assert len(queued) == 1 and len(queued[0]) == 3
+            assert await asyncio.wait_for(asyncio.gather(*tasks), 5) == [b"m0", b"m1", b"m2"]
+            assert order == [0, 1, 2]
+            assert batches(loop) == []
+
+    run(main())
+
+
+def test_a_callback_scheduled_between_two_wake_ups_runs_between_them() -> None:
+    """A batch grows only while it is the last callback in the loop's queue: what was
+    scheduled after it keeps its place, so callbacks still run in the order they were
+    scheduled (as with one call_soon per wake-up)."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server, contextlib.AsyncExitStack() as stack:
+            clients = await waiting_clients(server, 2, stack)
+            loop = asyncio.get_running_loop()
+            order: list[str] = []
+
+            async def receiver(i: int) -> None:
+                order.append((await clients[i].recv()).decode())
+
+            tasks = [asyncio.ensure_future(receiver(i)) for i in range(2)]
+            await asyncio.sleep(0)
+            loop.call_soon(feed, clients[0], server_frame(b"first"))
+            loop.call_soon(loop.call_soon, order.append, "between")
+            loop.call_soon(feed, clients[1], server_frame(b"second"))
+            await asyncio.wait_for(asyncio.gather(*tasks), 5)
+            assert order == ["first", "between", "second"]
+
+    run(main())
+
+
+def test_a_keyboard_interrupt_from_a_batch_leaves_the_other_recvs_for_later() -> None:
+    """A task resumed by a batch that raises KeyboardInterrupt stops the loop, as from its
+    own callback; the recv()s after it in the batch resume when the loop runs again, each
+    with its message."""
+    loop = asyncio.new_event_loop()
+    try:
+
+        async def setup() -> tuple[Any, contextlib.AsyncExitStack, list[Any]]:
+            stack = contextlib.AsyncExitStack()
+            server = await stack.enter_async_context(serve(echo, HOST, 0))
+            return server, stack, await waiting_clients(server, 3, stack)
+
+        server, stack, clients = loop.run_until_complete(setup())
+
+        async def receiver(i: int) -> bytes:
+            message = await clients[i].recv()
+            if i == 0:
+                raise KeyboardInterrupt
+            return message
+
+        tasks = [loop.create_task(receiver(i)) for i in range(3)]
+        loop.run_until_complete(asyncio.sleep(0))
+        for i, client in enumerate(clients):
+            loop.call_soon(feed, client, server_frame(b"k%d" % i))
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(asyncio.sleep(5))
+        assert [task.done() for task in tasks] == [True, False, False]
+        assert isinstance(tasks[0].exception(), KeyboardInterrupt)
+        rest = asyncio.wait_for(asyncio.gather(tasks[1], tasks[2]), 5)
+        assert loop.run_until_complete(rest) == [b"k1", b"k2"]
+        loop.run_until_complete(stack.aclose())
+    finally:
+        loop.close()
+
+
+def test_a_callback_that_raises_in_a_batch_is_reported_and_the_batch_goes_on() -> None:
+    """A waiter's done-callback that raises in a batch is reported to the loop's exception
+    handler; the recv()s after it in the batch still resume."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server, contextlib.AsyncExitStack() as stack:
+            clients = await waiting_clients(server, 2, stack)
+            loop = asyncio.get_running_loop()
+            reported: list[dict[str, Any]] = []
+            loop.set_exception_handler(lambda loop, context: reported.append(context))
+            tasks = [asyncio.ensure_future(client.recv()) for client in clients]
+            await asyncio.sleep(0)
+
+            def bad(fut: Any) -> None:
+                raise ValueError("bad callback")
+
+            clients[0]._waiter.add_done_callback(bad, context=contextvars.copy_context())
+            for i, client in enumerate(clients):
+                loop.call_soon(feed, client, server_frame(b"r%d" % i))
+            assert await asyncio.wait_for(asyncio.gather(*tasks), 5) == [b"r0", b"r1"]
+            assert [type(context.get("exception")) for context in reported] == [ValueError]
+            loop.set_exception_handler(None)
 
     run(main())

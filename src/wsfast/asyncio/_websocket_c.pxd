@@ -25,10 +25,18 @@ cdef class _Wait:
     cdef object _loop
     cdef bint _done
     cdef object _cancel_message
-    cdef list _callbacks
+    cdef object _fn
+    cdef object _context
+    cdef list _more
     cdef public object _asyncio_future_blocking
 
     cdef _finish(self, bint now)
+    cdef _run_callback(self, fn, context, bint now)
+
+cdef _resume_later(object ready, _Wait waiter)
+
+@cython.locals(waiter=_Wait, i=Py_ssize_t)
+cpdef _resume_batch(list woken)
 
 
 cdef class _WebSocketCore:

@@ -84,6 +84,7 @@ _BIG_WRITE = 256 * 1024  # a payload at least this large is written on its own (
 _read_buffers = threading.local()
 _ids = itertools.count(1)
 _current_task = asyncio.current_task
+_Handle = asyncio.Handle
 _NOT_CANCELLED: Any = object()  # _Wait's cancel message until it is cancelled (None is a message)
 
 
@@ -134,15 +135,29 @@ class _Wait:
     that read's ``buffer_updated()``, instead of in the loop's next iteration after another
     poll (see :meth:`_WebSocketCore.buffer_updated`). Otherwise (cancelled, completed from a
     timer, when other callbacks are ready, when the read raises) it behaves as
-    :class:`asyncio.Future` does: its callbacks go through ``call_soon``."""
+    :class:`asyncio.Future` does: its callbacks go through ``call_soon``.
 
-    __slots__ = ("_loop", "_done", "_cancel_message", "_callbacks", "_asyncio_future_blocking")
+    It is its own iterator (``__await__`` returns it; ``__next__`` does what asyncio's
+    future iterator does), and it keeps its first callback, the waiting task's, in two slots:
+    a wait allocates no generator, list or tuple."""
+
+    __slots__ = (
+        "_loop",
+        "_done",
+        "_cancel_message",
+        "_fn",
+        "_context",
+        "_more",
+        "_asyncio_future_blocking",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._done = False
         self._cancel_message: Any = _NOT_CANCELLED
-        self._callbacks: list[tuple[Callable[[Any], object], Any]] = []
+        self._fn: Callable[[Any], object] | None = None  # the first callback, and its context
+        self._context: Any = None
+        self._more: list[tuple[Callable[[Any], object], Any]] | None = None  # the others
         self._asyncio_future_blocking: Any = False
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
@@ -170,14 +185,20 @@ class _Wait:
             context = contextvars.copy_context()
         if self._done:
             self._loop.call_soon(fn, self, context=context)
+        elif self._fn is None:
+            self._fn = fn
+            self._context = context
+        elif self._more is None:
+            self._more = [(fn, context)]
         else:
-            self._callbacks.append((fn, context))
+            self._more.append((fn, context))
 
     def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
-        kept = [entry for entry in self._callbacks if entry[0] != fn]
-        removed = len(self._callbacks) - len(kept)
-        self._callbacks = kept
-        return removed
+        entries = self._take_callbacks()
+        kept = [entry for entry in entries if entry[0] != fn]
+        for kept_fn, context in kept:
+            self.add_done_callback(kept_fn, context=context)
+        return len(entries) - len(kept)
 
     def cancel(self, msg: Any = None) -> bool:
         if self._done:
@@ -192,30 +213,85 @@ class _Wait:
             raise asyncio.InvalidStateError("invalid state")
         self._finish(False)
 
+    def _take_callbacks(self) -> list[tuple[Callable[[Any], object], Any]]:
+        """Its callbacks with their contexts, in the order they were added; none is left."""
+        fn = self._fn
+        if fn is None:
+            return []
+        entries = [(fn, self._context)]
+        if self._more is not None:
+            entries += self._more
+        self._fn = self._context = self._more = None
+        return entries
+
     def _finish(self, now: bool) -> None:
         """Mark it done and run its callbacks: ``now`` here, else through ``call_soon``
         (``now`` only where no task is running, since a task cannot start inside another)."""
         self._done = True
-        callbacks = self._callbacks
-        self._callbacks = []
-        for fn, context in callbacks:
-            if not now:
-                self._loop.call_soon(fn, self, context=context)
-                continue
-            try:
-                context.run(fn, self)
-            except Exception as exc:  # reported, as the loop does for its callbacks
-                self._loop.call_exception_handler(
-                    {"message": f"Exception in callback {fn!r}", "exception": exc, "future": self}
-                )
+        fn = self._fn
+        if fn is None:
+            return
+        context = self._context
+        more = self._more
+        self._fn = self._context = self._more = None
+        self._run_callback(fn, context, now)
+        if more is not None:
+            for fn, context in more:
+                self._run_callback(fn, context, now)
 
-    def __await__(self) -> Any:
+    def _run_callback(self, fn: Callable[[Any], object], context: Any, now: bool) -> None:
+        if not now:
+            self._loop.call_soon(fn, self, context=context)
+            return
+        try:
+            context.run(fn, self)
+        except Exception as exc:  # reported, as the loop does for its callbacks
+            self._loop.call_exception_handler(
+                {"message": f"Exception in callback {fn!r}", "exception": exc, "future": self}
+            )
+
+    def __await__(self) -> Any:  # an iterator, not the Generator typing expects
+        return self
+
+    def __next__(self) -> _Wait:
+        # asyncio's future iterator: yield the future once to the task, which blocks on it;
+        # once done, end with its result (None, or CancelledError raised).
         if not self._done:
+            if self._asyncio_future_blocking:
+                raise RuntimeError("await wasn't used with future")
             self._asyncio_future_blocking = True
-            yield self
-        if not self._done:
-            raise RuntimeError("await wasn't used with future")
-        return self.result()
+            return self
+        self.result()
+        raise StopIteration
+
+
+def _resume_later(ready: deque[Any], waiter: _Wait) -> None:
+    """Have ``waiter``'s callbacks (its task's wake-up) run in the loop's next pass: with the
+    waiters of the reads just before, when the callback last put in the loop's ready queue
+    (``ready``, asyncio's ``loop._ready``) is their batch, else in a batch of its own. With
+    many connections, one pass of the loop then resumes all the recv()s its reads completed
+    with one callback, not one each; and a batch only grows while it is the queue's last
+    callback, so callbacks still run in the order they were scheduled."""
+    if ready:
+        last = ready[-1]
+        if type(last) is _Handle and getattr(last, "_callback", None) is _resume_batch:
+            last._args[0].append(waiter)
+            return
+    waiter._loop.call_soon(_resume_batch, [waiter])
+
+
+def _resume_batch(woken: list[_Wait]) -> None:
+    """Run the callbacks of the waiters in ``woken``, in order (see _resume_later). If one
+    raises an exception that leaves the loop (a KeyboardInterrupt, say), those after it run
+    in a later pass."""
+    for i in range(len(woken)):
+        waiter = woken[i]
+        try:
+            waiter._finish(True)
+        except BaseException:
+            if i + 1 < len(woken):
+                waiter._loop.call_soon(_resume_batch, woken[i + 1 :])
+            raise
 
 
 class _WebSocketCore:
@@ -297,7 +373,8 @@ class _WebSocketCore:
         # The loop's queue of callbacks ready to run, where the loop is asyncio's own (a
         # private attribute, read only; None elsewhere, e.g. uvloop). A waiting recv() is
         # resumed inside buffer_updated only when that queue is empty: when other reads are
-        # still to be handled in this pass of the loop, the usual wake-up keeps the replies
+        # still to be handled in this pass of the loop, it resumes in the next pass, in one
+        # batch with the others woken meanwhile (see _resume_later), which keeps the replies
         # of many connections together (one poll for all of them, not one each).
         ready = getattr(self._loop, "_ready", None)
         self._loop_ready: deque[Any] | None = ready if isinstance(ready, deque) else None
@@ -524,14 +601,17 @@ class _WebSocketCore:
                 # run (see _loop_ready) and no task is running (one cannot start inside
                 # another); never while an exception leaves the read (a KeyboardInterrupt,
                 # say): the task's code would hold it up and see it as its own.
+                # Otherwise, after a read that was handled on asyncio's loop, it resumes in
+                # the loop's next pass, along with the other recv()s woken since (see
+                # _resume_later); else through call_soon, as an asyncio.Future would.
                 self._woken = None
                 ready = self._loop_ready
-                woken._finish(
-                    handled
-                    and ready is not None
-                    and not ready
-                    and _current_task(self._loop) is None
-                )
+                if not handled or ready is None:
+                    woken._finish(False)
+                elif not ready and _current_task(self._loop) is None:
+                    woken._finish(True)
+                else:
+                    _resume_later(ready, woken)
 
     def eof_received(self) -> bool | None:
         if self._conn.backlogged:
