@@ -194,6 +194,8 @@ class _Wait:
             self._more.append((fn, context))
 
     def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
+        if self._done:  # its callbacks are as good as scheduled (see _wake): none to remove
+            return 0
         entries = self._take_callbacks()
         kept = [entry for entry in entries if entry[0] != fn]
         for kept_fn, context in kept:

@@ -1,0 +1,46 @@
+"""The recv()s that the reads of one pass of the loop complete resume in one batch callback
+(see test_asyncio_wake.py): what the batch must not change in how their waiter behaves as an
+asyncio future, and where it must not be used."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from asyncio_helpers import HOST, echo, run
+from test_asyncio_wake import batches, feed, server_frame, waiting_clients
+
+from wsfast.asyncio import serve
+
+
+def test_a_wait_done_in_a_pending_batch_has_no_callback_left_to_remove() -> None:
+    """Once a read completed the waiter, its callbacks are as good as scheduled (an
+    asyncio.Future's are, at set_result): remove_done_callback() removes none, and each
+    still runs once, the task's from the batch."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server, contextlib.AsyncExitStack() as stack:
+            clients = await waiting_clients(server, 2, stack)
+            loop = asyncio.get_running_loop()
+            tasks = [asyncio.ensure_future(client.recv()) for client in clients]
+            await asyncio.sleep(0)
+            waiter = clients[0]._waiter
+            calls: list[Any] = []
+            waiter.add_done_callback(calls.append)
+            seen: list[Any] = []
+
+            def remove() -> None:
+                seen.append([len(batch) for batch in batches(loop)])
+                seen.append(waiter.remove_done_callback(calls.append))
+                seen.append(batches(loop)[0][0] is waiter)
+
+            for i, client in enumerate(clients):
+                loop.call_soon(feed, client, server_frame(b"r%d" % i))
+            loop.call_soon(remove)
+            assert await asyncio.wait_for(asyncio.gather(*tasks), 5) == [b"r0", b"r1"]
+            await asyncio.sleep(0)
+            assert seen == [[2], 0, True]
+            assert calls == [waiter]
+
+    run(main())
