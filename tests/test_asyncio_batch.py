@@ -9,7 +9,7 @@ import contextlib
 from typing import Any
 
 from asyncio_helpers import HOST, echo, run
-from test_asyncio_wake import batches, feed, server_frame, waiting_clients
+from test_asyncio_wake import Wait, batches, feed, server_frame, waiting_clients
 
 from wsfast.asyncio import serve
 
@@ -42,5 +42,31 @@ def test_a_wait_done_in_a_pending_batch_has_no_callback_left_to_remove() -> None
             await asyncio.sleep(0)
             assert seen == [[2], 0, True]
             assert calls == [waiter]
+
+    run(main())
+
+
+def test_a_value_sent_into_a_waiting_recv_is_ignored_as_by_a_future() -> None:
+    """A coroutine driven by hand (not by a Task) may send a value in where it awaits: an
+    asyncio future's iterator ignores it, and so does recv()'s waiter."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for make in (loop.create_future, lambda: Wait(loop)):
+            future = make()
+
+            async def waiting(future: Any = future) -> str:
+                await future
+                return "resumed"
+
+            coro = waiting()
+            assert coro.send(None) is future
+            future.set_result(None)
+            try:
+                coro.send("ignored")
+            except StopIteration as stop:
+                assert stop.value == "resumed"
+            else:
+                raise AssertionError("the coroutine did not end")
 
     run(main())

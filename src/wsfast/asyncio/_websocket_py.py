@@ -266,6 +266,11 @@ class _Wait:
         self.result()
         raise StopIteration
 
+    def send(self, value: Any) -> _Wait:
+        # A value sent in is ignored, as asyncio's future iterator does (a Task sends None,
+        # which goes to __next__ directly).
+        return self.__next__()
+
 
 def _resume_later(ready: deque[Any], waiter: _Wait) -> None:
     """Have ``waiter``'s callbacks (its task's wake-up) run in the loop's next pass: with the
