@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from asyncio_helpers import HOST, echo, run
@@ -68,5 +69,42 @@ def test_a_value_sent_into_a_waiting_recv_is_ignored_as_by_a_future() -> None:
                 assert stop.value == "resumed"
             else:
                 raise AssertionError("the coroutine did not end")
+
+    run(main())
+
+
+def test_in_debug_mode_each_resumed_task_is_a_callback_of_its_own() -> None:
+    """Debug mode reports each callback that runs longer than slow_callback_duration, naming
+    the task it resumes: there, recv()s woken in one pass are not batched (a batch would
+    be reported as one callback, for the time of all its tasks together)."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server, contextlib.AsyncExitStack() as stack:
+            clients = await waiting_clients(server, 3, stack)
+            loop = asyncio.get_running_loop()
+            tasks = [
+                loop.create_task(client.recv(), name=f"receiver-{i}")
+                for i, client in enumerate(clients)
+            ]
+            await asyncio.sleep(0)
+            reports: list[str] = []
+            handler = logging.Handler()
+            handler.emit = lambda record: reports.append(record.getMessage())  # type: ignore[method-assign]
+            logger = logging.getLogger("asyncio")
+            logger.addHandler(handler)
+            loop.set_debug(True)
+            loop.slow_callback_duration = 0.0  # report every callback
+            queued: list[list[Any]] = []
+            try:
+                for i, client in enumerate(clients):
+                    loop.call_soon(feed, client, server_frame(b"d%d" % i))
+                loop.call_soon(lambda: queued.extend(batches(loop)))
+                assert await asyncio.wait_for(asyncio.gather(*tasks), 5) == [b"d0", b"d1", b"d2"]
+            finally:
+                loop.set_debug(False)
+                logger.removeHandler(handler)
+            assert queued == []
+            for i in range(3):
+                assert any(f"name='receiver-{i}'" in report for report in reports), reports
 
     run(main())

@@ -284,7 +284,13 @@ def _resume_later(ready: deque[Any], waiter: _Wait) -> None:
         if type(last) is _Handle and getattr(last, "_callback", None) is _resume_batch:
             last._args[0].append(waiter)
             return
-    waiter._loop.call_soon(_resume_batch, [waiter])
+    loop = waiter._loop
+    if loop.get_debug():
+        # One callback per task, so that debug mode's slow-callback reports name the task
+        # (and time it alone): no batch is started while debug mode is on.
+        waiter._finish(False)
+        return
+    loop.call_soon(_resume_batch, [waiter])
 
 
 def _resume_batch(woken: list[_Wait]) -> None:
