@@ -9,6 +9,7 @@ import contextlib
 import logging
 from typing import Any
 
+import pytest
 from asyncio_helpers import HOST, echo, run
 from test_asyncio_wake import Wait, batches, feed, server_frame, waiting_clients
 
@@ -108,3 +109,40 @@ def test_in_debug_mode_each_resumed_task_is_a_callback_of_its_own() -> None:
                 assert any(f"name='receiver-{i}'" in report for report in reports), reports
 
     run(main())
+
+
+def test_a_keyboard_interrupt_from_a_task_in_a_batch_leaves_its_wait_s_other_callbacks() -> None:
+    """A task resumed by a batch that raises KeyboardInterrupt stops the loop; the other
+    done-callbacks of its waiter still run once the loop runs again, as those of an
+    asyncio.Future would (each goes through call_soon)."""
+    loop = asyncio.new_event_loop()
+    try:
+
+        async def setup() -> tuple[contextlib.AsyncExitStack, list[Any]]:
+            stack = contextlib.AsyncExitStack()
+            server = await stack.enter_async_context(serve(echo, HOST, 0))
+            return stack, await waiting_clients(server, 2, stack)
+
+        stack, clients = loop.run_until_complete(setup())
+
+        async def receiver(i: int) -> bytes:
+            message = await clients[i].recv()
+            if i == 0:
+                raise KeyboardInterrupt
+            return message
+
+        tasks = [loop.create_task(receiver(i)) for i in range(2)]
+        loop.run_until_complete(asyncio.sleep(0))
+        waiter = clients[0]._waiter
+        calls: list[Any] = []
+        waiter.add_done_callback(calls.append)
+        for i, client in enumerate(clients):
+            loop.call_soon(feed, client, server_frame(b"k%d" % i))
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(asyncio.sleep(5))
+        assert isinstance(tasks[0].exception(), KeyboardInterrupt)
+        assert loop.run_until_complete(asyncio.wait_for(tasks[1], 5)) == b"k1"
+        assert calls == [waiter]
+        loop.run_until_complete(stack.aclose())
+    finally:
+        loop.close()

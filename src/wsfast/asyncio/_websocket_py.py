@@ -236,10 +236,20 @@ class _Wait:
         context = self._context
         more = self._more
         self._fn = self._context = self._more = None
-        self._run_callback(fn, context, now)
-        if more is not None:
-            for fn, context in more:
+        if more is None:
+            self._run_callback(fn, context, now)
+            return
+        more.insert(0, (fn, context))
+        for i in range(len(more)):
+            fn, context = more[i]
+            try:
                 self._run_callback(fn, context, now)
+            except BaseException:
+                # One leaves the loop (a KeyboardInterrupt, say): the others run in a later
+                # pass, as they would had each gone through call_soon.
+                for fn, context in more[i + 1 :]:
+                    self._loop.call_soon(fn, self, context=context)
+                raise
 
     def _run_callback(self, fn: Callable[[Any], object], context: Any, now: bool) -> None:
         if not now:
