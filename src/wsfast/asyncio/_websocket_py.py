@@ -133,9 +133,11 @@ class _Wait:
     accepts (``_asyncio_future_blocking``, ``get_loop()``, ``add_done_callback()``...), made
     for one reason: a message that a read delivers can resume the waiting task at the end of
     that read's ``buffer_updated()``, instead of in the loop's next iteration after another
-    poll (see :meth:`_WebSocketCore.buffer_updated`). Otherwise (cancelled, completed from a
-    timer, when other callbacks are ready, when the read raises) it behaves as
-    :class:`asyncio.Future` does: its callbacks go through ``call_soon``.
+    poll (see :meth:`_WebSocketCore.buffer_updated`). When other callbacks are ready, it
+    resumes after them, with the recv()s other reads completed meanwhile, through one
+    callback for them all (see :func:`_resume_later`). Otherwise (cancelled, completed from a
+    timer, when the read raises) it behaves as :class:`asyncio.Future` does: its callbacks go
+    through ``call_soon``.
 
     It is its own iterator (``__await__`` returns it; ``__next__`` does what asyncio's
     future iterator does), and it keeps its first callback, the waiting task's, in two slots:
@@ -283,12 +285,13 @@ class _Wait:
 
 
 def _resume_later(ready: deque[Any], waiter: _Wait) -> None:
-    """Have ``waiter``'s callbacks (its task's wake-up) run in the loop's next pass: with the
-    waiters of the reads just before, when the callback last put in the loop's ready queue
-    (``ready``, asyncio's ``loop._ready``) is their batch, else in a batch of its own. With
-    many connections, one pass of the loop then resumes all the recv()s its reads completed
-    with one callback, not one each; and a batch only grows while it is the queue's last
-    callback, so callbacks still run in the order they were scheduled."""
+    """Have ``waiter``'s callbacks (its task's wake-up) run after the callbacks already in the
+    loop's ready queue (``ready``, asyncio's ``loop._ready``): with the waiters of the reads
+    just before, when the queue's last callback is their batch, else in a batch of its own
+    (through call_soon, one callback per waiter, in debug mode). With many connections, one
+    pass of the loop then resumes all the recv()s its reads completed with one callback, not
+    one each; and a batch only grows while it is the queue's last callback, so callbacks
+    still run in the order they were scheduled."""
     if ready:
         last = ready[-1]
         if type(last) is _Handle and getattr(last, "_callback", None) is _resume_batch:
@@ -624,9 +627,10 @@ class _WebSocketCore:
                 # run (see _loop_ready) and no task is running (one cannot start inside
                 # another); never while an exception leaves the read (a KeyboardInterrupt,
                 # say): the task's code would hold it up and see it as its own.
-                # Otherwise, after a read that was handled on asyncio's loop, it resumes in
-                # the loop's next pass, along with the other recv()s woken since (see
-                # _resume_later); else through call_soon, as an asyncio.Future would.
+                # Otherwise, after a read that was handled on asyncio's loop, it resumes
+                # after the callbacks already ready, along with the other recv()s woken
+                # since (see _resume_later); else through call_soon, as an asyncio.Future
+                # would.
                 self._woken = None
                 ready = self._loop_ready
                 if not handled or ready is None:
