@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from typing import Any
 
 import pytest
-from asyncio_helpers import HOST, echo, run
+from asyncio_helpers import HOST, TRANSPORTS, echo, run, uri
 from test_asyncio_wake import Wait, batches, feed, server_frame, waiting_clients
 
-from wsfast.asyncio import serve
+from wsfast.asyncio import ConnectionClosed, connect, serve
 
 
 def test_a_wait_done_in_a_pending_batch_has_no_callback_left_to_remove() -> None:
@@ -146,3 +147,85 @@ def test_a_keyboard_interrupt_from_a_task_in_a_batch_leaves_its_wait_s_other_cal
         loop.run_until_complete(stack.aclose())
     finally:
         loop.close()
+
+
+def test_a_task_cancelled_while_its_wait_is_in_a_batch_leaves_the_message_queued() -> None:
+    """Cancelling a task whose recv() a read completed, before the batch resumes it: the
+    task sees CancelledError and the message stays for the next recv(), once; the other
+    tasks of the batch get theirs."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server, contextlib.AsyncExitStack() as stack:
+            clients = await waiting_clients(server, 3, stack)
+            loop = asyncio.get_running_loop()
+            tasks = [asyncio.ensure_future(client.recv()) for client in clients]
+            await asyncio.sleep(0)
+            queued: list[list[Any]] = []
+
+            def cancel() -> None:
+                queued.extend(batches(loop))
+                tasks[1].cancel()
+
+            for i, client in enumerate(clients):
+                loop.call_soon(feed, client, server_frame(b"c%d" % i))
+            loop.call_soon(cancel)
+            results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+            assert [len(batch) for batch in queued] == [3]
+            assert results[0] == b"c0" and results[2] == b"c2"
+            assert isinstance(results[1], asyncio.CancelledError)
+            assert await asyncio.wait_for(clients[1].recv(), 5) == b"c1"
+            assert not clients[1]._messages
+
+    run(main())
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_task_in_a_batch_aborts_and_closes_connections_waiting_in_the_same_batch(
+    transport: str,
+) -> None:
+    """The first task a batch resumes aborts one connection and closes another whose
+    recv()s wait in the same batch: each still gets the message its read delivered, then
+    the end of its connection; the waiters are freed once the batch ran."""
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0, transport=transport) as server:
+            async with contextlib.AsyncExitStack() as stack:
+                clients = [
+                    await stack.enter_async_context(connect(uri(server), transport=transport))
+                    for _ in range(3)
+                ]
+                loop = asyncio.get_running_loop()
+                ends: list[Any] = []
+
+                async def first() -> bytes:
+                    message = await clients[0].recv()
+                    clients[1]._transport.abort()
+                    ends.append(asyncio.ensure_future(clients[2].close()))
+                    return message
+
+                async def then_closed(client: Any) -> bytes:
+                    message = await client.recv()
+                    with pytest.raises(ConnectionClosed):
+                        await asyncio.wait_for(client.recv(), 5)
+                    return message
+
+                tasks = [
+                    asyncio.ensure_future(first()),
+                    *(asyncio.ensure_future(then_closed(client)) for client in clients[1:]),
+                ]
+                await asyncio.sleep(0)
+                waiters = [client._waiter for client in clients]
+                queued: list[list[Any]] = []
+                for i, client in enumerate(clients):
+                    loop.call_soon(feed, client, server_frame(b"a%d" % i))
+                loop.call_soon(lambda: queued.extend(batches(loop)))
+                results = await asyncio.wait_for(asyncio.gather(*tasks), 5)
+                assert results == [b"a0", b"a1", b"a2"]
+                assert queued == [waiters]
+                await asyncio.wait_for(ends[0], 5)
+                queued.clear()
+                # Nothing but this list still holds a waiter (no batch, task or connection).
+                for waiter in waiters:
+                    assert [ref for ref in gc.get_referrers(waiter) if ref is not waiters] == []
+
+    run(main())
