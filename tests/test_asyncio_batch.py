@@ -17,6 +17,16 @@ from test_asyncio_wake import Wait, batches, feed, server_frame, waiting_clients
 from wsfast.asyncio import ConnectionClosed, connect, serve
 
 
+async def recvs_waiting(
+    server: Any, count: int, stack: contextlib.AsyncExitStack
+) -> tuple[list[Any], list[asyncio.Future[Any]]]:
+    """``count`` clients of ``server``, each with a task waiting in recv()."""
+    clients = await waiting_clients(server, count, stack)
+    tasks = [asyncio.ensure_future(client.recv()) for client in clients]
+    await asyncio.sleep(0)
+    return clients, tasks
+
+
 def test_a_wait_done_in_a_pending_batch_has_no_callback_left_to_remove() -> None:
     """Once a read completed the waiter, its callbacks are as good as scheduled (an
     asyncio.Future's are, at set_result): remove_done_callback() removes none, and each
@@ -24,10 +34,8 @@ def test_a_wait_done_in_a_pending_batch_has_no_callback_left_to_remove() -> None
 
     async def main() -> None:
         async with serve(echo, HOST, 0) as server, contextlib.AsyncExitStack() as stack:
-            clients = await waiting_clients(server, 2, stack)
+            clients, tasks = await recvs_waiting(server, 2, stack)
             loop = asyncio.get_running_loop()
-            tasks = [asyncio.ensure_future(client.recv()) for client in clients]
-            await asyncio.sleep(0)
             waiter = clients[0]._waiter
             calls: list[Any] = []
             waiter.add_done_callback(calls.append)
@@ -112,43 +120,6 @@ def test_in_debug_mode_each_resumed_task_is_a_callback_of_its_own() -> None:
     run(main())
 
 
-def test_a_keyboard_interrupt_from_a_task_in_a_batch_leaves_its_wait_s_other_callbacks() -> None:
-    """A task resumed by a batch that raises KeyboardInterrupt stops the loop; the other
-    done-callbacks of its waiter still run once the loop runs again, as those of an
-    asyncio.Future would (each goes through call_soon)."""
-    loop = asyncio.new_event_loop()
-    try:
-
-        async def setup() -> tuple[contextlib.AsyncExitStack, list[Any]]:
-            stack = contextlib.AsyncExitStack()
-            server = await stack.enter_async_context(serve(echo, HOST, 0))
-            return stack, await waiting_clients(server, 2, stack)
-
-        stack, clients = loop.run_until_complete(setup())
-
-        async def receiver(i: int) -> bytes:
-            message = await clients[i].recv()
-            if i == 0:
-                raise KeyboardInterrupt
-            return message
-
-        tasks = [loop.create_task(receiver(i)) for i in range(2)]
-        loop.run_until_complete(asyncio.sleep(0))
-        waiter = clients[0]._waiter
-        calls: list[Any] = []
-        waiter.add_done_callback(calls.append)
-        for i, client in enumerate(clients):
-            loop.call_soon(feed, client, server_frame(b"k%d" % i))
-        with pytest.raises(KeyboardInterrupt):
-            loop.run_until_complete(asyncio.sleep(5))
-        assert isinstance(tasks[0].exception(), KeyboardInterrupt)
-        assert loop.run_until_complete(asyncio.wait_for(tasks[1], 5)) == b"k1"
-        assert calls == [waiter]
-        loop.run_until_complete(stack.aclose())
-    finally:
-        loop.close()
-
-
 def test_a_task_cancelled_while_its_wait_is_in_a_batch_leaves_the_message_queued() -> None:
     """Cancelling a task whose recv() a read completed, before the batch resumes it: the
     task sees CancelledError and the message stays for the next recv(), once; the other
@@ -156,10 +127,8 @@ def test_a_task_cancelled_while_its_wait_is_in_a_batch_leaves_the_message_queued
 
     async def main() -> None:
         async with serve(echo, HOST, 0) as server, contextlib.AsyncExitStack() as stack:
-            clients = await waiting_clients(server, 3, stack)
+            clients, tasks = await recvs_waiting(server, 3, stack)
             loop = asyncio.get_running_loop()
-            tasks = [asyncio.ensure_future(client.recv()) for client in clients]
-            await asyncio.sleep(0)
             queued: list[list[Any]] = []
 
             def cancel() -> None:

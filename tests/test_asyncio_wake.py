@@ -410,7 +410,8 @@ def test_a_callback_scheduled_between_two_wake_ups_runs_between_them() -> None:
 def test_a_keyboard_interrupt_from_a_batch_leaves_the_other_recvs_for_later() -> None:
     """A task resumed by a batch that raises KeyboardInterrupt stops the loop, as from its
     own callback; the recv()s after it in the batch resume when the loop runs again, each
-    with its message."""
+    with its message, and so do the other done-callbacks of its own waiter (as those of an
+    asyncio.Future would: each goes through call_soon)."""
     loop = asyncio.new_event_loop()
     try:
 
@@ -429,6 +430,9 @@ def test_a_keyboard_interrupt_from_a_batch_leaves_the_other_recvs_for_later() ->
 
         tasks = [loop.create_task(receiver(i)) for i in range(3)]
         loop.run_until_complete(asyncio.sleep(0))
+        waiter = clients[0]._waiter
+        calls: list[Any] = []
+        waiter.add_done_callback(calls.append)
         for i, client in enumerate(clients):
             loop.call_soon(feed, client, server_frame(b"k%d" % i))
         with pytest.raises(KeyboardInterrupt):
@@ -437,6 +441,7 @@ def test_a_keyboard_interrupt_from_a_batch_leaves_the_other_recvs_for_later() ->
         assert isinstance(tasks[0].exception(), KeyboardInterrupt)
         rest = asyncio.wait_for(asyncio.gather(tasks[1], tasks[2]), 5)
         assert loop.run_until_complete(rest) == [b"k1", b"k2"]
+        assert calls == [waiter]
         loop.run_until_complete(stack.aclose())
     finally:
         loop.close()
