@@ -12,7 +12,10 @@ dispatch, queue or callback, send, flush) plus the sans-I/O connection under it:
   future) and ``await send()``;
 - ``waiting``: a handler task does ``async for m in ws: await ws.send(m)``; each write
   schedules the next frame with ``call_soon``, so every message completes a waiting
-  ``recv()`` (one future, one task step), as a server's does.
+  ``recv()`` (one future, one task step), as a server's does;
+- ``many``: the same with 100 WebSockets, each pass of the loop reading one frame for each
+  of them (one loop callback per read), as a server with many busy clients does: the
+  ``recv()``s woken in one pass resume together (see ``_resume_later`` in the shell).
 
 Times are CPU time of this process (best of ``--repeat``), so that a busy machine skews
 them less. Run it once per build and compare (same machine, same run)::
@@ -160,7 +163,55 @@ async def waiting(count: int) -> float:
     return elapsed
 
 
-MODES = {"sans-io": sans_io, "callback": callback, "queued": queued, "waiting": waiting}
+async def many(count: int, connections: int = 100) -> float:
+    """``connections`` handler tasks as in ``waiting``; each pass of the loop feeds one frame
+    to every WebSocket, one loop callback per read (as the loop calls a transport per ready
+    socket), and the next pass starts once every echo is written."""
+    loop = asyncio.get_running_loop()
+    opened = [open_websocket() for _ in range(connections)]
+    rounds = max(1, count // connections)
+    left = [connections, rounds]
+    done = loop.create_future()
+
+    def start_round() -> None:
+        for ws, _ in opened:
+            loop.call_soon(feed, ws)
+
+    def written() -> None:
+        left[0] -= 1
+        if left[0] == 0:
+            left[0] = connections
+            left[1] -= 1
+            if left[1] > 0:
+                start_round()
+            elif not done.done():
+                done.set_result(None)
+
+    async def handler(ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    tasks = [loop.create_task(handler(ws)) for ws, _ in opened]
+    await asyncio.sleep(0)  # every handler waits in recv()
+    for _, transport in opened:
+        transport.on_write = written
+    start = time.process_time()
+    start_round()
+    await done
+    elapsed = time.process_time() - start
+    for task in tasks:
+        task.cancel()
+    assert sum(t.written for _, t in opened) == rounds * connections * 66
+    return elapsed * count / (rounds * connections)  # per message as for the other modes
+
+
+MODES = {
+    "sans-io": sans_io,
+    "callback": callback,
+    "queued": queued,
+    "waiting": waiting,
+    "many": many,
+}
 
 
 def main() -> None:
