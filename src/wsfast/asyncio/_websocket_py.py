@@ -232,24 +232,22 @@ class _Wait:
         """Mark it done and run its callbacks: ``now`` here, else through ``call_soon``
         (``now`` only where no task is running, since a task cannot start inside another)."""
         self._done = True
-        fn = self._fn
-        if fn is None:
+        if self._more is None:  # the usual case: the waiting task's callback, or none
+            fn = self._fn
+            if fn is not None:
+                context = self._context
+                self._fn = self._context = None
+                self._run_callback(fn, context, now)
             return
-        context = self._context
-        more = self._more
-        self._fn = self._context = self._more = None
-        if more is None:
-            self._run_callback(fn, context, now)
-            return
-        more.insert(0, (fn, context))
-        for i in range(len(more)):
-            fn, context = more[i]
+        entries = self._take_callbacks()
+        for i in range(len(entries)):
+            fn, context = entries[i]
             try:
                 self._run_callback(fn, context, now)
             except BaseException:
                 # One leaves the loop (a KeyboardInterrupt, say): the others run in a later
                 # pass, as they would had each gone through call_soon.
-                for fn, context in more[i + 1 :]:
+                for fn, context in entries[i + 1 :]:
                     self._loop.call_soon(fn, self, context=context)
                 raise
 
@@ -399,9 +397,9 @@ class _WebSocketCore:
         # The loop's queue of callbacks ready to run, where the loop is asyncio's own (a
         # private attribute, read only; None elsewhere, e.g. uvloop). A waiting recv() is
         # resumed inside buffer_updated only when that queue is empty: when other reads are
-        # still to be handled in this pass of the loop, it resumes in the next pass, in one
-        # batch with the others woken meanwhile (see _resume_later), which keeps the replies
-        # of many connections together (one poll for all of them, not one each).
+        # still to be handled in this pass of the loop, it resumes after them, in one batch
+        # with the others woken meanwhile (see _resume_later), which keeps the replies of
+        # many connections together (one poll for all of them, not one each).
         ready = getattr(self._loop, "_ready", None)
         self._loop_ready: deque[Any] | None = ready if isinstance(ready, deque) else None
         self._write_limit = write_limit
