@@ -257,6 +257,24 @@ def test_max_queue_is_an_int_in_both_builds(max_queue: Any) -> None:
     run(main())
 
 
+def test_the_connection_must_be_the_one_wsfast_connection_exports() -> None:
+    """Both builds refuse what is not a wsfast.connection.Connection with the same
+    TypeError; the compiled shell, whose read path makes C calls on it, also the pure-Python
+    connection (wsfast.connection exports the compiled one whenever that shell is in use)."""
+    import wsfast._connection_py as pure
+    from wsfast.connection import ServerConnection
+
+    async def main() -> None:
+        with pytest.raises(TypeError, match="wsfast.connection.Connection, not object"):
+            WebSocket(object())  # type: ignore[arg-type]
+        if ServerConnection is not pure.ServerConnection:
+            with pytest.raises(TypeError, match="not ServerConnection"):
+                WebSocket(pure.ServerConnection())  # type: ignore[arg-type]
+        assert WebSocket(ServerConnection())._conn is not None
+
+    run(main())
+
+
 def test_recv_right_after_cancelling_a_waiting_recv() -> None:
     """A recv() whose task was cancelled but has not run yet waits no more: a recv() at
     once (here, before that task's cleanup runs) is no ConcurrencyError and gets the next

@@ -55,6 +55,8 @@ cdef class Connection:
 
     @cython.locals(frame=_Frame, frames=list, skip=Py_ssize_t, shortcut=bint)
     cpdef receive_data(self, data)
+    cpdef list events(self)
+    cpdef list chunks_to_send(self)
 
     # The rules and the one frame writer, called at C level (see _connection_py.py).
     cdef bint _handle_frame(self, object frame, Py_ssize_t skip) except -1

@@ -12,11 +12,17 @@
 # and _on_closed are cdef. A subclass's override of a cdef method would be skipped by the
 # compiled build: tests/test_asyncio_build.py checks that none has one.
 #
+# _conn is the compiled Connection (cimported): receive_data, events and chunks_to_send, the
+# calls of every read, are C calls (cpdef in _connection_c.pxd) rather than lookups by name.
+# __init__ refuses any other object with a TypeError, as the Python build does.
+#
 # The module is declared free-threading compatible (it must not turn the GIL back on) without
 # critical sections: a WebSocket, like every asyncio object, is used from its loop's thread
 # only (calls from other threads go through loop.call_soon_threadsafe).
 
 cimport cython
+
+from wsfast._connection_c cimport Connection as _CConnection
 
 
 cdef Py_ssize_t _BIG_WRITE
@@ -40,7 +46,7 @@ cpdef _resume_batch(list woken)
 
 
 cdef class _WebSocketCore:
-    cdef readonly object _conn
+    cdef readonly _CConnection _conn
     cdef readonly object _loop
     cdef object _rbuf
     cdef object _on_message

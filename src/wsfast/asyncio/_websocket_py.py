@@ -374,6 +374,12 @@ class _WebSocketCore:
         close_timeout: float = 10.0,
         on_message: OnMessage | None = None,
     ) -> None:
+        if not isinstance(conn, Connection):
+            # The compiled build types _conn as the compiled Connection (C calls on the read
+            # path), which wsfast.connection exports whenever this build is in use.
+            raise TypeError(
+                f"conn must be a wsfast.connection.Connection, not {type(conn).__name__}"
+            )
         max_queue = check_max_queue(max_queue)
         check_write_limit(write_limit)
         self._conn = conn
