@@ -275,6 +275,43 @@ def test_the_connection_must_be_the_one_wsfast_connection_exports() -> None:
     run(main())
 
 
+def test_a_subclass_that_skips_init_gets_an_exception_not_a_crash() -> None:
+    """A subclass whose __init__ never calls WebSocket.__init__ leaves _conn unset (None,
+    compiled): given a transport, it raises AttributeError in both builds. In a child
+    process, so that a crash fails this test rather than the run."""
+    code = """if True:
+        import asyncio
+        from wsfast.asyncio import WebSocket
+
+        class Careless(WebSocket):
+            __slots__ = ()
+
+            def __init__(self) -> None:
+                pass
+
+        async def main() -> None:
+            server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+            ws = Careless()
+            transport.set_protocol(ws)
+            try:
+                ws.connection_made(transport)
+            except AttributeError:
+                print("AttributeError")
+            transport.abort()
+            server.close()
+
+        asyncio.run(asyncio.wait_for(main(), 10))
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["AttributeError"]
+
+
 def test_recv_right_after_cancelling_a_waiting_recv() -> None:
     """A recv() whose task was cancelled but has not run yet waits no more: a recv() at
     once (here, before that task's cleanup runs) is no ConcurrencyError and gets the next

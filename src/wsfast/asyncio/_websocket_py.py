@@ -1,6 +1,8 @@
-# cython: binding=True
+# cython: binding=True, nonecheck=True
 # (Compiled, its def methods are then Python functions, as in this build: asyncio and inspect
-# see recv(), send()... as coroutine functions, e.g. code deciding whether to await ws.send.)
+# see recv(), send()... as coroutine functions, e.g. code deciding whether to await ws.send.
+# nonecheck: a C call on a typed attribute that is still None, e.g. _conn of a subclass whose
+# __init__ skipped WebSocket.__init__, raises AttributeError, as in this build, not a crash.)
 """The asyncio shell around a sans-I/O connection: one :class:`WebSocket` per TCP connection.
 
 This file is the one source of the shell; import it from :mod:`wsfast.asyncio.connection`,
