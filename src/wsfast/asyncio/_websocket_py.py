@@ -379,8 +379,10 @@ class _WebSocketCore:
         if not isinstance(conn, Connection):
             # The compiled build types _conn as the compiled Connection (C calls on the read
             # path), which wsfast.connection exports whenever this build is in use.
+            cls = type(conn)
             raise TypeError(
-                f"conn must be a wsfast.connection.Connection, not {type(conn).__name__}"
+                "conn must be a wsfast.connection.Connection, "
+                f"not {cls.__module__}.{cls.__qualname__}"
             )
         max_queue = check_max_queue(max_queue)
         check_write_limit(write_limit)
