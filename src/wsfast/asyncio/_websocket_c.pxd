@@ -13,8 +13,12 @@
 # compiled build: tests/test_asyncio_build.py checks that none has one.
 #
 # _conn is the compiled Connection (cimported): receive_data, events and chunks_to_send, the
-# calls of every read, are C calls (cpdef in _connection_c.pxd) rather than lookups by name.
-# __init__ refuses any other object with a TypeError, as the Python build does.
+# calls of every read, are C calls (cpdef in _connection_c.pxd) rather than lookups by name
+# (the override of a Python subclass of the connection still runs: cpdef looks up by name on
+# such a class only).
+# __init__ refuses any other object with a TypeError, as the Python build does. Until it has
+# run (a subclass whose __init__ skips it), _conn is None: the nonecheck directive (the
+# source's first line) makes those C calls raise AttributeError then, not crash.
 #
 # The module is declared free-threading compatible (it must not turn the GIL back on) without
 # critical sections: a WebSocket, like every asyncio object, is used from its loop's thread
