@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asyncio_helpers import HOST, echo, run, uri
+from asyncio_helpers import HOST, echo, only_connection, run, uri
 
 import wsfast
 import wsfast.asyncio.connection as shell
@@ -277,6 +277,44 @@ def test_the_connection_must_be_the_one_wsfast_connection_exports() -> None:
             with pytest.raises(TypeError, match=r"not wsfast\._connection_c\.ServerConnection$"):
                 WebSocket(Compiled())
         assert WebSocket(ServerConnection())._conn is not None
+
+    run(main())
+
+
+def test_a_python_subclass_of_the_connection_has_its_overrides_called(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """receive_data, events and chunks_to_send are C calls of the compiled shell (cpdef):
+    the overrides of a Python subclass of the connection still run, as in the Python build."""
+    import wsfast.asyncio.server as server_module
+
+    calls: dict[str, int] = {"receive_data": 0, "events": 0, "chunks_to_send": 0}
+    base: Any = server_module.ServerConnection
+
+    class Counted(base):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+
+        def receive_data(self, data: Any) -> None:
+            calls["receive_data"] += 1
+            super().receive_data(data)
+
+        def events(self) -> list[Any]:
+            calls["events"] += 1
+            return super().events()  # type: ignore[no-any-return]
+
+        def chunks_to_send(self) -> list[bytes]:
+            calls["chunks_to_send"] += 1
+            return super().chunks_to_send()  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(server_module, "ServerConnection", Counted)
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+                await client.send("z")
+                assert await client.recv() == "z"
+                assert type(only_connection(server)._conn) is Counted
+        assert all(calls.values()), calls
 
     run(main())
 
