@@ -53,6 +53,9 @@ cdef class Connection:
     # Unused compiled (Cython's critical section is the lock); see wsfast._nocython.
     cdef object _lock
 
+    # cpdef: the compiled asyncio shell (asyncio/_websocket_c.pxd) makes the calls of every
+    # read in C; a Python subclass's override still runs (looked up on such a class only), but
+    # events() and chunks_to_send() must then return a list.
     @cython.locals(frame=_Frame, frames=list, skip=Py_ssize_t, shortcut=bint)
     cpdef receive_data(self, data)
     cpdef list events(self)
