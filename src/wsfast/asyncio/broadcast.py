@@ -15,8 +15,11 @@ takeover compress the message each on their own, through their own send path.
 One reach into asyncio, for speed: on the default event loop's plain TCP transport, when
 nothing waits in its buffer, the frame goes straight to the socket, which is exactly what
 ``transport.write()`` would do first (the rest, if the socket takes only part of it, and
-every other case go through ``write()``). With 10,000 connections that step is a third of
-what ``broadcast`` adds to the kernel's own work per connection.
+every other case go through ``write()``). With 10,000 connections and a 100-byte message,
+it saves 0.4-0.6 µs of the 1.9-2.0 µs CPU per connection that ``broadcast`` adds to the
+kernel's own send (6.6 µs) when every frame goes through ``write()``: a quarter to a third
+(``python bench/broadcast_race.py``, rows "wsfast", "wsfast via write()" and "floor:
+socket.send").
 """
 
 from __future__ import annotations
