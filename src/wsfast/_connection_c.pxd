@@ -72,6 +72,8 @@ cdef class Connection:
     cdef bint _deliver(self, object op, bytes payload, bint checked) except -1
     cdef bint _refuse_text(self, bytes payload) except -1
     cdef bint _can_send_plain(self) except -1
+    # broadcast() reads broadcast_key of every connection: its body is a C call.
+    cdef _broadcast_key(self)
     cdef bytes _mask_key(self)
     cdef _send_frame(self, object op, object payload, bint fin)
     cdef _write_frame(self, object op, object payload, bint fin, bint rsv1, bint rsv2,
