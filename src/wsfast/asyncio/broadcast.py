@@ -17,10 +17,10 @@ nothing waits in its buffer, the frame goes straight to the socket, which is exa
 ``transport.write()`` would do first (the rest, if the socket takes only part of it, and
 every other case go through ``write()``); there, whether it is closing is read from its
 ``_closing``, which its ``is_closing()`` returns. With 10,000 connections and a 100-byte
-message, the direct write saves 0.4-0.6 µs of the 1.9-2.0 µs CPU per connection that
+message, the direct write saved 0.4-0.9 µs of the 1.4-2.1 µs CPU per connection that
 ``broadcast`` adds to the kernel's own send (6.6 µs) when every frame goes through
-``write()``: a quarter to a third (``python bench/broadcast_race.py``, rows "wsfast",
-"wsfast via write()" and "floor: socket.send").
+``write()``: a quarter to a half, depending on the run (``python bench/broadcast_race.py``,
+rows "wsfast", "wsfast via write()" and "floor: socket.send").
 """
 
 from __future__ import annotations
