@@ -8,6 +8,7 @@ use, ``wsfast._connection_c``); the asyncio tests run over loopback with the con
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import json
 import socket
 from collections.abc import Awaitable, Callable
@@ -164,6 +165,18 @@ def run(coro: Awaitable[Any]) -> Any:
     return asyncio.run(bounded())
 
 
+def run_on(loop: str, main: Callable[[], Awaitable[Any]]) -> Any:
+    """``main()`` on asyncio's default loop or on uvloop's (skipped if uvloop is missing)."""
+    if loop == "asyncio":
+        return run(main())
+    uvloop = pytest.importorskip("uvloop")
+    uv = uvloop.new_event_loop()
+    try:
+        return uv.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
+    finally:
+        uv.close()
+
+
 async def idle(ws: ServerWebSocket) -> None:
     """Keep the connection until the client closes it (messages from it are dropped)."""
     async for _ in ws:
@@ -237,7 +250,6 @@ def test_every_open_connection_gets_the_same_message() -> None:
 
 def test_on_uvloop() -> None:
     """uvloop's transports take the plain write() path."""
-    uvloop = pytest.importorskip("uvloop")
 
     async def main() -> None:
         async with serve(idle, HOST, 0) as server:
@@ -251,11 +263,7 @@ def test_on_uvloop() -> None:
                 assert await client.recv() == b"\x00" * 100_000
                 await client.close()
 
-    loop = uvloop.new_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
-    finally:
-        loop.close()
+    run_on("uvloop", main)
 
 
 def test_closed_closing_and_unopened_connections_are_skipped() -> None:
@@ -291,10 +299,11 @@ def test_closed_closing_and_unopened_connections_are_skipped() -> None:
     run(main())
 
 
-def test_an_open_connection_whose_transport_is_closing_is_skipped() -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_an_open_connection_whose_transport_is_closing_is_skipped(loop: str) -> None:
     """Still OPEN, its transport already closing (aborted here; in life, e.g. a TLS peer that
     ended while its frames wait to be inflated): nothing is written, and it counts as
-    skipped."""
+    skipped. asyncio's own TCP transport has its flag read, uvloop's is asked is_closing()."""
 
     async def main() -> None:
         async with serve(idle, HOST, 0) as server:
@@ -309,6 +318,47 @@ def test_an_open_connection_whose_transport_is_closing_is_skipped() -> None:
             assert await a.recv() == "news"
             await a.close()
             await going.wait_closed()
+
+    run_on(loop, main)
+
+
+class Watched(asyncio.selector_events._SelectorSocketTransport):  # type: ignore[name-defined,misc]
+    """asyncio's TCP transport, subclassed: what it says it is, and what it is given."""
+
+    going = False
+    written: list[bytes]
+
+    def is_closing(self) -> bool:
+        return self.going or bool(super().is_closing())
+
+    def write(self, data: Any) -> None:
+        self.written.append(bytes(data))
+        super().write(data)
+
+
+def test_a_subclass_of_asyncios_transport_is_asked_and_written_to() -> None:
+    """Only asyncio's own TCP transport is read and written past its methods: a subclass's
+    is_closing() and write() are called."""
+
+    async def main() -> None:
+        async with serve(idle, HOST, 0) as server:
+            a = await connect(f"ws://{HOST}:{server.port}/")
+            b = await connect(f"ws://{HOST}:{server.port}/")
+            conns = await wait_for_count(server, 2)
+            for ws in conns:
+                transport: Any = ws._transport
+                transport.__class__ = Watched
+                transport.written = []
+            going: Any = next(ws._transport for ws in conns if ws.remote_address == b.local_address)
+            staying: Any = next(ws._transport for ws in conns if ws._transport is not going)
+            going.going = True  # says it is closing, its socket still open
+            assert broadcast(conns, "news") == 1
+            going.going = False
+            assert going.written == []
+            assert staying.written == [b"\x81\x04news"]
+            assert await a.recv() == "news"
+            await a.close()
+            await b.close()
 
     run(main())
 
