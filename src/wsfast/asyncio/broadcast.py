@@ -88,11 +88,8 @@ def broadcast(
             skipped += 1
             continue
         transport: Any = ws._transport
-        if transport is None:
-            skipped += 1
-            continue
         direct = type(transport) is plain  # its is_closing() returns _closing
-        if transport._closing if direct else transport.is_closing():
+        if transport is None or (transport._closing if direct else transport.is_closing()):
             # Open, but its transport is going (e.g. a TLS peer ended while frames it sent
             # wait to be inflated): a write would only be dropped, and logged.
             skipped += 1
