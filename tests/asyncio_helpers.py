@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import inspect
 import socket
 import ssl
 import subprocess
@@ -35,13 +36,23 @@ TRANSPORTS = [
 ]
 
 
-def run(coro: Awaitable[Any]) -> Any:
-    """Run ``coro`` on a fresh event loop, failing after TIMEOUT seconds."""
+def run(coro: Awaitable[Any], loop: str = "asyncio") -> Any:
+    """Run ``coro`` on a fresh event loop of asyncio's (``loop="asyncio"``) or uvloop's
+    (``loop="uvloop"``; the test is skipped if uvloop is missing), failing after TIMEOUT
+    seconds. The loop is closed afterwards; the event-loop policy is not changed."""
 
     async def bounded() -> Any:
         return await asyncio.wait_for(coro, TIMEOUT)
 
-    return asyncio.run(bounded())
+    try:
+        if loop not in ("asyncio", "uvloop"):
+            raise ValueError(f"loop must be 'asyncio' or 'uvloop', not {loop!r}")
+        runner = asyncio.run if loop == "asyncio" else pytest.importorskip("uvloop").run
+    except BaseException:
+        if inspect.iscoroutine(coro):
+            coro.close()  # never to be awaited: no "never awaited" warning
+        raise
+    return runner(bounded())
 
 
 def only_connection(server: Any) -> Any:

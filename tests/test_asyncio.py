@@ -344,8 +344,6 @@ def test_many_concurrent_clients() -> None:
 
 
 def test_works_on_uvloop() -> None:
-    uvloop = pytest.importorskip("uvloop")
-
     async def main() -> None:
         async with serve(echo, HOST, 0) as server:
             async with connect(uri(server)) as ws:
@@ -354,7 +352,7 @@ def test_works_on_uvloop() -> None:
                     assert await ws.recv() == message
             assert ws.close_code == 1000
 
-    uvloop.run(asyncio.wait_for(main(), TIMEOUT))
+    run(main(), loop="uvloop")
 
 
 def test_on_message_callbacks() -> None:

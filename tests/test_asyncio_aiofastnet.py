@@ -11,6 +11,7 @@ aiofastnet is not installed (it is in the test extra). 127.0.0.1 only, every wai
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import socket
@@ -71,14 +72,8 @@ def transport(request: pytest.FixtureRequest) -> TransportName:
 
 @pytest.fixture(params=LOOPS)
 def run_on(request: pytest.FixtureRequest) -> Callable[[Awaitable[Any]], Any]:
-    """Runs a coroutine on a fresh loop of the parametrized kind, within TIMEOUT."""
-    uvloop = pytest.importorskip("uvloop") if request.param == "uvloop" else None
-
-    def run(coro: Awaitable[Any]) -> Any:
-        bounded = asyncio.wait_for(coro, TIMEOUT)
-        return uvloop.run(bounded) if uvloop is not None else asyncio.run(bounded)
-
-    return run
+    """``run`` on a fresh loop of the parametrized kind."""
+    return functools.partial(run, loop=request.param)
 
 
 def transport_of(ws: WebSocket) -> Any:

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from asyncio_helpers import (
     HOST,
-    TIMEOUT,
     TRANSPORTS,
     accept_raw,
     assert_read_buffer_handed_back_to_back,
@@ -411,8 +410,6 @@ def test_the_loop_fills_and_hands_over_the_read_buffer_back_to_back(
     buffer_updated() of one protocol back to back, with nothing in between: check it with
     many connections reading at once (plain TCP and TLS-free, both directions), on the
     loop's own transports and on aiofastnet's (tests/test_asyncio_aiofastnet.py adds TLS)."""
-    if loop_name == "uvloop":
-        uvloop = pytest.importorskip("uvloop")
     calls = spy_on_read_buffer(monkeypatch)
 
     async def main() -> None:
@@ -427,8 +424,5 @@ def test_the_loop_fills_and_hands_over_the_read_buffer_back_to_back(
 
             await asyncio.gather(*(one(i) for i in range(20)))
 
-    if loop_name == "uvloop":
-        uvloop.run(asyncio.wait_for(main(), TIMEOUT))
-    else:
-        run(main())
+    run(main(), loop=loop_name)
     assert_read_buffer_handed_back_to_back(calls)

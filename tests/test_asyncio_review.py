@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from asyncio_helpers import (
     HOST,
-    TIMEOUT,
     TRANSPORTS,
     client_frame,
     echo,
@@ -150,11 +149,7 @@ def test_frames_held_back_when_a_tls_peer_ends_are_still_delivered(
                 await asyncio.sleep(0.01)
             seen["took"] = loop.time() - start
 
-    if loop_name == "uvloop":
-        uvloop = pytest.importorskip("uvloop")
-        uvloop.run(asyncio.wait_for(main(), TIMEOUT))
-    else:
-        run(main())
+    run(main(), loop=loop_name)
     if reads:
         assert (seen["count"], seen["code"]) == (40, 1000), seen
         assert seen["queued"] <= 4 + 2, seen  # max_queue, plus one receive_data budget

@@ -151,11 +151,7 @@ def test_a_burst_of_connections_never_exceeds_the_cap(loop_name: str) -> None:
             for _, writer in answers:
                 writer.close()
 
-    if loop_name == "uvloop":
-        uvloop = pytest.importorskip("uvloop")
-        uvloop.run(asyncio.wait_for(main(), 10))
-    else:
-        run(main())
+    run(main(), loop=loop_name)
 
 
 @unix_only
@@ -190,7 +186,6 @@ def test_connect_with_a_connected_tcp_socket() -> None:
 
 @unix_only
 def test_unix_sockets_on_uvloop(tmp_path: Path) -> None:
-    uvloop = pytest.importorskip("uvloop")
     path = str(tmp_path / "ws.sock")
 
     async def main() -> None:
@@ -201,7 +196,7 @@ def test_unix_sockets_on_uvloop(tmp_path: Path) -> None:
                 await ws.send("uv")
                 assert await ws.recv() == "uv"
 
-    uvloop.run(asyncio.wait_for(main(), 10))
+    run(main(), loop="uvloop")
 
 
 def test_connections_are_logged_at_info_on_wsfast_server(

@@ -112,7 +112,6 @@ def test_with_other_callbacks_ready_recv_resumes_through_the_loop() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="needs uvloop")
 def test_on_a_loop_whose_ready_queue_is_unknown_recv_resumes_through_the_loop() -> None:
     """uvloop does not show its queue of ready callbacks: recv() resumes the usual way."""
-    import uvloop
 
     async def main() -> None:
         async with serve(echo, HOST, 0) as server:
@@ -122,11 +121,7 @@ def test_on_a_loop_whose_ready_queue_is_unknown_recv_resumes_through_the_loop() 
                 assert await read_from_the_loop(client, server_frame(b"uv"), waiting) is False
                 assert await asyncio.wait_for(waiting, 5) == b"uv"
 
-    loop = uvloop.new_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(main(), 10))
-    finally:
-        loop.close()
+    run(main(), loop="uvloop")
 
 
 def test_a_read_inside_a_task_resumes_recv_through_the_loop() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asyncio_helpers import HOST, TIMEOUT, TRANSPORTS, accept_raw, run, tls_contexts
+from asyncio_helpers import HOST, TRANSPORTS, accept_raw, run, tls_contexts
 
 import wsfast
 from wsfast.asyncio import ConnectionClosedError, ConnectionClosedOK, connect
@@ -154,18 +154,12 @@ def test_a_burst_and_the_close_in_one_read_over_tls(tmp_path: Path, max_queue: i
 
 @pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="needs uvloop")
 def test_a_burst_and_the_close_in_one_read_on_uvloop() -> None:
-    import uvloop
-
     async def main() -> None:
         got, inside = await burst_then_close(500)
         assert got == [b"%d" % i for i in range(500)]
         assert not any(inside)
 
-    loop = uvloop.new_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
-    finally:
-        loop.close()
+    run(main(), loop="uvloop")
 
 
 def test_the_resumed_task_writes_until_the_peer_stops_reading() -> None:

@@ -11,11 +11,12 @@ import asyncio
 import asyncio.selector_events
 import json
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import pytest
+from asyncio_helpers import run
 from connection_support import open_pair
 
 from wsfast import Frame, FrameParser, Opcode
@@ -34,7 +35,6 @@ from wsfast.permessage_deflate import (
 )
 
 HOST = "127.0.0.1"
-TIMEOUT = 20.0
 
 
 # --- sans-I/O: broadcast_key and frame_message ----------------------------------------------
@@ -158,25 +158,6 @@ def test_extensions_decide_the_key(connection_module: ModuleType) -> None:
 # --- asyncio ---------------------------------------------------------------------------------
 
 
-def run(coro: Awaitable[Any]) -> Any:
-    async def bounded() -> Any:
-        return await asyncio.wait_for(coro, TIMEOUT)
-
-    return asyncio.run(bounded())
-
-
-def run_on(loop: str, main: Callable[[], Awaitable[Any]]) -> Any:
-    """``main()`` on asyncio's default loop or on uvloop's (skipped if uvloop is missing)."""
-    if loop == "asyncio":
-        return run(main())
-    uvloop = pytest.importorskip("uvloop")
-    uv = uvloop.new_event_loop()
-    try:
-        return uv.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
-    finally:
-        uv.close()
-
-
 async def idle(ws: ServerWebSocket) -> None:
     """Keep the connection until the client closes it (messages from it are dropped)."""
     async for _ in ws:
@@ -263,7 +244,7 @@ def test_on_uvloop() -> None:
                 assert await client.recv() == b"\x00" * 100_000
                 await client.close()
 
-    run_on("uvloop", main)
+    run(main(), loop="uvloop")
 
 
 def test_closed_closing_and_unopened_connections_are_skipped() -> None:
@@ -319,7 +300,7 @@ def test_an_open_connection_whose_transport_is_closing_is_skipped(loop: str) -> 
             await a.close()
             await going.wait_closed()
 
-    run_on(loop, main)
+    run(main(), loop=loop)
 
 
 class Watched(asyncio.selector_events._SelectorSocketTransport):  # type: ignore[name-defined,misc]
