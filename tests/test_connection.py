@@ -234,6 +234,34 @@ def test_large_messages() -> None:
     assert client.events() == [BinaryMessage(big)]
 
 
+def test_receive_data_takes_any_bytes_like_object() -> None:
+    """A flat view of bytes is read as it is (the asyncio shell's reads), any other buffer as
+    its bytes (a view of another item format or shape); a view with gaps cannot be read."""
+    import array
+
+    wire = to_server(BINARY, b"0123456789")
+    reshaped = memoryview(bytearray(wire)).cast("B", (2, len(wire) // 2))
+    inputs = [
+        wire,
+        bytearray(wire),
+        memoryview(bytearray(wire)),
+        memoryview(b"xx" + wire + b"yy")[2:-2],
+        array.array("H", wire),
+        memoryview(array.array("H", wire)),
+        reshaped,
+    ]
+    assert len(wire) % 2 == 0
+    for data in inputs:
+        server = open_server()
+        server.receive_data(data)
+        assert server.events() == [BinaryMessage(b"0123456789")], type(data)
+    server = open_server()
+    with pytest.raises(TypeError, match="C-contiguous"):
+        server.receive_data(memoryview(wire + wire)[::2])
+    with pytest.raises(TypeError):
+        server.receive_data("text")  # type: ignore[arg-type]
+
+
 def test_send_binary_copies_a_mutable_buffer() -> None:
     client, server = open_pair()
     buffer = bytearray(b"abc")

@@ -60,6 +60,12 @@ cdef class Connection:
     cpdef receive_data(self, data)
     cpdef list events(self)
     cpdef list chunks_to_send(self)
+    # The questions of every read and send (the properties state is OPEN, failing,
+    # backlogged, should_close_transport), asked by the compiled shell in C.
+    cpdef bint _is_open(self) except -1
+    cpdef bint _is_failing(self) except -1
+    cpdef bint _is_backlogged(self) except -1
+    cpdef bint _closes_transport(self) except -1
 
     # The rules and the one frame writer, called at C level (see _connection_py.py).
     cdef bint _handle_frame(self, object frame, Py_ssize_t skip) except -1

@@ -368,7 +368,7 @@ class Connection:
         Set on the server side whenever the connection reaches CLOSED (the server closes TCP
         first, RFC 6455 §7.1.1), and on both sides after a refused handshake or an EOF.
         """
-        return self._should_close
+        return self._closes_transport()
 
     @property
     @cython.critical_section
@@ -432,7 +432,23 @@ class Connection:
         ``receive_data(b"")`` when ready for more events, before reading more from the
         transport (the peer may be waiting for answers to what is held back); what is still
         held back at :meth:`receive_eof` is dropped."""
+        return self._is_backlogged()
+
+    # What the asyncio shell asks on every read and send: methods, cpdef in
+    # _connection_c.pxd, so that its compiled build calls them in C instead of looking a
+    # property up by name. The properties return what they return.
+
+    def _is_open(self) -> bool:
+        return self._state is _OPEN
+
+    def _is_failing(self) -> bool:
+        return self._failing is not None
+
+    def _is_backlogged(self) -> bool:
         return self._backlog is not None
+
+    def _closes_transport(self) -> bool:
+        return self._should_close
 
     @cython.critical_section
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -447,7 +463,10 @@ class Connection:
             if state is _CONNECTING:
                 self._receive_handshake(data)
             return  # CLOSED: nothing more is processed (RFC 6455 §7.1.7).
-        if type(data) is not bytes:
+        if type(data) is not bytes and not (
+            # A flat view of bytes (the asyncio shell's reads) is one already: no new view.
+            type(data) is memoryview and data.ndim == 1 and data.format == "B" and data.c_contiguous
+        ):
             data = memoryview(data).cast("B")
         error: ProtocolError | None = None
         backlog = self._backlog
@@ -685,7 +704,7 @@ class Connection:
     @cython.critical_section
     def failing(self) -> bool:
         """A protocol violation was found and the failure is deferred until :meth:`fail`."""
-        return self._failing is not None
+        return self._is_failing()
 
     def _fail(self, code: int, message: str) -> None:
         """Fail the WebSocket connection (RFC 6455 §7.1.7): our close frame, then CLOSED.

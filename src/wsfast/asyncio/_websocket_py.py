@@ -517,7 +517,7 @@ class _WebSocketCore:
         it only has to wake up to raise CancelledError)."""
         if self._close_code is not None:
             raise self._closed_error()
-        if self._conn.failing:
+        if self._conn._is_failing():
             # The messages before the peer's bad frame are answered: now fail.
             self._conn.fail()
             self._pump()
@@ -532,7 +532,7 @@ class _WebSocketCore:
 
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send one text (``str``) or binary (bytes-like) message."""
-        if self._conn.state is not _OPEN:
+        if not self._conn._is_open():
             await self._raise_closed()
         self._write_message(message)
         if self._writing_paused:
@@ -542,7 +542,7 @@ class _WebSocketCore:
         """Send a message without waiting for the write buffer to drain (for ``on_message``
         callbacks; see :attr:`writing_paused`); raises ConnectionClosed once the connection
         is closing, InvalidState before the opening handshake is complete."""
-        if self._conn.state is not _OPEN:
+        if not self._conn._is_open():
             raise self._not_open_error()
         self._write_message(message)
 
@@ -722,14 +722,14 @@ class _WebSocketCore:
                 # A protocol violation waits (defer_failure) until the messages that came
                 # before the bad frame have been handed over: at once for callbacks, at the
                 # next recv() that finds the queue empty otherwise (bounded by _fail_timer).
-                if conn.failing and (self._on_message is not None or not self._messages):
+                if conn._is_failing() and (self._on_message is not None or not self._messages):
                     conn.fail()
                     continue
                 break
         finally:
             self._dispatching = False
         self._flush()  # one write for everything the events produced, replies included
-        if conn.backlogged:
+        if conn._is_backlogged():
             # Frames read but not yet inflated (see Connection.backlogged): reading stops,
             # and they are inflated one receive_data call (about 1 MiB) per loop iteration
             # while reading is allowed, so that a compressed burst neither fills memory nor
@@ -803,7 +803,7 @@ class _WebSocketCore:
                 transport.write(memoryview(chunk))
             if small:
                 transport.write(b"".join(small))
-        if conn.should_close_transport and not transport.is_closing():
+        if conn._closes_transport() and not transport.is_closing():
             self._close_transport()
 
     def _close_transport(self) -> None:
