@@ -319,6 +319,46 @@ def test_a_python_subclass_of_the_connection_has_its_overrides_called(
     run(main())
 
 
+def test_messages_as_events_or_as_data_of_another_type_are_delivered_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shell asks the connection for bare messages (str or bytes, no event each); a
+    message that comes as an event all the same (a subclass's events(), say) or as data of
+    another type (an extension's bytearray) is delivered as well, in both builds."""
+    import wsfast.asyncio.server as server_module
+    from wsfast.events import BinaryMessage
+
+    seen: list[type] = []
+    base: Any = server_module.ServerConnection
+
+    class Mixed(base):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+
+        def events(self) -> list[Any]:
+            out: list[Any] = []
+            for event in super().events():
+                if event == b"as an event":
+                    event = BinaryMessage(event)
+                elif event == b"as a bytearray":
+                    event = bytearray(event)
+                seen.append(type(event))
+                out.append(event)
+            return out
+
+    monkeypatch.setattr(server_module, "ServerConnection", Mixed)
+
+    async def main() -> None:
+        async with serve(echo, HOST, 0) as server:
+            async with connect(uri(server)) as client:
+                for message in (b"as an event", b"as a bytearray", b"bare", "text"):
+                    await client.send(message)
+                    assert await client.recv() == message
+                assert type(only_connection(server)._conn) is Mixed
+        assert {BinaryMessage, bytearray, bytes, str} <= set(seen), seen
+
+    run(main())
+
+
 def test_a_subclass_that_skips_init_gets_an_exception_not_a_crash() -> None:
     """A subclass whose __init__ never calls WebSocket.__init__ leaves _conn unset (None,
     compiled): given a transport, it raises AttributeError in both builds. In a child

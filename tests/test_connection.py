@@ -262,6 +262,36 @@ def test_receive_data_takes_any_bytes_like_object() -> None:
         server.receive_data("text")  # type: ignore[arg-type]
 
 
+def test_bare_messages_are_their_data_and_the_other_events_stay_events() -> None:
+    """After _give_bare_messages (what the asyncio shell asks), events() gives each message as
+    its data: whole, fragmented or text kept as bytes; pings, pongs and the close stay events."""
+    server = open_server()
+    server._give_bare_messages()
+    server.receive_data(
+        to_server(BINARY, b"\x00\xff")
+        + to_server(TEXT, "é".encode())
+        + to_server(TEXT, b"fr", fin=False)
+        + to_server(PING, b"p")
+        + to_server(CONT, "ä".encode())
+        + to_server(BINARY, b"a", fin=False)
+        + to_server(CONT, b"b")
+    )
+    events = server.events()
+    assert events == [b"\x00\xff", "é", Ping(b"p"), "frä", b"ab"]
+    assert [type(event) for event in events] == [bytes, str, Ping, str, bytes]
+    server.receive_data(to_server(TEXT, b"\xff"))  # invalid UTF-8 fails as before
+    assert_failed(server, 1007)
+    raw = open_server(decode_text=False)
+    raw._give_bare_messages()
+    raw.receive_data(to_server(TEXT, "ü".encode()) + to_server(CLOSE, b"\x03\xe8"))
+    first, *rest = raw.events()
+    assert first == "ü".encode() and type(first) is bytes
+    assert [type(event) for event in rest] == [CloseReceived, ConnectionTerminated]
+    plain = open_server()  # without it, as always: events
+    plain.receive_data(to_server(BINARY, b"x"))
+    assert plain.events() == [BinaryMessage(b"x")]
+
+
 def test_send_binary_copies_a_mutable_buffer() -> None:
     client, server = open_pair()
     buffer = bytearray(b"abc")

@@ -183,6 +183,19 @@ def test_7_2_3_1_the_same_message_fragmented(impl: ModuleType, backend: str) -> 
     assert server.events() == [TextMessage("Hello")]
 
 
+def test_bare_messages_come_inflated(impl: ModuleType, backend: str) -> None:
+    """The asyncio shell's bare messages (see Connection._give_bare_messages) go through the
+    extensions as events do: whole or fragmented, their data is the inflated message."""
+    server = deflate_server(impl, backend)
+    server._give_bare_messages()
+    server.receive_data(
+        to_server(TEXT, HELLO, rsv1=True)
+        + to_server(TEXT, HELLO[:3], rsv1=True, fin=False)
+        + to_server(CONT, HELLO[3:])
+    )
+    assert server.events() == ["Hello", "Hello"]
+
+
 def test_7_2_3_2_sharing_the_window_between_messages(impl: ModuleType, backend: str) -> None:
     server = deflate_server(impl, backend)
     second = bytes.fromhex("f200110000")

@@ -50,6 +50,7 @@ cdef class Connection:
     cdef object _failing
     cdef Py_ssize_t _inflated
     cdef object _backlog
+    cdef bint _bare
     # Unused compiled (Cython's critical section is the lock); see wsfast._nocython.
     cdef object _lock
 

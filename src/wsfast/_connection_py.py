@@ -261,6 +261,7 @@ class Connection:
         "_failing",
         "_inflated",
         "_backlog",
+        "_bare",
         "_lock",  # run as Python on a free-threaded build (see wsfast._nocython)
     )
 
@@ -297,6 +298,7 @@ class Connection:
     _failing: tuple[int, str] | None
     _inflated: int
     _backlog: tuple[list[Any], ProtocolError | None] | None
+    _bare: bool
     _lock: Any
 
     @cython.critical_section
@@ -332,6 +334,7 @@ class Connection:
         # came after them; receive_data(b"") goes on with them (see backlogged).
         self._inflated = 0
         self._backlog = None
+        self._bare = False  # see _give_bare_messages
         self._new_parser(self._max_message_size)
         self._extensions = []
         self._subprotocol = None
@@ -437,6 +440,13 @@ class Connection:
     # What the asyncio shell asks on every read and send: methods, cpdef in
     # _connection_c.pxd, so that its compiled build calls them in C instead of looking a
     # property up by name. The properties return what they return.
+
+    def _give_bare_messages(self) -> None:
+        """From now on events() gives each message as its data alone (``str`` for text,
+        ``bytes`` for binary and for text with ``decode_text=False``), not as an event: for
+        the asyncio shell, which needs nothing else of a message, so that a message is no
+        object but its data. The other events stay events."""
+        self._bare = True
 
     def _is_open(self) -> bool:
         return self._state is _OPEN
@@ -853,20 +863,29 @@ class Connection:
         :func:`~wsfast.validate_utf8`, which accept exactly what _check_text and _end_text do;
         a refusal is failed by those two (see _refuse_text), so the code and reason are theirs.
         """
-        event: Event
+        event: Any  # or the message's data alone (see _give_bare_messages)
         if op is _BINARY:
-            event = _new(BinaryMessage)
-            _set_binary(event, payload)
+            if self._bare:
+                event = payload
+            else:
+                event = _new(BinaryMessage)
+                _set_binary(event, payload)
         elif self._decode_text:
             try:
                 text = payload.decode()  # UTF-8, strict
             except UnicodeDecodeError:
                 return self._refuse_text(payload)
-            event = _new(TextMessage)
-            _set_text(event, text)
+            if self._bare:
+                event = text
+            else:
+                event = _new(TextMessage)
+                _set_text(event, text)
         elif checked or validate_utf8(payload):
-            event = _new(TextBytes)
-            _set_text_bytes(event, payload)
+            if self._bare:
+                event = payload
+            else:
+                event = _new(TextBytes)
+                _set_text_bytes(event, payload)
         else:
             return self._refuse_text(payload)
         self._events.append(event)

@@ -52,6 +52,7 @@ from ..events import (
     Accepted,
     BinaryMessage,
     ConnectionTerminated,
+    Event,
     HandshakeFailed,
     Ping,
     Pong,
@@ -429,6 +430,9 @@ class _WebSocketCore:
         self._close_reason = ""
         self._close_cause: BaseException | None = None
         self.id = next(_ids)
+        # Messages come from events() as their data alone (str or bytes), not as events: no
+        # object per message (see _dispatch_events).
+        conn._give_bare_messages()
 
     # --- what the application sees ---------------------------------------------------------
 
@@ -756,7 +760,12 @@ class _WebSocketCore:
         on_message = self._on_message
         for event in events:
             kind = type(event)
-            if kind is BinaryMessage or kind is TextMessage or kind is TextBytes:
+            if kind is bytes or kind is str:  # a message's data (see __init__)
+                if on_message is None:
+                    self._push(event)
+                else:
+                    self._deliver(event)
+            elif kind is BinaryMessage or kind is TextMessage or kind is TextBytes:
                 if on_message is None:
                     self._push(event.data)
                 else:
@@ -775,8 +784,12 @@ class _WebSocketCore:
                 self._on_accepted(event)
             elif kind is Rejected or kind is HandshakeFailed:
                 self._on_refused(event)
-            else:
+            elif isinstance(event, Event):
                 self._on_other_event(event)
+            elif on_message is None:  # a message's data of another type, e.g. an extension's
+                self._push(event)
+            else:
+                self._deliver(event)
 
     def _flush(self) -> None:
         conn = self._conn
