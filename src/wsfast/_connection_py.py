@@ -399,7 +399,8 @@ class Connection:
 
     @cython.critical_section
     def events(self) -> list[Event]:
-        """The events since the last call, oldest first."""
+        """The events since the last call, oldest first (each message as its data alone
+        once an asyncio ``WebSocket`` owns the connection: see _give_bare_messages)."""
         events = self._events
         self._events = []
         return events
