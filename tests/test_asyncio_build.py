@@ -284,15 +284,41 @@ def test_the_connection_must_be_the_one_wsfast_connection_exports() -> None:
 def test_a_python_subclass_of_the_connection_has_its_overrides_called(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """receive_data, events and chunks_to_send are C calls of the compiled shell (cpdef):
-    the overrides of a Python subclass of the connection still run, as in the Python build."""
+    """receive_data, events, chunks_to_send and the questions of every read and send
+    (_is_open, _is_failing, _is_backlogged, _closes_transport) are C calls of the compiled
+    shell (cpdef): the overrides of a Python subclass of the connection still run, as in the
+    Python build."""
     import wsfast.asyncio.server as server_module
 
-    calls: dict[str, int] = {"receive_data": 0, "events": 0, "chunks_to_send": 0}
+    calls = {
+        "receive_data": 0,
+        "events": 0,
+        "chunks_to_send": 0,
+        "_is_open": 0,
+        "_is_failing": 0,
+        "_is_backlogged": 0,
+        "_closes_transport": 0,
+    }
     base: Any = server_module.ServerConnection
 
     class Counted(base):  # type: ignore[misc, valid-type]
         __slots__ = ()
+
+        def _is_open(self) -> bool:
+            calls["_is_open"] += 1
+            return super()._is_open()  # type: ignore[no-any-return]
+
+        def _is_failing(self) -> bool:
+            calls["_is_failing"] += 1
+            return super()._is_failing()  # type: ignore[no-any-return]
+
+        def _is_backlogged(self) -> bool:
+            calls["_is_backlogged"] += 1
+            return super()._is_backlogged()  # type: ignore[no-any-return]
+
+        def _closes_transport(self) -> bool:
+            calls["_closes_transport"] += 1
+            return super()._closes_transport()  # type: ignore[no-any-return]
 
         def receive_data(self, data: Any) -> None:
             calls["receive_data"] += 1

@@ -7,7 +7,8 @@ and ``send_text`` / ``send_binary`` go straight to ``_write_frame`` when nothing
 apply; ``_set_shortcuts(False)`` turns both off. Here random frame sequences (valid and not,
 cut at random places) and random send calls go through two connections, one with the
 shortcuts and one without, and everything they produce is compared: events, the bytes they
-send (unmasked, for a client), states and exceptions.
+send (unmasked, for a client), states and exceptions. Likewise a connection giving its
+messages bare (``_give_bare_messages``, the asyncio shell's) against one giving events.
 
 Both builds: the compiled connection (id ``cython``) and its Python source (``python``).
 """
@@ -23,7 +24,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wsfast import FrameParser, ProtocolError, apply_mask
-from wsfast.events import BinaryMessage, ConnectionTerminated, ProtocolViolation, TextMessage
+from wsfast.events import (
+    BinaryMessage,
+    ConnectionTerminated,
+    ProtocolViolation,
+    TextBytes,
+    TextMessage,
+)
 from wsfast.permessage_deflate import ClientDeflateFactory, ServerDeflateFactory
 
 MASK = b"\x37\xfa\x21\x3d"
@@ -167,6 +174,50 @@ def test_receiving_with_and_without_the_shortcut_is_the_same(
         else:
             conn.fail()  # completes a deferred failure, if any
     same_outcome(fast, general)
+
+
+@given(
+    specs=st.lists(frame_specs(), max_size=12),
+    cuts=st.lists(st.integers(0, 2000), max_size=6),
+    options=OPTIONS,
+    side=st.sampled_from([0, 1]),
+    shortcuts=st.booleans(),
+)
+def test_bare_messages_are_the_events_with_each_message_as_its_data(
+    connection_module: Any,
+    specs: list[tuple[int, bytes, bool, int, bool]],
+    cuts: list[int],
+    options: dict[str, Any],
+    side: int,
+    shortcuts: bool,
+) -> None:
+    """What the asyncio shell asks (_give_bare_messages) changes nothing but the form of each
+    message: the same messages in the same order among the same other events, the same bytes
+    sent, the same state, on random frame sequences (valid and not) cut at random places."""
+    plain, bare = both(connection_module, options, side)
+    for conn in (plain, bare):
+        conn._set_shortcuts(shortcuts)
+    bare._give_bare_messages()
+    messages = (TextMessage, TextBytes, BinaryMessage)
+    wants_mask = side == 1
+    stream = b"".join(
+        raw_frame(op, payload, fin, rsv, MASK if right_mask == wants_mask else None)
+        for op, payload, fin, rsv, right_mask in specs
+    )
+    start = 0
+    for cut in sorted({c for c in cuts if 0 < c < len(stream)}) + [len(stream)] + [-1]:
+        for conn in (plain, bare):
+            if cut < 0:
+                conn.fail()  # completes a deferred failure, if any
+            else:
+                conn.receive_data(stream[start:cut])
+        expected = [e.data if type(e) in messages else e for e in plain.events()]
+        got = bare.events()
+        assert got == expected
+        assert [type(e) for e in got] == [type(e) for e in expected]
+        assert sent(plain) == sent(bare)
+        assert (plain.state, plain.failing) == (bare.state, bare.failing)
+        start = cut
 
 
 def call(conn: Any, action: tuple[str, Any, bool]) -> Any:

@@ -399,7 +399,8 @@ class Connection:
 
     @cython.critical_section
     def events(self) -> list[Event]:
-        """The events since the last call, oldest first."""
+        """The events since the last call, oldest first (each message as its data alone
+        once an asyncio ``WebSocket`` owns the connection: see _give_bare_messages)."""
         events = self._events
         self._events = []
         return events
@@ -439,7 +440,9 @@ class Connection:
 
     # What the asyncio shell asks on every read and send: methods, cpdef in
     # _connection_c.pxd, so that its compiled build calls them in C instead of looking a
-    # property up by name. The properties return what they return.
+    # property up by name. The properties return what they return. The accessors take no
+    # critical section (the properties do): each compares one attribute, and the shell asks
+    # from its loop's thread, the one that makes every other call on its connection.
 
     def _give_bare_messages(self) -> None:
         """From now on events() gives each message as its data alone (``str`` for text,

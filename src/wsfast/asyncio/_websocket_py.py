@@ -1112,7 +1112,8 @@ class WebSocket(_WebSocketCore, asyncio.BufferedProtocol):
       :meth:`send_nowait`. The fastest way to serve many small messages.
 
     ``id`` is a number for this connection, unique in the process; log lines carry it.
-    The sans-I/O connection ``conn`` belongs to it from then on: its ``events()`` gives each
+
+    It takes its connection over: from then on that connection's ``events()`` gives each
     message as its data alone (``str`` or ``bytes``), not as an event.
     """
 
