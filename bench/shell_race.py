@@ -4,7 +4,7 @@ a fake transport, fed 64-byte client frames in process.
 The transport's ``write`` only counts bytes, so what is timed is the shell (read path,
 dispatch, queue or callback, send, flush) plus the sans-I/O connection under it:
 
-- ``sans-io``: the floor, no shell: the connection alone reads the frame, gives its event,
+- ``sans-io``: the floor, no shell: the connection alone reads the frame, gives its message,
   sends the echo and hands over the bytes;
 - ``callback``: ``buffer_updated`` with one frame, ``on_message`` answers with
   ``send_nowait`` (the callbacks style);
@@ -102,14 +102,15 @@ def feed(ws: WebSocket) -> None:
 
 
 async def sans_io(count: int) -> float:
-    conn = open_connection()  # its own: the shell's gives its messages bare
+    conn = open_connection()
+    conn._give_bare_messages()  # as the shell takes them: each message as its data alone
     transport = FakeTransport()
     data = memoryview(bytearray(FRAME))
     start = time.process_time()
     for _ in range(count):
         conn.receive_data(data[:])
         for event in conn.events():
-            conn.send_binary(event.data)
+            conn.send_binary(event)
         for chunk in conn.chunks_to_send():
             transport.write(chunk)
     elapsed = time.process_time() - start
