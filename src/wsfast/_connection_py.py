@@ -438,18 +438,19 @@ class Connection:
         held back at :meth:`receive_eof` is dropped."""
         return self._is_backlogged()
 
-    # What the asyncio shell asks on every read and send: methods, cpdef in
-    # _connection_c.pxd, so that its compiled build calls them in C instead of looking a
-    # property up by name. The properties return what they return. The accessors take no
-    # critical section (the properties do): each compares one attribute, and the shell asks
-    # from its loop's thread, the one that makes every other call on its connection.
-
     def _give_bare_messages(self) -> None:
         """From now on events() gives each message as its data alone (``str`` for text,
         ``bytes`` for binary and for text with ``decode_text=False``), not as an event: for
         the asyncio shell, which needs nothing else of a message, so that a message is no
         object but its data. The other events stay events."""
         self._bare = True
+
+    # What the asyncio shell asks on every read and send: methods, cpdef in
+    # _connection_c.pxd, so that its compiled build calls them in C instead of looking a
+    # property up by name; failing, backlogged and should_close_transport call them. They
+    # take no critical section (the properties do): each compares one attribute, and the
+    # shell asks from its loop's thread, the one that makes every other call on its
+    # connection.
 
     def _is_open(self) -> bool:
         return self._state is _OPEN
