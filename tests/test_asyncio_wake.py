@@ -180,7 +180,7 @@ def test_a_cancelled_wait_and_a_timeout() -> None:
                 assert waiter.cancelled() and waiter.done()
                 with pytest.raises(asyncio.CancelledError, match="stop"):
                     waiter.result()
-                with pytest.raises(TimeoutError):
+                with pytest.raises(asyncio.TimeoutError):  # TimeoutError from Python 3.11 on
                     await asyncio.wait_for(client.recv(), 0.05)
                 await client.send(b"next")
                 assert await client.recv() == b"next"

@@ -17,7 +17,9 @@ from asyncio_helpers import HOST, TRANSPORTS, accept_raw, run, tls_contexts
 import wsfast
 from wsfast.asyncio import ConnectionClosedError, ConnectionClosedOK, connect
 
-READ_FRAMES = {"_read_ready__get_buffer", "_do_read__buffered"}
+# The functions of asyncio's transports that call buffer_updated: the TCP transport's, the
+# TLS protocol's (Python 3.11 on), and the one Python 3.10's TLS protocol calls.
+READ_FRAMES = {"_read_ready__get_buffer", "_do_read__buffered", "_feed_data_to_buffered_proto"}
 
 
 def resumed_inside_a_read() -> bool:
