@@ -125,10 +125,12 @@ def test_frames_held_back_when_a_tls_peer_ends_are_still_delivered(
         await asyncio.sleep(0.3)  # the queue fills, the rest is held back
         seen["queued"] = len(ws._messages)
         count = 0
-        async for message in ws:
-            assert message == b"\x00" * (MiB - 1)
-            count += 1
-        seen["count"], seen["code"] = count, ws.close_code
+        try:
+            async for message in ws:
+                assert message == b"\x00" * (MiB - 1)
+                count += 1
+        finally:  # raising (1006), the loop still ends the test: a failure, not a hang
+            seen["count"], seen["code"] = count, ws.close_code
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -146,6 +148,7 @@ def test_frames_held_back_when_a_tls_peer_ends_are_still_delivered(
             start = loop.time()
             writer.close()  # close_notify right after the close frame
             while "code" not in seen:
+                assert loop.time() - start < 10, seen
                 await asyncio.sleep(0.01)
             seen["took"] = loop.time() - start
 

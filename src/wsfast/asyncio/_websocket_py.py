@@ -664,7 +664,16 @@ class _WebSocketCore:
         return None  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._peer_ended and exc is None and self._conn.backlogged:
+        transport = self._transport
+        if (
+            exc is None
+            and self._conn.backlogged
+            # The peer ended: eof_received said so, or nothing on our side closed the
+            # transport (Python 3.10's TLS transport ends the connection at the peer's
+            # close_notify without calling eof_received; a transport that we closed or
+            # aborted, and from 3.11 on every lost one, reports is_closing()).
+            and (self._peer_ended or (transport is not None and not transport.is_closing()))
+        ):
             # The peer's frames held back arrived before its end: they are handed over step
             # by step as usual (what they produce to send is dropped), then the connection
             # ends; within close_timeout, or without them, if the application does not take
@@ -901,7 +910,7 @@ class _WebSocketCore:
         if self._reading_paused:
             return
         transport = self._transport
-        if transport is not None and not transport.is_closing():
+        if transport is not None and not self._lost and not transport.is_closing():
             self._reading_paused = True
             transport.pause_reading()
 
@@ -915,7 +924,9 @@ class _WebSocketCore:
             return
         self._reading_paused = False
         transport = self._transport
-        if transport is not None and not transport.is_closing():
+        # Once lost (see connection_lost), a transport may still say it is not closing
+        # (Python 3.10's TLS transport), and then fail on resume_reading().
+        if transport is not None and not self._lost and not transport.is_closing():
             transport.resume_reading()
 
     def _may_read(self) -> bool:
