@@ -141,6 +141,22 @@ def same_outcome(fast: Any, general: Any) -> None:
     assert fast.should_close_transport == general.should_close_transport
 
 
+def wire(specs: list[tuple[int, bytes, bool, int, bool]], side: int) -> bytes:
+    """The frames of ``specs`` as they reach ``side`` (1: a server, which wants them masked),
+    each masked as its spec says: rightly or not."""
+    return b"".join(
+        raw_frame(op, payload, fin, rsv, MASK if right_mask == (side == 1) else None)
+        for op, payload, fin, rsv, right_mask in specs
+    )
+
+
+def pieces(stream: bytes, cuts: list[int]) -> list[bytes]:
+    """``stream`` cut at the offsets of ``cuts`` that fall inside it (the last piece may be
+    empty only when the stream is)."""
+    ends = sorted({c for c in cuts if 0 < c < len(stream)}) + [len(stream)]
+    return [stream[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+
+
 @given(
     specs=st.lists(frame_specs(), max_size=12),
     cuts=st.lists(st.integers(0, 2000), max_size=6),
@@ -157,17 +173,10 @@ def test_receiving_with_and_without_the_shortcut_is_the_same(
     eof: bool,
 ) -> None:
     fast, general = both(connection_module, options, side)
-    wants_mask = side == 1
-    stream = b"".join(
-        raw_frame(op, payload, fin, rsv, MASK if right_mask == wants_mask else None)
-        for op, payload, fin, rsv, right_mask in specs
-    )
-    start = 0
-    for cut in sorted({c for c in cuts if 0 < c < len(stream)}) + [len(stream)]:
+    for piece in pieces(wire(specs, side), cuts):
         for conn in (fast, general):
-            conn.receive_data(stream[start:cut])
+            conn.receive_data(piece)
         same_outcome(fast, general)
-        start = cut
     for conn in (fast, general):
         if eof:
             conn.receive_eof()
@@ -199,25 +208,18 @@ def test_bare_messages_are_the_events_with_each_message_as_its_data(
         conn._set_shortcuts(shortcuts)
     bare._give_bare_messages()
     messages = (TextMessage, TextBytes, BinaryMessage)
-    wants_mask = side == 1
-    stream = b"".join(
-        raw_frame(op, payload, fin, rsv, MASK if right_mask == wants_mask else None)
-        for op, payload, fin, rsv, right_mask in specs
-    )
-    start = 0
-    for cut in sorted({c for c in cuts if 0 < c < len(stream)}) + [len(stream)] + [-1]:
+    for piece in [*pieces(wire(specs, side), cuts), None]:
         for conn in (plain, bare):
-            if cut < 0:
+            if piece is None:
                 conn.fail()  # completes a deferred failure, if any
             else:
-                conn.receive_data(stream[start:cut])
+                conn.receive_data(piece)
         expected = [e.data if type(e) in messages else e for e in plain.events()]
         got = bare.events()
         assert got == expected
         assert [type(e) for e in got] == [type(e) for e in expected]
         assert sent(plain) == sent(bare)
         assert (plain.state, plain.failing) == (bare.state, bare.failing)
-        start = cut
 
 
 def call(conn: Any, action: tuple[str, Any, bool]) -> Any:
