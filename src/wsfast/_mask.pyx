@@ -1,5 +1,5 @@
-"""RFC 6455 §5.3 masking (compiled). Technique: see _c/wsf_mask.h (AVX-512 on request, AVX2,
-SSE2 with aligned stores, or NEON; then 8 bytes at a time through memcpy'd words, then bytes);
+"""RFC 6455 §5.3 masking (compiled). Technique: see _c/wsf_mask.h (AVX-512, AVX2 or SSE2 with
+aligned stores, or NEON; then 8 bytes at a time through memcpy'd words, then bytes);
 the GIL is released for large buffers."""
 
 import os
@@ -35,7 +35,7 @@ _ISA_LEVELS = {"scalar": WSF_ISA_SCALAR, "sse2": WSF_ISA_SSE2, "neon": WSF_ISA_N
 
 
 cdef int _select_isa() except -1:
-    # Unset: the widest path except AVX-512, which is opt-in (not yet measured on hardware).
+    # Unset: the widest path, but AVX-512 only where it does not lower the clock (_c/wsf_cpu.h).
     default = wsf_cpu_default_isa()
     forced = os.environ.get("WSFAST_ISA", "").strip().lower()
     if not forced:
