@@ -11,7 +11,7 @@ into a larger buffer, and a buffer that ends where its heap block ends), nothing
 the end of a result, whole and chunk by chunk with the running offset; masking twice gives
 the data back; the same errors for a bad key or offset.
 
-Run it once per path: ``WSFAST_ISA=avx2|sse2|scalar python fuzz/mask.py ...``.
+Run it once per path: ``WSFAST_ISA=avx512|avx2|sse2|scalar python fuzz/mask.py ...``.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ echo "== tests (${SECONDS} s)"
   tests/test_fuzz_findings.py)
 
 echo "== fuzz corpora (${SECONDS} s)"
-isas=$("$python" -c 'import wsfast._mask as m; p = m.simd_path(); print({"avx2": "avx2 sse2 scalar", "sse2": "sse2 scalar"}.get(p, p))')
+isas=$("$python" "$root/fuzz/run.py" --isas)  # every SIMD path, widest first
 for name in frames utf8 mask connection handshake; do
   corpora=("$root/fuzz/corpus/$name")
   [ -n "$extra" ] && [ -d "$extra/$name" ] && corpora+=("$extra/$name")

@@ -516,6 +516,24 @@ def test_parser_masked_payload_in_odd_chunks(impl, size) -> None:
     assert feed_all(parser, [wire + wire]) == [(2, True, False, False, False, payload)] * 2
 
 
+@pytest.mark.parametrize("size", [255, 256, 257, 320, 321, 700])
+def test_parser_masked_payload_cut_at_every_position(impl, size) -> None:
+    """A masked frame around the 256 bytes where masking takes 64-byte AVX-512 steps, cut at
+    every position: the rest of the payload lands at every address and key phase of the
+    payload being filled. Then a 257-byte middle piece from every position: the wide loop on
+    a part of the payload."""
+    payload = random.Random(size).randbytes(size)
+    mask = b"\x9b\x01\xf7\x40"
+    wire = encode_frame(2, payload, mask=mask) + encode_frame(9, b"ping", mask=mask)
+    expected = [(2, True, False, False, False, payload), (9, True, False, False, False, b"ping")]
+    for cut in range(len(wire) + 1):
+        parser = impl.FrameParser(require_mask=True)
+        assert feed_all(parser, [wire[:cut], memoryview(wire)[cut:]]) == expected, cut
+        parser = impl.FrameParser(require_mask=True)
+        pieces = [wire[:cut], bytearray(wire[cut : cut + 257]), wire[cut + 257 :]]
+        assert feed_all(parser, pieces) == expected, cut
+
+
 def test_parser_input_types(impl) -> None:
     wire = HELLO_MASKED + PONG_MASKED
     expected = [(1, True, False, False, False, b"Hello"), (10, True, False, False, False, b"Hello")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -156,3 +157,33 @@ def test_harnesses_catch_a_planted_bug(
     monkeypatch.setattr(module, "compiled", _broken(module.compiled, function, replacement))
     with pytest.raises(AssertionError):
         module.check(data)
+
+
+def _simd_path(isa: str) -> str:
+    """The path the kernels take in a fresh process with WSFAST_ISA=isa ("": unset)."""
+    return subprocess.run(
+        [sys.executable, "-c", "import wsfast._mask as m; print(m.simd_path())"],
+        env={**os.environ, "WSFAST_ISA": isa}, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def test_fuzzing_takes_every_simd_path(request: pytest.FixtureRequest) -> None:
+    """fuzz/run.py fuzzes masking on every path the kernels take here (the default one and
+    each one WSFAST_ISA can ask for), and fuzz/sanitize.sh and fuzz/coverage.sh replay the
+    corpora on the paths its --isas prints."""
+    if wsfast.implementation != "cython":
+        pytest.skip("the SIMD paths are the compiled build's")
+    request.getfixturevalue("compiled")
+    run = importlib.import_module("run")
+    isas = run.available_isas()
+    assert _simd_path("") in isas
+    for level in ("scalar", "sse2", "neon", "avx2", "avx512"):
+        assert (level in isas) == (_simd_path(level) == level), (level, isas)
+    assert set(isas) <= {isa for name, isa, _ in run.DEFAULT_RUNS if name == "mask"}
+    printed = subprocess.run(
+        [sys.executable, str(FUZZ / "run.py"), "--isas"], capture_output=True, text=True,
+        check=True,
+    ).stdout.split()  # fmt: skip
+    assert printed == isas[::-1]
+    for script in ("sanitize.sh", "coverage.sh"):
+        assert 'isas=$("$python" "$root/fuzz/run.py" --isas)' in (FUZZ / script).read_text()
