@@ -1,10 +1,12 @@
 """Builds tests/c/selftest.c against the kernels' C headers and runs it: natively, and for
 AArch64 under qemu-user when ``aarch64-linux-gnu-gcc`` and ``qemu-aarch64`` are installed, so
 the NEON paths are checked on an x86-64 machine too. tests/c/length_guard.c checks the frame
-length guard natively and, at compile time, for a 32-bit target."""
+length guard natively and, at compile time, for a 32-bit target; tests/c/cpu_choice.c the
+SIMD level picked for other CPUs' features."""
 
 from __future__ import annotations
 
+import platform
 import shutil
 import subprocess
 import sys
@@ -21,6 +23,7 @@ SOURCE = Path(__file__).resolve().parent / "c" / "selftest.c"
 
 
 GUARD = Path(__file__).resolve().parent / "c" / "length_guard.c"
+CPU_CHOICE = Path(__file__).resolve().parent / "c" / "cpu_choice.c"
 
 
 def _build_and_run(cc: str, out: Path, runner: list[str], source: Path = SOURCE) -> str:
@@ -62,6 +65,17 @@ def test_aarch64_neon(tmp_path: Path) -> None:
 def test_length_guard_native(tmp_path: Path) -> None:
     output = _build_and_run("cc", tmp_path / "length_guard", [], GUARD)
     assert f"ok (limit {sys.maxsize})" in output  # the guard is CPython's PY_SSIZE_T_MAX
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32" or shutil.which("cc") is None, reason="needs a C compiler named cc"
+)
+def test_simd_level_choice(tmp_path: Path) -> None:
+    """The levels picked for other CPUs' features: AVX-512 by default only with VBMI, and
+    never without AVX2 (whose code the AVX-512 level runs too)."""
+    output = _build_and_run("cc", tmp_path / "cpu_choice", [], CPU_CHOICE)
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert "ok (6 cases)" in output
 
 
 def _compiles_for_32_bit(cc: str) -> bool:

@@ -45,8 +45,11 @@ enum {
 /* WSF_CPU_SUPPORTS(name, reg, bit, xcr0): whether the CPU has the feature of CPUID leaf 7,
  * register `reg` (1: EBX, 2: ECX) bit `bit` (GCC and Clang call it `name`) and the OS saves
  * every XCR0 state bit it needs in `xcr0` (YMM: 0x6; ZMM and opmask as well: 0xE6). GCC's and
- * Clang's runtime check XCR0 themselves; MSVC reads CPUID, after OSXSAVE and AVX. */
-#if defined(WSF_HAVE_AVX2_CODE) && (defined(__GNUC__) || defined(__clang__))
+ * Clang's runtime check XCR0 themselves; MSVC reads CPUID, after OSXSAVE and AVX. A test may
+ * define it first, to give the choices below a CPU of its own (tests/c/cpu_choice.c). */
+#if defined(WSF_CPU_SUPPORTS)
+/* the includer's */
+#elif defined(WSF_HAVE_AVX2_CODE) && (defined(__GNUC__) || defined(__clang__))
 #define WSF_CPU_SUPPORTS(name, reg, bit, xcr0) (__builtin_cpu_init(), __builtin_cpu_supports(name))
 #elif defined(WSF_HAVE_AVX2_CODE) && defined(_MSC_VER)
 static inline int wsf_msvc_leaf7(int reg, int bit, unsigned xcr0) {
@@ -67,8 +70,11 @@ static inline int wsf_msvc_leaf7(int reg, int bit, unsigned xcr0) {
 /* The widest level this CPU runs. */
 static inline int wsf_cpu_best_isa(void) {
 #if defined(WSF_X86)
+    /* Each level runs the narrower levels' code too (UTF-8 takes its AVX2 path at the
+     * AVX-512 level): AVX-512 only with AVX2, which a virtual CPU may hide on its own. */
+    if (!WSF_CPU_SUPPORTS("avx2", 1, 5, 0x6)) return WSF_ISA_SSE2;
     if (WSF_CPU_SUPPORTS("avx512f", 1, 16, 0xE6)) return WSF_ISA_AVX512; /* Foundation */
-    return WSF_CPU_SUPPORTS("avx2", 1, 5, 0x6) ? WSF_ISA_AVX2 : WSF_ISA_SSE2;
+    return WSF_ISA_AVX2;
 #elif defined(WSF_NEON)
     return WSF_ISA_NEON;
 #else
