@@ -284,14 +284,14 @@ def test_the_connection_must_be_the_one_wsfast_connection_exports() -> None:
 def test_a_python_subclass_of_the_connection_has_its_overrides_called(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """receive_data, events, chunks_to_send and the questions of every read and send
-    (_is_open, _is_failing, _is_backlogged, _closes_transport) are C calls of the compiled
-    shell (cpdef): the overrides of a Python subclass of the connection still run, as in the
-    Python build."""
+    """receive_data, events, chunks_to_send, the questions of every read and send
+    (_is_open, _is_failing, _is_backlogged, _closes_transport) and the sends of a whole
+    message (_send_text, _send_binary) are C calls of the compiled shell (cpdef): the
+    overrides of a Python subclass of the connection still run, as in the Python build."""
     import wsfast.asyncio.server as server_module
 
     names = ("receive_data", "events", "chunks_to_send", "_is_open", "_is_failing")
-    names += ("_is_backlogged", "_closes_transport")
+    names += ("_is_backlogged", "_closes_transport", "_send_text", "_send_binary")
     calls = dict.fromkeys(names, 0)
     base: Any = server_module.ServerConnection
 
@@ -314,6 +314,8 @@ def test_a_python_subclass_of_the_connection_has_its_overrides_called(
             async with connect(uri(server)) as client:
                 await client.send("z")
                 assert await client.recv() == "z"
+                await client.send(b"z")
+                assert await client.recv() == b"z"
                 assert type(only_connection(server)._conn) is Counted
         assert all(calls.values()), calls
 

@@ -599,11 +599,11 @@ class _WebSocketCore:
 
     def _write_message(self, message: str | bytes | bytearray | memoryview) -> None:
         if type(message) is str:
-            self._conn.send_text(message)
+            self._conn._send_text(message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            self._conn.send_binary(message)
+            self._conn._send_binary(message)
         elif isinstance(message, str):  # a str subclass (a StrEnum member...): text too
-            self._conn.send_text(message)
+            self._conn._send_text(message)
         else:
             raise TypeError(f"a message is str or bytes-like, not {type(message).__name__}")
         if not self._dispatching:
