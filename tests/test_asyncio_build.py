@@ -284,14 +284,14 @@ def test_the_connection_must_be_the_one_wsfast_connection_exports() -> None:
 def test_a_python_subclass_of_the_connection_has_its_overrides_called(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """receive_data, events, chunks_to_send and the questions of every read and send
-    (_is_open, _is_failing, _is_backlogged, _closes_transport) are C calls of the compiled
-    shell (cpdef): the overrides of a Python subclass of the connection still run, as in the
-    Python build."""
+    """receive_data, events, chunks_to_send, the questions of every read and send
+    (_is_open, _is_failing, _is_backlogged, _closes_transport) and the sends of a whole
+    message (_send_text, _send_binary) are C calls of the compiled shell (cpdef): the
+    overrides of a Python subclass of the connection still run, as in the Python build."""
     import wsfast.asyncio.server as server_module
 
     names = ("receive_data", "events", "chunks_to_send", "_is_open", "_is_failing")
-    names += ("_is_backlogged", "_closes_transport")
+    names += ("_is_backlogged", "_closes_transport", "_send_text", "_send_binary")
     calls = dict.fromkeys(names, 0)
     base: Any = server_module.ServerConnection
 
@@ -314,6 +314,8 @@ def test_a_python_subclass_of_the_connection_has_its_overrides_called(
             async with connect(uri(server)) as client:
                 await client.send("z")
                 assert await client.recv() == "z"
+                await client.send(b"z")
+                assert await client.recv() == b"z"
                 assert type(only_connection(server)._conn) is Counted
         assert all(calls.values()), calls
 
@@ -421,3 +423,65 @@ def test_recv_right_after_cancelling_a_waiting_recv() -> None:
                 assert await second == "last"
 
     run(main())
+
+
+SHELLS = [importlib.import_module("wsfast.asyncio._websocket_py")]
+SHELLS += [COMPILED] if COMPILED is not None else []
+
+
+@pytest.mark.parametrize("python_task", [False, True], ids=["c-task", "python-task"])
+@pytest.mark.parametrize("module", SHELLS, ids=lambda module: module.__name__.rsplit(".")[-1])
+def test_the_current_task_of_a_loop_is_asyncio_current_task(module: Any, python_task: bool) -> None:
+    """The shell's stand-in for asyncio.current_task(loop) (on Python 3.10 and 3.11, the
+    dict the C Task writes to as it enters and leaves a step) answers as it does: before
+    the loop runs, inside tasks (of the C Task or the Python one), in a callback between
+    them, for another loop, and after they end."""
+    current = module._current_task
+    if sys.version_info < (3, 12) and sys.implementation.name == "cpython":
+        assert current is not asyncio.current_task  # the stand-in is what is tested
+    loop = asyncio.new_event_loop()
+    other = asyncio.new_event_loop()
+    seen: dict[str, Any] = {}
+
+    def check(where: str) -> None:
+        for each in (loop, other):
+            assert current(each) is asyncio.current_task(each), (where, each is loop)
+        seen[where] = current(loop)
+
+    async def child() -> Any:
+        check("child")
+        await asyncio.sleep(0)
+        check("child, next step")
+        return asyncio.current_task()
+
+    async def main() -> Any:
+        check("main")
+        loop.call_soon(check, "callback")
+        inner = loop.create_task(child())
+        await asyncio.sleep(0)
+        check("main, next step")
+        assert await inner is inner
+        check("main, after the child")
+        return asyncio.current_task(), inner
+
+    if python_task:
+        py_task = asyncio.tasks._PyTask  # type: ignore[attr-defined]
+        loop.set_task_factory(lambda loop, coro, **kw: py_task(coro, loop=loop, **kw))
+    try:
+        check("before")
+        outer, inner = loop.run_until_complete(main())
+        check("after")
+    finally:
+        loop.close()
+        other.close()
+    assert python_task is (type(outer) is asyncio.tasks._PyTask)  # type: ignore[attr-defined]
+    assert seen == {
+        "before": None,
+        "main": outer,
+        "callback": None,
+        "child": inner,
+        "child, next step": inner,
+        "main, next step": outer,
+        "main, after the child": outer,
+        "after": None,
+    }

@@ -301,6 +301,20 @@ def test_send_binary_copies_a_mutable_buffer() -> None:
     assert client.events() == [BinaryMessage(b"abc")]
 
 
+def test_fin_is_keyword_only() -> None:
+    """send_text and send_binary keep their signature in both builds: ``fin`` by keyword
+    only (the whole-message sends the asyncio shell calls in C are methods of their own)."""
+    client, server = open_pair()
+    sends: list[tuple[Any, Any]] = [(server.send_text, "a"), (server.send_binary, b"a")]
+    for send, data in sends:
+        with pytest.raises(TypeError):
+            send(data, False)
+        send(data, fin=False)
+        send(data, fin=True)
+    client.receive_data(server.data_to_send())
+    assert client.events() == [TextMessage("aa"), BinaryMessage(b"aa")]
+
+
 def test_decode_text_false_gives_validated_bytes() -> None:
     server = open_server(decode_text=False)
     server.receive_data(to_server(TEXT, "ünï".encode()))

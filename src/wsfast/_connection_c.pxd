@@ -67,6 +67,9 @@ cdef class Connection:
     cpdef bint _is_failing(self) except -1
     cpdef bint _is_backlogged(self) except -1
     cpdef bint _closes_transport(self) except -1
+    # send_text and send_binary of a whole message, the calls of every send of the shell.
+    cpdef _send_text(self, data)
+    cpdef _send_binary(self, data)
 
     # The rules and the one frame writer, called at C level (see _connection_py.py).
     cdef bint _handle_frame(self, object frame, Py_ssize_t skip) except -1

@@ -564,20 +564,40 @@ class Connection:
     @cython.critical_section
     def send_text(self, data: str, *, fin: bool = True) -> None:
         """Send a text message, or a fragment of one with ``fin=False`` (RFC 6455 §5.4)."""
-        if self._plain_send and fin:
-            # The shortcut, derived from _send_data: with _plain_send its checks pass and
-            # _send_frame adds nothing (tests/test_connection_rules.py proves them equal).
-            self._write_frame(_TEXT, data.encode("utf-8"), True, False, False, False)
+        if fin:
+            self._send_text(data)
         else:
-            self._send_data(_TEXT, data.encode("utf-8"), fin)
+            self._send_data(_TEXT, data.encode("utf-8"), False)
 
     @cython.critical_section
     def send_binary(self, data: bytes | bytearray | memoryview, *, fin: bool = True) -> None:
         """Send a binary message, or a fragment of one with ``fin=False`` (RFC 6455 §5.4)."""
-        if self._plain_send and fin:
-            self._write_frame(_BINARY, data, True, False, False, False)  # as in send_text
+        if fin:
+            self._send_binary(data)
         else:
-            self._send_data(_BINARY, data, fin)
+            self._send_data(_BINARY, data, False)
+
+    # send_text(data) and send_binary(data): a whole message. cpdef in _connection_c.pxd,
+    # where the keyword-only fin of the public methods cannot be (a Python subclass's
+    # override of a cpdef method is called with every argument by position), so that the
+    # compiled asyncio shell sends each message with a C call; the override of a Python
+    # subclass still runs.
+
+    @cython.critical_section
+    def _send_text(self, data: str) -> None:
+        if self._plain_send:
+            # The shortcut, derived from _send_data: with _plain_send its checks pass and
+            # _send_frame adds nothing (tests/test_connection_rules.py proves them equal).
+            self._write_frame(_TEXT, data.encode("utf-8"), True, False, False, False)
+        else:
+            self._send_data(_TEXT, data.encode("utf-8"), True)
+
+    @cython.critical_section
+    def _send_binary(self, data: bytes | bytearray | memoryview) -> None:
+        if self._plain_send:
+            self._write_frame(_BINARY, data, True, False, False, False)  # as in _send_text
+        else:
+            self._send_data(_BINARY, data, True)
 
     @cython.critical_section
     def send_ping(self, payload: bytes | bytearray | memoryview = b"") -> None:

@@ -13,7 +13,8 @@
 # compiled build: tests/test_asyncio_build.py checks that none has one.
 #
 # _conn is the compiled Connection (cimported): receive_data, events and chunks_to_send, the
-# calls of every read, are C calls (cpdef in _connection_c.pxd) rather than lookups by name
+# calls of every read, and _send_text and _send_binary, those of every send, are C calls
+# (cpdef in _connection_c.pxd) rather than lookups by name
 # (the override of a Python subclass of the connection still runs: cpdef looks up by name on
 # such a class only).
 # __init__ refuses any other object with a TypeError, as the Python build does. Until it has

@@ -42,7 +42,9 @@ import itertools
 import logging
 import operator
 import os
+import sys
 import threading
+import types
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
@@ -86,7 +88,45 @@ _READ_SIZE = 256 * 1024
 _BIG_WRITE = 256 * 1024  # a payload at least this large is written on its own (see _flush)
 _read_buffers = threading.local()
 _ids = itertools.count(1)
-_current_task = asyncio.current_task
+
+
+def _task_getter() -> Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]:
+    """What answers ``asyncio.current_task(loop)`` for a given loop, the cheapest way.
+
+    From Python 3.12 on (and wherever asyncio lacks its C part) that is
+    ``asyncio.current_task`` itself. On 3.10 and 3.11 it is a Python function (some 1,000
+    instructions a call, on every read that wakes a recv()) whose body, for a loop given, is
+    ``_current_tasks.get(loop)``: a dict that the C Task writes to as it enters and leaves
+    each step. There the bound ``get`` of that dict is the answer, once it is shown to be the
+    very dict the function reads and the C ``_enter_task`` and ``_leave_task`` write (a task
+    entered for a key of our own is seen, then gone); else ``asyncio.current_task``.
+    """
+    current_task = asyncio.current_task
+    if sys.version_info >= (3, 12) or type(current_task) is not types.FunctionType:
+        return current_task
+    try:
+        import _asyncio
+    except ImportError:  # asyncio without its C part
+        return current_task
+    c_part: Any = _asyncio
+    tasks = getattr(c_part, "_current_tasks", None)
+    if (
+        current_task.__globals__.get("_current_tasks") is not tasks
+        or vars(asyncio.tasks).get("_current_tasks") is not tasks
+        or tasks is None
+    ):
+        return current_task
+    key, task = object(), object()
+    c_part._enter_task(key, task)
+    entered = tasks.get(key)  # cannot raise: a fresh key, hashed by its id
+    c_part._leave_task(key, task)
+    if entered is not task or key in tasks:
+        return current_task
+    getter: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = tasks.get
+    return getter
+
+
+_current_task = _task_getter()
 _Handle = asyncio.Handle
 _NOT_CANCELLED: Any = object()  # _Wait's cancel message until it is cancelled (None is a message)
 
@@ -559,11 +599,11 @@ class _WebSocketCore:
 
     def _write_message(self, message: str | bytes | bytearray | memoryview) -> None:
         if type(message) is str:
-            self._conn.send_text(message)
+            self._conn._send_text(message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            self._conn.send_binary(message)
+            self._conn._send_binary(message)
         elif isinstance(message, str):  # a str subclass (a StrEnum member...): text too
-            self._conn.send_text(message)
+            self._conn._send_text(message)
         else:
             raise TypeError(f"a message is str or bytes-like, not {type(message).__name__}")
         if not self._dispatching:
