@@ -84,8 +84,8 @@ static inline int wsf_cpu_best_isa(void) {
 
 /* The level used when WSFAST_ISA is unset: the widest, but AVX-512 only with AVX-512 VBMI
  * (leaf 7 ECX bit 1), the mark of the generations after the first (see the top of this file).
- * Where AVX-512 is on, the mask measured 1.2x-1.5x the AVX2 path from 1 KiB to 16 KiB and the
- * same from 64 KiB on (bench/mask_isa.py). */
+ * Where AVX-512 is on, the mask measured 1.1x-1.5x the AVX2 path from 1 KiB to 16 KiB
+ * (bench/mask_isa.py); see wsf_mask for where it keeps to AVX2. */
 static inline int wsf_cpu_default_isa(void) {
     int best = wsf_cpu_best_isa();
 #if defined(WSF_X86)
