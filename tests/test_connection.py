@@ -315,6 +315,65 @@ def test_fin_is_keyword_only() -> None:
     assert client.events() == [TextMessage("aa"), BinaryMessage(b"aa")]
 
 
+@pytest.mark.parametrize("deflate", [False, True], ids=["plain", "deflate"])
+def test_the_whole_message_sends_keep_every_rule_of_the_public_ones(deflate: bool) -> None:
+    """_send_text and _send_binary, what the asyncio shell calls for every message, refuse
+    what send_text and send_binary refuse, with the same errors: a message of the other type
+    while a fragmented one is in progress, any message before the handshake and once closing
+    or closed; otherwise they send as the public methods do (compressed with deflate)."""
+    from wsfast.permessage_deflate import ClientDeflateFactory, ServerDeflateFactory
+
+    def pair() -> tuple[Any, Any]:
+        if not deflate:
+            return open_pair()
+        client = ClientConnection("example.com", extensions=[ClientDeflateFactory()])
+        server = ServerConnection(extensions=[ServerDeflateFactory()])
+        server.receive_data(client.data_to_send())
+        server.events()
+        server.accept()
+        client.receive_data(server.data_to_send())
+        client.events()
+        return client, server
+
+    def refusal(send: Any, data: Any) -> str:
+        with pytest.raises(InvalidState) as caught:
+            send(data)
+        return str(caught.value)
+
+    text, binary = "t" * 300, b"b" * 300
+    for first, whole in [("send_binary", "_send_text"), ("send_text", "_send_binary")]:
+        client, server = pair()
+        fragment, data = (binary, text) if first == "send_binary" else (text, binary)
+        getattr(server, first)(fragment[:1], fin=False)
+        wanted = refusal(getattr(server, whole[1:]), data)
+        assert "in progress" in wanted
+        assert refusal(getattr(server, whole), data) == wanted
+        getattr(server, first)(fragment[1:], fin=True)
+        getattr(server, "_" + first)(fragment)  # the same type, whole, after the fragments
+        server._send_text(text)
+        server._send_binary(binary)
+        client.receive_data(server.data_to_send())
+        message = TextMessage(text) if first == "send_text" else BinaryMessage(binary)
+        assert client.events() == [message, message, TextMessage(text), BinaryMessage(binary)]
+        assert bool(server.extensions) is deflate  # negotiated: the messages went compressed
+
+    client = ClientConnection("example.com")
+    for send, data in [(client._send_text, "x"), (client._send_binary, b"x")]:
+        public = getattr(client, send.__name__[1:])
+        assert refusal(send, data) == refusal(public, data)
+    client, server = pair()
+    server.close()
+    for state in (State.CLOSING, State.CLOSED):
+        assert server.state is state
+        for send, data in [(server._send_text, "x"), (server._send_binary, b"x")]:
+            public = getattr(server, send.__name__[1:])
+            assert refusal(send, data) == refusal(public, data)
+            assert state.name in refusal(send, data)
+        client.receive_data(server.data_to_send())
+        server.receive_data(client.data_to_send())
+    assert server.data_to_send() == b""
+
+
 def test_decode_text_false_gives_validated_bytes() -> None:
     server = open_server(decode_text=False)
     server.receive_data(to_server(TEXT, "ünï".encode()))
