@@ -51,18 +51,19 @@ _DONE = re.compile(r"#\d+\s+DONE\s+cov: (\d+) ft: (\d+)")
 _LEVELS = ["scalar", "sse2", "neon", "avx2", "avx512"]
 
 
+def simd_path(isa: str) -> str:
+    """The path the kernels take in a fresh process with WSFAST_ISA=isa ("": unset)."""
+    return subprocess.run(
+        [sys.executable, "-c", "import wsfast._mask as m; print(m.simd_path())"],
+        capture_output=True, text=True, check=True, env={**os.environ, "WSFAST_ISA": isa},
+    ).stdout.strip()  # fmt: skip
+
+
 def available_isas() -> list[str]:
     """The SIMD paths the kernels take here when WSFAST_ISA asks for them, narrowest first:
     every level up to the default, and AVX-512 where the CPU has it without taking it by
     default (a level the CPU lacks reports another name)."""
-
-    def path(isa: str) -> str:
-        return subprocess.run(
-            [sys.executable, "-c", "import wsfast._mask as m; print(m.simd_path())"],
-            capture_output=True, text=True, check=True, env={**os.environ, "WSFAST_ISA": isa},
-        ).stdout.strip()  # fmt: skip
-
-    return [isa for isa in _LEVELS if path(isa) == isa]
+    return [isa for isa in _LEVELS if simd_path(isa) == isa]
 
 
 def find_clang() -> str | None:

@@ -316,24 +316,21 @@ def test_fin_is_keyword_only() -> None:
 
 
 @pytest.mark.parametrize("deflate", [False, True], ids=["plain", "deflate"])
-def test_the_whole_message_sends_keep_every_rule_of_the_public_ones(deflate: bool) -> None:
+def test_the_whole_message_sends_keep_every_rule_of_the_public_ones(
+    deflate: bool, connection_impl: Any
+) -> None:
     """_send_text and _send_binary, what the asyncio shell calls for every message, refuse
     what send_text and send_binary refuse, with the same errors: a message of the other type
     while a fragmented one is in progress, any message before the handshake and once closing
     or closed; otherwise they send as the public methods do (compressed with deflate)."""
+    from connection_support import open_pair as open_pair_of
+
     from wsfast.permessage_deflate import ClientDeflateFactory, ServerDeflateFactory
 
     def pair() -> tuple[Any, Any]:
         if not deflate:
             return open_pair()
-        client = ClientConnection("example.com", extensions=[ClientDeflateFactory()])
-        server = ServerConnection(extensions=[ServerDeflateFactory()])
-        server.receive_data(client.data_to_send())
-        server.events()
-        server.accept()
-        client.receive_data(server.data_to_send())
-        client.events()
-        return client, server
+        return open_pair_of(connection_impl, [ClientDeflateFactory()], [ServerDeflateFactory()])
 
     def refusal(send: Any, data: Any) -> str:
         with pytest.raises(InvalidState) as caught:

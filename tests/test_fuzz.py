@@ -159,14 +159,6 @@ def test_harnesses_catch_a_planted_bug(
         module.check(data)
 
 
-def _simd_path(isa: str) -> str:
-    """The path the kernels take in a fresh process with WSFAST_ISA=isa ("": unset)."""
-    return subprocess.run(
-        [sys.executable, "-c", "import wsfast._mask as m; print(m.simd_path())"],
-        env={**os.environ, "WSFAST_ISA": isa}, capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-
-
 def test_fuzzing_takes_every_simd_path(request: pytest.FixtureRequest) -> None:
     """fuzz/run.py fuzzes masking on every path the kernels take here (the default one and
     each one WSFAST_ISA can ask for), and fuzz/sanitize.sh and fuzz/coverage.sh replay the
@@ -176,9 +168,9 @@ def test_fuzzing_takes_every_simd_path(request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("compiled")
     run = importlib.import_module("run")
     isas = run.available_isas()
-    assert _simd_path("") in isas
+    assert run.simd_path("") in isas
     for level in ("scalar", "sse2", "neon", "avx2", "avx512"):
-        assert (level in isas) == (_simd_path(level) == level), (level, isas)
+        assert (level in isas) == (run.simd_path(level) == level), (level, isas)
     assert set(isas) <= {isa for name, isa, _ in run.DEFAULT_RUNS if name == "mask"}
     printed = subprocess.run(
         [sys.executable, str(FUZZ / "run.py"), "--isas"], capture_output=True, text=True,

@@ -208,11 +208,12 @@ def _avx512_paths() -> tuple[str, ...]:
 
 def _default_paths() -> tuple[str, ...]:
     """What the kernels may pick by themselves on this CPU: AVX-512 only with AVX-512 VBMI
-    (the CPUs whose clock 512-bit instructions do not lower), never on the first generation."""
+    (the CPUs whose clock 512-bit instructions do not lower) and AVX2, never on the first
+    generation."""
     flags = _cpu_flags()
     if flags is None:
         return ("avx512", "avx2", "sse2", "neon", "scalar")
-    if "avx512f" in flags and "avx512vbmi" in flags:
+    if {"avx2", "avx512f", "avx512vbmi"} <= flags:
         return ("avx512",)
     return ("avx2", "sse2", "neon", "scalar")
 
