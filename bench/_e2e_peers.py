@@ -17,12 +17,13 @@ End of input stops the server. Every server echoes each message back unchanged, 
 its library documents: wsfast, websockets and aiohttp with a handler coroutine (``async for
 message in ws: await ws.send(message)``), "wsfast-cb" with wsfast's ``on_message`` callback
 answered by ``ws.send_nowait``, picows with a :class:`picows.WSListener` whose
-``on_ws_frame`` sends the frame's payload back. "wsfast-afn" and "wsfast-afn-cb" are "wsfast"
-and "wsfast-cb" with servers and clients on aiofastnet's compiled transports
-(``transport="aiofastnet"``), the transports picows runs on. Keepalive pings are off
-everywhere, and so is compression unless ``--compression`` is given (then permessage-deflate
-with each library's defaults, servers and clients alike; picows has no compression and is
-left out).
+``on_ws_frame`` sends the frame's payload back, and "picows-coro" with a handler coroutine per
+connection that the listener feeds (picows has no ``recv()``). "wsfast-afn" and
+"wsfast-afn-cb" are "wsfast" and "wsfast-cb" with servers and clients on aiofastnet's
+compiled transports (``transport="aiofastnet"``), the transports picows runs on. Keepalive
+pings are off everywhere, and so is compression unless ``--compression`` is given (then
+permessage-deflate with each library's defaults, servers and clients alike; picows has no
+compression and is left out).
 
 Clients: :data:`CLIENTS` maps a library to a class with ``await connect(url, max_size)``,
 ``await run(payloads, count)`` (``count`` sequential send-then-receive round trips, every
@@ -48,6 +49,7 @@ LIBRARIES = (
     "websockets",
     "aiohttp",
     "picows",
+    "picows-coro",
 )
 # wsfast variants on aiofastnet's transports (serve/connect with transport="aiofastnet").
 ON_AIOFASTNET = ("wsfast-afn", "wsfast-afn-cb")
@@ -67,8 +69,9 @@ def unavailable(library: str) -> str | None:
         "wsfast-afn": "aiofastnet",
         "wsfast-afn-cb": "aiofastnet",
         "websockets": "websockets.asyncio.client",
+        "picows-coro": "picows",
     }.get(library, library)
-    if DEFLATE[0] and library == "picows":
+    if DEFLATE[0] and library.startswith("picows"):
         return "no permessage-deflate"
     try:
         __import__(module)
@@ -87,7 +90,7 @@ def version(library: str) -> str:
 
         if library in ON_AIOFASTNET:
             return f"{v('wsfast')} (aiofastnet {v('aiofastnet')})"
-        return v("wsfast" if library.startswith("wsfast") else library)
+        return v(library.split("-")[0])
     except Exception:  # pragma: no cover - only for display
         return "?"
 
@@ -343,6 +346,73 @@ async def serve_picows(port: int, max_size: int | None) -> Any:
     )
 
 
+async def serve_picows_coroutine(port: int, max_size: int | None) -> Any:
+    """picows with a handler coroutine per connection, the shape wsfast's and websockets'
+    ``async for message in ws: await ws.send(message)`` take with picows, which has no
+    ``recv()``: ``on_ws_frame`` hands each message to the connection's handler task through
+    a future it completes (or a deque, when the handler is busy), the handler sends it back.
+    The race compares the "wsfast" and "wsfast-afn" servers (handler coroutines) with this
+    one, and the callback variants with "picows"."""
+    from collections import deque
+
+    from picows import WSListener, WSMsgType, ws_create_server
+
+    text, binary, close = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CLOSE
+
+    class Handler(WSListener):  # type: ignore[misc]
+        def on_ws_connected(self, transport: Any) -> None:
+            OPEN[0] += 1
+            self.pending: deque[Any] = deque()
+            self.waiter: asyncio.Future[Any] | None = None
+            self.task = asyncio.get_running_loop().create_task(self.handle(transport))
+
+        def deliver(self, item: Any) -> None:
+            waiter = self.waiter
+            if waiter is not None and not waiter.done():
+                self.waiter = None
+                waiter.set_result(item)
+            else:
+                self.pending.append(item)
+
+        def on_ws_disconnected(self, transport: Any) -> None:
+            OPEN[0] -= 1
+            self.deliver(None)  # the handler's end of input
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            msg_type = frame.msg_type
+            if msg_type is binary:
+                self.deliver(frame.get_payload_as_bytes())
+            elif msg_type is text:
+                self.deliver(frame.get_payload_as_utf8_text())  # decoded, as the others do
+            elif msg_type is close:
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
+                transport.disconnect()
+
+        async def handle(self, transport: Any) -> None:
+            create_future = asyncio.get_running_loop().create_future
+            pending, send = self.pending, transport.send
+            while True:
+                if pending:
+                    message = pending.popleft()
+                else:
+                    self.waiter = create_future()
+                    message = await self.waiter
+                if message is None:
+                    return
+                if type(message) is bytes:
+                    send(binary, message)
+                else:
+                    send(text, message.encode())
+
+    return await ws_create_server(
+        lambda request: Handler(),
+        "127.0.0.1",
+        port,
+        enable_auto_ping=False,
+        max_frame_size=10 * 1024 * 1024 if max_size is None else max_size,
+    )
+
+
 SERVERS = {
     "wsfast": serve_wsfast,
     "wsfast-cb": serve_wsfast_callbacks,
@@ -351,6 +421,7 @@ SERVERS = {
     "websockets": serve_websockets,
     "aiohttp": serve_aiohttp,
     "picows": serve_picows,
+    "picows-coro": serve_picows_coroutine,
 }
 
 
@@ -759,6 +830,7 @@ CLIENTS: dict[str, type] = {
     "websockets": WebsocketsClient,
     "aiohttp": AiohttpClient,
     "picows": PicowsClient,
+    "picows-coro": PicowsClient,
 }
 
 
