@@ -18,12 +18,14 @@ its library documents: wsfast, websockets and aiohttp with a handler coroutine (
 message in ws: await ws.send(message)``), "wsfast-cb" with wsfast's ``on_message`` callback
 answered by ``ws.send_nowait``, picows with a :class:`picows.WSListener` whose
 ``on_ws_frame`` sends the frame's payload back, and "picows-coro" with a handler coroutine per
-connection that the listener feeds (picows has no ``recv()``). "wsfast-afn" and
+connection that the listener feeds (picows' core API has no ``recv()``; the
+websockets-compatible ``picows.websockets`` of picows 2.2 and later, which has one, is not
+run here). "wsfast-afn" and
 "wsfast-afn-cb" are "wsfast" and "wsfast-cb" with servers and clients on aiofastnet's
 compiled transports (``transport="aiofastnet"``), the transports picows runs on. Keepalive
 pings are off everywhere, and so is compression unless ``--compression`` is given (then
-permessage-deflate with each library's defaults, servers and clients alike; picows has no
-compression and is left out).
+permessage-deflate with each library's defaults, servers and clients alike; picows' core API
+has no compression, and both picows servers are left out).
 
 Clients: :data:`CLIENTS` maps a library to a class with ``await connect(url, max_size)``,
 ``await run(payloads, count)`` (``count`` sequential send-then-receive round trips, every
@@ -348,11 +350,21 @@ async def serve_picows(port: int, max_size: int | None) -> Any:
 
 async def serve_picows_coroutine(port: int, max_size: int | None) -> Any:
     """picows with a handler coroutine per connection, the shape wsfast's and websockets'
-    ``async for message in ws: await ws.send(message)`` take with picows, which has no
-    ``recv()``: ``on_ws_frame`` hands each message to the connection's handler task through
-    a future it completes (or a deque, when the handler is busy), the handler sends it back.
-    The race compares the "wsfast" and "wsfast-afn" servers (handler coroutines) with this
-    one, and the callback variants with "picows"."""
+    ``async for message in ws: await ws.send(message)`` take with picows' core API, which has
+    no ``recv()``: ``on_ws_frame`` hands each message to the connection's handler task
+    through a future it completes (or a deque, when the handler has not taken the last one
+    yet), the handler sends it back. One future and one task step per message when the
+    handler waits, as a ``recv()`` that waits costs in any library; nothing more (no
+    reassembly of fragmented messages, which no client here sends, and no flow control:
+    ``transport.send`` only buffers, as in "picows", and every client awaits each echo).
+
+    picows 2.2 and later also ship ``picows.websockets``, a compiled websockets-compatible
+    API with ``recv()`` and ``async for``; it does more per message (an async generator, a
+    ``recv()`` and a ``send()`` coroutine, send-turn and write-ready checks), so this server
+    is the leaner picows coroutine handler, not that API (not measured side by side here).
+
+    The race's goals pair "wsfast" (a handler coroutine) with this server and "wsfast-cb"
+    with "picows"; its variants table compares every wsfast variant with both."""
     from collections import deque
 
     from picows import WSListener, WSMsgType, ws_create_server
@@ -760,9 +772,10 @@ class AiohttpClient:
 
 
 class PicowsClient:
-    """picows has no ``recv()``: each reply completes a future set by ``on_ws_frame``, the
-    shape an application that waits for an answer takes with it (and the same
-    await-per-reply shape as the other clients)."""
+    """picows' core API has no ``recv()``: each reply completes a future set by
+    ``on_ws_frame``, the shape an application that waits for an answer takes with it (and
+    the same await-per-reply shape as the other clients). The client of both "picows" and
+    "picows-coro": they differ only in the server."""
 
     library = "picows"
 

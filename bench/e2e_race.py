@@ -6,8 +6,8 @@ wsfast runs in four variants: "wsfast" (a handler coroutine on the server) and "
 picows uses: a last table compares every variant with picows and websockets. picows runs in
 two: "picows" (its listener's callback answers) and "picows-coro" (a handler coroutine per
 connection, fed by the listener). Every client awaits each reply (a future per reply for
-picows, ``await recv()`` for the others). The goals against picows pair like styles:
-"wsfast" with "picows-coro", "wsfast-cb" with "picows".
+picows, ``await recv()`` or aiohttp's ``await receive()`` for the others). The goals
+against picows pair like styles: "wsfast" with "picows-coro", "wsfast-cb" with "picows".
 
 For each library, an echo server of that library runs in its own process, and clients of
 the same library (in this process) time round trips to it: a client sends a message, waits
@@ -18,8 +18,8 @@ for the echo, checks it is byte-identical, and sends the next. Workloads:
 - ``64 B x 100``: 100 concurrent clients, each doing sequential 64-byte round trips.
 
 With ``--compression``, permessage-deflate is negotiated (each library's own defaults, in
-servers and clients; picows has none) and the workloads are one client echoing compressible
-JSON text of 1 KiB and of 64 KiB, and 64 KiB of random (incompressible) bytes.
+servers and clients; picows' core API has none) and the workloads are one client echoing
+compressible JSON text of 1 KiB and of 64 KiB, and 64 KiB of random (incompressible) bytes.
 
 Libraries are interleaved: every repeat runs each workload for every library (in a rotating
 order) before the next repeat, and the best repeat counts. Keepalive pings and compression

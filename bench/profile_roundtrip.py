@@ -27,8 +27,9 @@ symbols. Python 3.11 has no perf trampolines, so the interpreter's time is one l
 and relative times mean something) and prints the Python functions (and C functions called
 from Python) with their calls per round trip and their share of the profiled CPU time (self
 time, the profiler's own cost included). By default every library in ``_e2e_peers`` whose
-name starts with ``wsfast`` is profiled, and picows for comparison. Needs ``perf``
-(linux-perf) and root, or ``kernel.perf_event_paranoid`` <= 1. About 15 s per library and
+name starts with ``wsfast`` is profiled, and picows in both styles for comparison ("picows",
+callbacks; "picows-coro", a handler coroutine). Needs ``perf`` (linux-perf) and root, or
+``kernel.perf_event_paranoid`` <= 1. About 15 s per library and
 repeat (the libraries take turns; the run of least CPU per round trip is shown), and 10 s
 more each with ``--cprofile``.
 
@@ -563,7 +564,7 @@ def print_summary(figures: dict[str, Any]) -> None:
 
 def default_libraries() -> list[str]:
     names = [lib for lib in peers.SERVERS if lib in peers.CLIENTS]
-    return [lib for lib in names if lib.startswith("wsfast")] + ["picows"]
+    return [lib for lib in names if lib.startswith("wsfast")] + ["picows", "picows-coro"]
 
 
 def main(argv: list[str] | None = None) -> int:
