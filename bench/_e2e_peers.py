@@ -17,15 +17,15 @@ End of input stops the server. Every server echoes each message back unchanged, 
 its library documents: wsfast, websockets and aiohttp with a handler coroutine (``async for
 message in ws: await ws.send(message)``), "wsfast-cb" with wsfast's ``on_message`` callback
 answered by ``ws.send_nowait``, picows with a :class:`picows.WSListener` whose
-``on_ws_frame`` sends the frame's payload back, and "picows-coro" with a handler coroutine per
-connection that the listener feeds (picows' core API has no ``recv()``; the
-websockets-compatible ``picows.websockets`` of picows 2.2 and later, which has one, is not
-run here). "wsfast-afn" and
-"wsfast-afn-cb" are "wsfast" and "wsfast-cb" with servers and clients on aiofastnet's
-compiled transports (``transport="aiofastnet"``), the transports picows runs on. Keepalive
-pings are off everywhere, and so is compression unless ``--compression`` is given (then
-permessage-deflate with each library's defaults, servers and clients alike; picows' core API
-has no compression, and both picows servers are left out).
+``on_ws_frame`` sends the frame's payload back, and "picows-coro" with a handler coroutine
+per connection that the listener feeds (picows' core API has no ``recv()``), and "picows-ws"
+with picows' own websockets-compatible API (``picows.websockets``, picows 2.2 and later:
+``async for`` and ``recv()``, servers and clients). "wsfast-afn" and "wsfast-afn-cb" are
+"wsfast" and "wsfast-cb" with servers and clients on aiofastnet's compiled transports
+(``transport="aiofastnet"``), the transports picows runs on. Keepalive pings are off
+everywhere, and so is compression unless ``--compression`` is given (then permessage-deflate
+with each library's defaults, servers and clients alike; picows' core API has no
+compression, so "picows" and "picows-coro" are left out, "picows-ws" runs).
 
 Clients: :data:`CLIENTS` maps a library to a class with ``await connect(url, max_size)``,
 ``await run(payloads, count)`` (``count`` sequential send-then-receive round trips, every
@@ -52,6 +52,7 @@ LIBRARIES = (
     "aiohttp",
     "picows",
     "picows-coro",
+    "picows-ws",
 )
 # wsfast variants on aiofastnet's transports (serve/connect with transport="aiofastnet").
 ON_AIOFASTNET = ("wsfast-afn", "wsfast-afn-cb")
@@ -72,8 +73,9 @@ def unavailable(library: str) -> str | None:
         "wsfast-afn-cb": "aiofastnet",
         "websockets": "websockets.asyncio.client",
         "picows-coro": "picows",
+        "picows-ws": "picows.websockets",
     }.get(library, library)
-    if DEFLATE[0] and library.startswith("picows"):
+    if DEFLATE[0] and library in ("picows", "picows-coro"):
         return "no permessage-deflate"
     try:
         __import__(module)
@@ -359,12 +361,12 @@ async def serve_picows_coroutine(port: int, max_size: int | None) -> Any:
     ``transport.send`` only buffers, as in "picows", and every client awaits each echo).
 
     picows 2.2 and later also ship ``picows.websockets``, a compiled websockets-compatible
-    API with ``recv()`` and ``async for``; it does more per message (an async generator, a
-    ``recv()`` and a ``send()`` coroutine, send-turn and write-ready checks), so this server
-    is the leaner picows coroutine handler, not that API (not measured side by side here).
+    API with ``recv()`` and ``async for`` ("picows-ws"); it does more per message (an async
+    generator, a ``recv()`` and a ``send()`` coroutine, send-turn and write-ready checks).
 
-    The race's goals pair "wsfast" (a handler coroutine) with this server and "wsfast-cb"
-    with "picows"; its variants table compares every wsfast variant with both."""
+    The race's goals pair "wsfast" (a handler coroutine) with this server and with
+    "picows-ws", and "wsfast-cb" with "picows"; its variants table compares every wsfast
+    variant with each."""
     from collections import deque
 
     from picows import WSListener, WSMsgType, ws_create_server
@@ -425,6 +427,25 @@ async def serve_picows_coroutine(port: int, max_size: int | None) -> Any:
     )
 
 
+async def serve_picows_websockets(port: int, max_size: int | None) -> Any:
+    """picows' websockets-compatible API (``picows.websockets``): websockets' echo."""
+    from picows.websockets import ConnectionClosed, serve
+
+    async def echo(ws: Any) -> None:
+        OPEN[0] += 1
+        try:
+            async for message in ws:
+                await ws.send(message)
+        except ConnectionClosed:
+            pass  # a client that left without a closing handshake
+        finally:
+            OPEN[0] -= 1
+
+    kw = {} if max_size is None else {"max_size": max_size}
+    compression = "deflate" if DEFLATE[0] else None
+    return await serve(echo, "127.0.0.1", port, compression=compression, ping_interval=None, **kw)
+
+
 SERVERS = {
     "wsfast": serve_wsfast,
     "wsfast-cb": serve_wsfast_callbacks,
@@ -434,6 +455,7 @@ SERVERS = {
     "aiohttp": serve_aiohttp,
     "picows": serve_picows,
     "picows-coro": serve_picows_coroutine,
+    "picows-ws": serve_picows_websockets,
 }
 
 
@@ -735,6 +757,17 @@ class WebsocketsClient(_SendRecvClient):
         self.ws = await connect(url, compression=compression, ping_interval=None, **kw)
 
 
+class PicowsWebsocketsClient(_SendRecvClient):
+    library = "picows-ws"
+
+    async def connect(self, url: str, max_size: int | None = None) -> None:
+        from picows.websockets import connect
+
+        kw = {} if max_size is None else {"max_size": max_size}
+        compression = "deflate" if DEFLATE[0] else None
+        self.ws = await connect(url, compression=compression, ping_interval=None, **kw)
+
+
 class AiohttpClient:
     library = "aiohttp"
 
@@ -844,6 +877,7 @@ CLIENTS: dict[str, type] = {
     "aiohttp": AiohttpClient,
     "picows": PicowsClient,
     "picows-coro": PicowsClient,
+    "picows-ws": PicowsWebsocketsClient,
 }
 
 

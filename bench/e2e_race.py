@@ -4,10 +4,12 @@ wsfast runs in four variants: "wsfast" (a handler coroutine on the server) and "
 (an ``on_message`` callback), each on the loop's own transports and, as "wsfast-afn" and
 "wsfast-afn-cb", on aiofastnet's compiled transports (``transport="aiofastnet"``), which
 picows uses: a last table compares every variant with picows and websockets. picows runs in
-two: "picows" (its listener's callback answers) and "picows-coro" (a handler coroutine per
-connection, fed by the listener). Every client awaits each reply (a future per reply for
-picows, ``await recv()`` or aiohttp's ``await receive()`` for the others). The goals
-against picows pair like styles: "wsfast" with "picows-coro", "wsfast-cb" with "picows".
+three: "picows" (its listener's callback answers), "picows-coro" (a handler coroutine per
+connection, fed by the listener) and "picows-ws" (picows' websockets-compatible API,
+``picows.websockets``, in server and client). Every client awaits each reply (a future per
+reply for "picows" and "picows-coro", ``await recv()`` or aiohttp's ``await receive()`` for
+the others). The goals against picows pair like styles: "wsfast" with "picows-coro" and
+"picows-ws", "wsfast-cb" with "picows".
 
 For each library, an echo server of that library runs in its own process, and clients of
 the same library (in this process) time round trips to it: a client sends a message, waits
@@ -86,19 +88,23 @@ COMPRESSED_WORKLOADS = (
     Workload("random 64 KiB x 1", 64 * KiB, 1, 1_500, 300, "random"),
 )
 
-# With compression: ahead of both peers on every workload.
+# With compression: ahead of every peer that compresses, on every workload.
 COMPRESSED_GOALS = {
-    (w.name, "wsfast", lib): 1.0 for w in COMPRESSED_WORKLOADS for lib in ("websockets", "aiohttp")
+    (w.name, "wsfast", lib): 1.0
+    for w in COMPRESSED_WORKLOADS
+    for lib in ("websockets", "aiohttp", "picows-ws")
 }
 
 # The project's stated goals: (workload, wsfast variant, other library) -> minimum ratio of
 # their round trips per second. Against picows each style meets its own: wsfast's handler
-# coroutines ("wsfast") picows with one ("picows-coro"), wsfast's callbacks ("wsfast-cb")
-# picows' listener ("picows"). The stricter pairing, wsfast's coroutines against picows'
-# callbacks, is shown after the goals.
+# coroutines ("wsfast") picows with one, hand-made ("picows-coro") or its websockets API
+# ("picows-ws"); wsfast's callbacks ("wsfast-cb") picows' listener ("picows"). The stricter
+# pairing, wsfast's coroutines against picows' callbacks, is shown after the goals.
 GOALS = {
     ("64 B x 1", "wsfast", "picows-coro"): 1.0,
     ("64 B x 100", "wsfast", "picows-coro"): 1.0,
+    ("64 B x 1", "wsfast", "picows-ws"): 1.0,
+    ("64 B x 100", "wsfast", "picows-ws"): 1.0,
     ("64 B x 1", "wsfast-cb", "picows"): 1.0,
     ("64 B x 100", "wsfast-cb", "picows"): 1.0,
     ("64 B x 1", "wsfast", "websockets"): 2.0,
@@ -264,7 +270,9 @@ def print_variants(
     repeat) and CPU per round trip (client+server, median repeat), as ratios (higher is
     better for wsfast in both)."""
     variants = [lib for lib in libraries if lib.startswith("wsfast")]
-    others = [lib for lib in ("picows", "picows-coro", "websockets") if lib in libraries]
+    others = [
+        lib for lib in ("picows", "picows-coro", "picows-ws", "websockets") if lib in libraries
+    ]
     if not variants or not others:
         return
     head = ["workload", "variant", "rt/s", "CPU us"]

@@ -27,11 +27,11 @@ symbols. Python 3.11 has no perf trampolines, so the interpreter's time is one l
 and relative times mean something) and prints the Python functions (and C functions called
 from Python) with their calls per round trip and their share of the profiled CPU time (self
 time, the profiler's own cost included). By default every library in ``_e2e_peers`` whose
-name starts with ``wsfast`` is profiled, and picows in both styles for comparison ("picows",
-callbacks; "picows-coro", a handler coroutine). Needs ``perf`` (linux-perf) and root, or
-``kernel.perf_event_paranoid`` <= 1. About 15 s per library and
-repeat (the libraries take turns; the run of least CPU per round trip is shown), and 10 s
-more each with ``--cprofile``.
+name starts with ``wsfast`` is profiled, and picows in its three styles for comparison
+("picows", callbacks; "picows-coro", a handler coroutine; "picows-ws", its websockets API).
+Needs ``perf`` (linux-perf) and root, or ``kernel.perf_event_paranoid`` <= 1. About 15 s per
+library and repeat (the libraries take turns; the run of least CPU per round trip is
+shown), and 10 s more each with ``--cprofile``.
 
 ``--clients N`` runs N connections in the client process, each doing sequential round
 trips at the same time (``asyncio.gather``, as the ``64 B x 100`` workload of
@@ -564,7 +564,8 @@ def print_summary(figures: dict[str, Any]) -> None:
 
 def default_libraries() -> list[str]:
     names = [lib for lib in peers.SERVERS if lib in peers.CLIENTS]
-    return [lib for lib in names if lib.startswith("wsfast")] + ["picows", "picows-coro"]
+    picows = ["picows", "picows-coro", "picows-ws"]
+    return [lib for lib in names if lib.startswith("wsfast")] + picows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,8 @@ COUNTS = {"64 B x 1": 1500, "64 KiB x 1": 400, "64 B x 100": 50}
 GROUPS = {w.name: f"e2e echo {w.name}" for w in WORKLOADS}
 
 for _work in ("64 B x 1", "64 B x 100"):
-    util.TARGETS.setdefault((GROUPS[_work], "picows-coro"), 1.0)  # the same style as "wsfast"
+    for _lib in ("picows-coro", "picows-ws"):  # the same style as "wsfast"
+        util.TARGETS.setdefault((GROUPS[_work], _lib), 1.0)
 for _work in ("64 B x 1", "64 B x 100"):
     util.TARGETS.setdefault((GROUPS[_work], "websockets"), 2.0)
 
