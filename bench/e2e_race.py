@@ -140,10 +140,16 @@ def json_document(size: int, seed: int) -> str:
     return "[" + ", ".join(records) + "]"
 
 
+JSON_CYCLE = 64 * KiB  # bytes of JSON messages before the first repeats (see payloads)
+
+
 def payloads(size: int, text: bool, kind: str = "random") -> list[bytes | str]:
-    """16 distinct messages of ``size`` bytes, so a stale or misrouted echo is caught."""
+    """Distinct messages of ``size`` bytes, so a stale or misrouted echo is caught: 16, and
+    for JSON enough that they repeat no sooner than every 64 KiB, twice deflate's largest
+    window (32 KiB), so that a compressor never meets a message it sent before (with 16
+    messages of 1 KiB, one with a 32 KiB window would, and it would measure exact repeats)."""
     if kind == "json":
-        return [json_document(size, i) for i in range(16)]
+        return [json_document(size, i) for i in range(max(16, JSON_CYCLE // size))]
     if text:
         alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
         return [
