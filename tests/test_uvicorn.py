@@ -391,6 +391,43 @@ def test_receive_from_two_tasks_and_cancelled() -> None:
     assert got[2] == {"type": "websocket.receive", "text": "handed over"}
 
 
+def test_receive_cancelled_after_handover_while_another_waits() -> None:
+    """A receive() cancelled after its message was handed over, while another receive() is
+    already waiting, passes the message to the waiting one instead of queueing it (where no
+    waiting call would ever see it). The earlier test reaches this on Python 3.12+, whose
+    wait_for() awaits receive() in the calling task at once; here it is reached directly."""
+    got: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while not app_protocol:
+            await asyncio.sleep(0.01)
+        protocol = app_protocol[0]
+        cancelled = asyncio.ensure_future(receive())
+        await asyncio.sleep(0)  # waiting first
+        waiting = asyncio.ensure_future(receive())
+        await asyncio.sleep(0)  # waiting second
+        protocol._deliver({"type": "websocket.receive", "text": "handed over"})
+        cancelled.cancel()  # before it could return the message
+        got.append(await asyncio.wait_for(waiting, 5))
+        assert cancelled.cancelled()
+
+    app_protocol: list[WSFastProtocol] = []
+
+    async def main() -> None:
+        async with serve(app) as (server, port):
+            sock, _client = await open_raw(port)
+            with sock:
+                app_protocol.append(await only_connection(server))
+                deadline = time.monotonic() + 10
+                while not got and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+
+    run(main())
+    assert got == [{"type": "websocket.receive", "text": "handed over"}]
+
+
 def test_data_before_the_answer_is_bounded() -> None:
     """A client that sends more than the connection keeps before the server has answered
     (RFC 6455 §4.1: it must wait) gets 400; the application's late accept raises OSError."""

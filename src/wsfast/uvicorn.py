@@ -455,8 +455,18 @@ class WSFastProtocol(asyncio.Protocol):
             if waiter.cancelled():
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
-            else:  # handed its message before the cancellation: the next call gets it
-                queue.appendleft(waiter.result())
+            else:  # handed its message before the cancellation: the next call gets it,
+                # the first one already waiting if there is one (a queued message would wait
+                # for a later call while that one waited for the next message)
+                message = waiter.result()
+                waiters = self._waiters
+                while waiters:
+                    other = waiters.popleft()
+                    if not other.done():  # (else cancelled)
+                        other.set_result(message)
+                        break
+                else:
+                    queue.appendleft(message)
             raise
 
     def _resume_after_queue(self) -> None:
