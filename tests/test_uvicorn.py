@@ -428,6 +428,41 @@ def test_receive_cancelled_after_handover_while_another_waits() -> None:
     assert got == [{"type": "websocket.receive", "text": "handed over"}]
 
 
+def test_receive_again_after_cancelling_one_handed_a_message_keeps_the_order() -> None:
+    """An application that cancels its receive() after a message was handed to it and then
+    calls receive() itself gets that message before the one queued behind it (as with
+    uvicorn's own queue), not the queued one first."""
+    got: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while not app_protocol:
+            await asyncio.sleep(0.01)
+        protocol = app_protocol[0]
+        cancelled = asyncio.ensure_future(receive())
+        await asyncio.sleep(0)  # waiting
+        protocol._on_message({"type": "websocket.receive", "text": "1"})  # one read: handed
+        protocol._on_message({"type": "websocket.receive", "text": "2"})  # and queued
+        cancelled.cancel()  # before it could return the first
+        got.append(await receive())  # (in this task at once, on every version)
+        got.append(await receive())
+
+    app_protocol: list[WSFastProtocol] = []
+
+    async def main() -> None:
+        async with serve(app) as (server, port):
+            sock, _client = await open_raw(port)
+            with sock:
+                app_protocol.append(await only_connection(server))
+                deadline = time.monotonic() + 10
+                while len(got) < 2 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+
+    run(main())
+    assert [m["text"] for m in got] == ["1", "2"]
+
+
 def test_data_before_the_answer_is_bounded() -> None:
     """A client that sends more than the connection keeps before the server has answered
     (RFC 6455 §4.1: it must wait) gets 400; the application's late accept raises OSError."""

@@ -135,6 +135,7 @@ class WSFastProtocol(asyncio.Protocol):
         # calls (first come, first served, as with uvicorn's own queue).
         self._queue: deque[dict[str, Any]] = deque()
         self._waiters: deque[asyncio.Future[dict[str, Any]]] = deque()
+        self._handed = 0  # messages handed to waiting receive() calls that have not returned
         self._max_queue = max(1, int(config.ws_max_queue))
         self._unparsed = memoryview(b"")  # the rest of a read, held back while the queue is full
         self.read_paused = False  # paused because a message waits in the queue
@@ -299,14 +300,29 @@ class WSFastProtocol(asyncio.Protocol):
 
     def _deliver(self, message: dict[str, Any]) -> bool:
         """Hand a message to the first waiting receive(), else queue it (True: queued)."""
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():  # (else cancelled)
-                waiter.set_result(message)
-                return False
+        if not self._queue:  # (else those go first)
+            waiters = self._waiters
+            while waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():  # (else cancelled)
+                    waiter.set_result(message)
+                    self._handed += 1
+                    return False
         self._queue.append(message)
         return True
+
+    def _hand_queued(self) -> None:
+        """Hand queued messages to waiting receive() calls, once no handed message may come
+        back (a receive() cancelled after the hand-over puts its message first again)."""
+        queue = self._queue
+        waiters = self._waiters
+        while queue and waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():  # (else cancelled)
+                waiter.set_result(queue.popleft())
+                self._handed += 1
+        if not queue and self.read_paused:
+            self._resume_after_queue()
 
     def _update_reading(self) -> None:
         transport = self.transport
@@ -440,34 +456,33 @@ class WSFastProtocol(asyncio.Protocol):
     async def receive(self) -> dict[str, Any]:
         """The ASGI ``receive``: the next message, waiting for one."""
         queue = self._queue
-        if queue:
+        if queue and not self._handed:
             message = queue.popleft()
             if not queue and self.read_paused:
                 self._resume_after_queue()
             return message
+        # Nothing queued, or a message handed to another receive() is not returned yet: it
+        # may come back (that call cancelled), and then it comes before what is queued.
         waiter: asyncio.Future[dict[str, Any]] = self.loop.create_future()
         self._waiters.append(waiter)
         try:
-            return await waiter
-        except asyncio.CancelledError:
+            await waiter
+        except BaseException:  # (cancelled, or the coroutine closed)
             if not waiter.done():  # (its task was cancelled, not it)
                 waiter.cancel()
             if waiter.cancelled():
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
-            else:  # handed its message before the cancellation: the next call gets it,
-                # the first one already waiting if there is one (a queued message would wait
-                # for a later call while that one waited for the next message)
-                message = waiter.result()
-                waiters = self._waiters
-                while waiters:
-                    other = waiters.popleft()
-                    if not other.done():  # (else cancelled)
-                        other.set_result(message)
-                        break
-                else:
-                    queue.appendleft(message)
+                raise
+            # Handed its message before the cancellation: the message goes first again.
+            queue.appendleft(waiter.result())
             raise
+        finally:
+            if not waiter.cancelled():  # (handed a message)
+                self._handed -= 1
+                if not self._handed and queue:
+                    self._hand_queued()
+        return waiter.result()
 
     def _resume_after_queue(self) -> None:
         self.read_paused = False
