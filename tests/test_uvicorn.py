@@ -232,6 +232,13 @@ def test_reading_stops_while_the_write_buffer_is_full() -> None:
                     except TimeoutError:
                         break  # the server stopped reading: the flood is held back by TCP
                     sent += len(chunk)
+                # Paused with writing; reading may resume for a moment while the kernel
+                # grows the socket's buffers, so the pause is awaited (bounded), not sampled.
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and not (
+                    protocol._write_paused and protocol.transport.is_reading() is False
+                ):
+                    await asyncio.sleep(0.05)
                 assert protocol._write_paused
                 assert protocol.transport.is_reading() is False
                 # At most the high-water mark plus the pongs of one read (256 KiB).
