@@ -270,12 +270,21 @@ async def serve_websockets(port: int, max_size: int | None) -> Any:
     from websockets.asyncio.server import serve
     from websockets.exceptions import ConnectionClosed
 
+    return await _serve_websockets_api(serve, ConnectionClosed, port, max_size)
+
+
+async def _serve_websockets_api(
+    serve: Any, closed: type[Exception], port: int, max_size: int | None
+) -> Any:
+    """websockets' echo, with ``serve`` and ``ConnectionClosed`` of websockets or of an API
+    that copies it (picows.websockets)."""
+
     async def echo(ws: Any) -> None:
         OPEN[0] += 1
         try:
             async for message in ws:
                 await ws.send(message)
-        except ConnectionClosed:
+        except closed:
             pass  # a client that left without a closing handshake
         finally:
             OPEN[0] -= 1
@@ -431,19 +440,7 @@ async def serve_picows_websockets(port: int, max_size: int | None) -> Any:
     """picows' websockets-compatible API (``picows.websockets``): websockets' echo."""
     from picows.websockets import ConnectionClosed, serve
 
-    async def echo(ws: Any) -> None:
-        OPEN[0] += 1
-        try:
-            async for message in ws:
-                await ws.send(message)
-        except ConnectionClosed:
-            pass  # a client that left without a closing handshake
-        finally:
-            OPEN[0] -= 1
-
-    kw = {} if max_size is None else {"max_size": max_size}
-    compression = "deflate" if DEFLATE[0] else None
-    return await serve(echo, "127.0.0.1", port, compression=compression, ping_interval=None, **kw)
+    return await _serve_websockets_api(serve, ConnectionClosed, port, max_size)
 
 
 SERVERS = {

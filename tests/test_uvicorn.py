@@ -398,6 +398,31 @@ def test_receive_from_two_tasks_and_cancelled() -> None:
     assert got[2] == {"type": "websocket.receive", "text": "handed over"}
 
 
+def run_accepted_app(body: Any, got: list[Any], want: int) -> None:
+    """Serve an application that accepts, then runs ``body(receive, protocol)`` (the
+    connection's WSFastProtocol); a raw client stays connected until ``got`` holds ``want``
+    items (10 s at most)."""
+    app_protocol: list[WSFastProtocol] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while not app_protocol:
+            await asyncio.sleep(0.01)
+        await body(receive, app_protocol[0])
+
+    async def main() -> None:
+        async with serve(app) as (server, port):
+            sock, _client = await open_raw(port)
+            with sock:
+                app_protocol.append(await only_connection(server))
+                deadline = time.monotonic() + 10
+                while len(got) < want and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+
+    run(main())
+
+
 def test_receive_cancelled_after_handover_while_another_waits() -> None:
     """A receive() cancelled after its message was handed over, while another receive() is
     already waiting, passes the message to the waiting one instead of queueing it (where no
@@ -405,12 +430,7 @@ def test_receive_cancelled_after_handover_while_another_waits() -> None:
     wait_for() awaits receive() in the calling task at once; here it is reached directly."""
     got: list[Any] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        while not app_protocol:
-            await asyncio.sleep(0.01)
-        protocol = app_protocol[0]
+    async def body(receive: Any, protocol: WSFastProtocol) -> None:
         cancelled = asyncio.ensure_future(receive())
         await asyncio.sleep(0)  # waiting first
         waiting = asyncio.ensure_future(receive())
@@ -420,18 +440,7 @@ def test_receive_cancelled_after_handover_while_another_waits() -> None:
         got.append(await asyncio.wait_for(waiting, 5))
         assert cancelled.cancelled()
 
-    app_protocol: list[WSFastProtocol] = []
-
-    async def main() -> None:
-        async with serve(app) as (server, port):
-            sock, _client = await open_raw(port)
-            with sock:
-                app_protocol.append(await only_connection(server))
-                deadline = time.monotonic() + 10
-                while not got and time.monotonic() < deadline:
-                    await asyncio.sleep(0.02)
-
-    run(main())
+    run_accepted_app(body, got, 1)
     assert got == [{"type": "websocket.receive", "text": "handed over"}]
 
 
@@ -441,12 +450,7 @@ def test_receive_again_after_cancelling_one_handed_a_message_keeps_the_order() -
     uvicorn's own queue), not the queued one first."""
     got: list[Any] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        while not app_protocol:
-            await asyncio.sleep(0.01)
-        protocol = app_protocol[0]
+    async def body(receive: Any, protocol: WSFastProtocol) -> None:
         cancelled = asyncio.ensure_future(receive())
         await asyncio.sleep(0)  # waiting
         protocol._on_message({"type": "websocket.receive", "text": "1"})  # one read: handed
@@ -455,18 +459,7 @@ def test_receive_again_after_cancelling_one_handed_a_message_keeps_the_order() -
         got.append(await receive())  # (in this task at once, on every version)
         got.append(await receive())
 
-    app_protocol: list[WSFastProtocol] = []
-
-    async def main() -> None:
-        async with serve(app) as (server, port):
-            sock, _client = await open_raw(port)
-            with sock:
-                app_protocol.append(await only_connection(server))
-                deadline = time.monotonic() + 10
-                while len(got) < 2 and time.monotonic() < deadline:
-                    await asyncio.sleep(0.02)
-
-    run(main())
+    run_accepted_app(body, got, 2)
     assert [m["text"] for m in got] == ["1", "2"]
 
 
