@@ -327,8 +327,21 @@ async def serve_aiohttp(port: int, max_size: int | None) -> Any:
     return runner
 
 
+async def _picows_server(listener: type, port: int, max_size: int | None) -> Any:
+    """A picows server on 127.0.0.1:``port`` with a ``listener()`` per connection."""
+    from picows import ws_create_server
+
+    return await ws_create_server(
+        lambda request: listener(),
+        "127.0.0.1",
+        port,
+        enable_auto_ping=False,
+        max_frame_size=10 * 1024 * 1024 if max_size is None else max_size,
+    )
+
+
 async def serve_picows(port: int, max_size: int | None) -> Any:
-    from picows import WSListener, WSMsgType, ws_create_server
+    from picows import WSListener, WSMsgType
 
     text, binary = WSMsgType.TEXT, WSMsgType.BINARY
 
@@ -350,13 +363,7 @@ async def serve_picows(port: int, max_size: int | None) -> Any:
                 transport.send_close(frame.get_close_code(), frame.get_close_message())
                 transport.disconnect()
 
-    return await ws_create_server(
-        lambda request: Echo(),
-        "127.0.0.1",
-        port,
-        enable_auto_ping=False,
-        max_frame_size=10 * 1024 * 1024 if max_size is None else max_size,
-    )
+    return await _picows_server(Echo, port, max_size)
 
 
 async def serve_picows_coroutine(port: int, max_size: int | None) -> Any:
@@ -378,7 +385,7 @@ async def serve_picows_coroutine(port: int, max_size: int | None) -> Any:
     variant with each."""
     from collections import deque
 
-    from picows import WSListener, WSMsgType, ws_create_server
+    from picows import WSListener, WSMsgType
 
     text, binary, close = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CLOSE
 
@@ -427,13 +434,7 @@ async def serve_picows_coroutine(port: int, max_size: int | None) -> Any:
                 else:
                     send(text, message.encode())
 
-    return await ws_create_server(
-        lambda request: Handler(),
-        "127.0.0.1",
-        port,
-        enable_auto_ping=False,
-        max_frame_size=10 * 1024 * 1024 if max_size is None else max_size,
-    )
+    return await _picows_server(Handler, port, max_size)
 
 
 async def serve_picows_websockets(port: int, max_size: int | None) -> Any:

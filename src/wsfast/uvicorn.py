@@ -300,16 +300,11 @@ class WSFastProtocol(asyncio.Protocol):
 
     def _deliver(self, message: dict[str, Any]) -> bool:
         """Hand a message to the first waiting receive(), else queue it (True: queued)."""
-        if not self._queue:  # (else those go first)
-            waiters = self._waiters
-            while waiters:
-                waiter = waiters.popleft()
-                if not waiter.done():  # (else cancelled)
-                    waiter.set_result(message)
-                    self._handed += 1
-                    return False
-        self._queue.append(message)
-        return True
+        queue = self._queue
+        queue.append(message)
+        if len(queue) == 1:  # (else those before it go first)
+            self._hand_queued()
+        return bool(queue)
 
     def _hand_queued(self) -> None:
         """Hand queued messages to waiting receive() calls, once no handed message may come
